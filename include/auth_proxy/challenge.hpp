@@ -1,0 +1,21 @@
+/**
+ * @file challenge.hpp
+ * The Basic challenge sent in Proxy-Authenticate / WWW-Authenticate.
+ */
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace auth_proxy {
+
+/**
+ * Renders @p text as an RFC 7230 quoted-string: '"' and '\' are escaped,
+ * control characters other than HTAB (never valid in a header) are dropped.
+ */
+std::string quoted_string(std::string_view text);
+
+/** `Basic realm="<realm>", charset="UTF-8"` (RFC 7617 section 2.1). */
+std::string basic_challenge(std::string_view realm);
+
+} // namespace auth_proxy

@@ -1,0 +1,80 @@
+/**
+ * @file user_file.hpp
+ * One AuthUserFile: its current index, reloaded when the file changes.
+ */
+#pragma once
+
+#include "auth_proxy/htpasswd_index.hpp"
+#include "auth_proxy/log.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace auth_proxy {
+
+/** What identifies one version of a file on disk. */
+struct FileSignature {
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+    std::int64_t size = -1;
+    std::int64_t mtime_ns = 0;
+    std::int64_t ctime_ns = 0;
+
+    bool operator==(const FileSignature &o) const noexcept
+    {
+        return device == o.device && inode == o.inode && size == o.size &&
+               mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
+    }
+    bool operator!=(const FileSignature &o) const noexcept { return !(*this == o); }
+};
+
+/**
+ * The state readers see: either an index, or the reason there is none.
+ * Immutable; replaced as a whole.
+ */
+struct UserFileState {
+    std::shared_ptr<const HtpasswdIndex> index; ///< null when the file is unusable
+    std::string error;                          ///< why index is null, for the error log
+    FileSignature signature;                    ///< of the file this state was read from
+};
+
+/**
+ * An htpasswd file shared by every request and thread of a process.
+ *
+ * Readers take the current state (a shared_ptr copy under a short lock) and
+ * never wait for a load: refresh() builds a complete new index first and
+ * swaps it in afterwards. A file that cannot be read yields a state without
+ * index, so requests fail closed.
+ */
+class UserFile {
+public:
+    explicit UserFile(std::string path) : path_(std::move(path)) {}
+
+    const std::string &path() const noexcept { return path_; }
+
+    /** The current state; loads the file first if it was never loaded. */
+    std::shared_ptr<const UserFileState> state(const Logger &log);
+
+    /**
+     * Looks at the file and reloads it if its signature changed (or it was
+     * never loaded). Serialised per file; readers are not blocked.
+     * @return true if a new state was published.
+     */
+    bool refresh(const Logger &log);
+
+private:
+    std::shared_ptr<const UserFileState> current() const;
+    void publish(std::shared_ptr<const UserFileState> next);
+
+    const std::string path_;
+    std::mutex refresh_mutex_;               ///< one loader at a time
+    mutable std::mutex state_mutex_;         ///< guards state_ pointer only
+    std::shared_ptr<const UserFileState> state_;
+};
+
+/** Reads the signature of @p path; returns errno on failure (0 on success). */
+int stat_signature(const std::string &path, FileSignature &out) noexcept;
+
+} // namespace auth_proxy

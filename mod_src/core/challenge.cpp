@@ -1,0 +1,32 @@
+#include "auth_proxy/challenge.hpp"
+
+namespace auth_proxy {
+
+std::string quoted_string(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size() + 2);
+    out.push_back('"');
+    for (const char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out.push_back('\\');
+            out.push_back(c);
+        }
+        else if ((u < 0x20 && c != '\t') || u == 0x7f) {
+            continue; // cannot appear in a header field value
+        }
+        else {
+            out.push_back(c);
+        }
+    }
+    out.push_back('"');
+    return out;
+}
+
+std::string basic_challenge(std::string_view realm)
+{
+    return "Basic realm=" + quoted_string(realm) + ", charset=\"UTF-8\"";
+}
+
+} // namespace auth_proxy

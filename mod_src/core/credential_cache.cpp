@@ -1,0 +1,145 @@
+#include "auth_proxy/credential_cache.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace auth_proxy {
+
+namespace {
+
+constexpr std::size_t kShards = 16;
+
+/** Longest (user, password, hash) triple that is cached; longer ones are just verified. */
+constexpr std::size_t kMaxKeyInput = 8192;
+
+/** Appends a length-prefixed field, so ("ab","c") and ("a","bc") differ. */
+bool append_field(unsigned char *buffer, std::size_t &used, std::string_view field) noexcept
+{
+    if (kMaxKeyInput - used < field.size() + 4) {
+        return false;
+    }
+    const auto length = static_cast<std::uint32_t>(field.size());
+    for (int i = 0; i < 4; ++i) {
+        buffer[used++] = static_cast<unsigned char>(length >> (8 * i));
+    }
+    std::memcpy(buffer + used, field.data(), field.size());
+    used += field.size();
+    return true;
+}
+
+} // namespace
+
+CacheSecret random_cache_secret()
+{
+    CacheSecret secret;
+    if (RAND_bytes(secret.data(), static_cast<int>(secret.size())) != 1) {
+        throw std::runtime_error("no random bytes for the credential cache secret");
+    }
+    return secret;
+}
+
+std::size_t CredentialCache::KeyHash::operator()(const CacheKey &key) const noexcept
+{
+    // The key is already a uniformly distributed MAC: any 8 bytes will do.
+    std::size_t h;
+    std::memcpy(&h, key.data() + 8, sizeof h);
+    return h;
+}
+
+CredentialCache::CredentialCache(std::size_t capacity, Clock::duration ttl, const CacheSecret &secret)
+    : capacity_(capacity), per_shard_((capacity + kShards - 1) / kShards), ttl_(ttl), secret_(secret)
+{
+    shards_.reserve(kShards);
+    for (std::size_t i = 0; i < kShards; ++i) {
+        shards_.push_back(std::make_unique<Shard>());
+    }
+}
+
+CacheKey CredentialCache::key_for(std::string_view user, std::string_view password,
+                                  std::string_view stored_hash) const noexcept
+{
+    CacheKey key{};
+    unsigned char input[kMaxKeyInput];
+    std::size_t used = 0;
+    unsigned int length = 0;
+    // An all-zero key means "do not cache": contains() and remember() refuse it.
+    if (append_field(input, used, user) && append_field(input, used, password) &&
+        append_field(input, used, stored_hash)) {
+        if (HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()), input, used, key.data(),
+                 &length) == nullptr) {
+            key = CacheKey{};
+        }
+    }
+    OPENSSL_cleanse(input, used); // it held the password
+    return key;
+}
+
+CredentialCache::Shard &CredentialCache::shard_for(const CacheKey &key) noexcept
+{
+    return *shards_[key[0] % kShards];
+}
+
+bool CredentialCache::contains(const CacheKey &key, Clock::time_point now)
+{
+    if (!enabled() || key == CacheKey{}) {
+        return false;
+    }
+    Shard &shard = shard_for(key);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    const auto it = shard.map.find(key);
+    if (it == shard.map.end()) {
+        ++shard.misses;
+        return false;
+    }
+    if (it->second->expires <= now) {
+        shard.lru.erase(it->second);
+        shard.map.erase(it);
+        ++shard.misses;
+        return false;
+    }
+    shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
+    ++shard.hits;
+    return true;
+}
+
+void CredentialCache::remember(const CacheKey &key, Clock::time_point now)
+{
+    if (!enabled() || key == CacheKey{}) {
+        return;
+    }
+    Shard &shard = shard_for(key);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    const auto it = shard.map.find(key);
+    if (it != shard.map.end()) {
+        it->second->expires = now + ttl_;
+        shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
+        return;
+    }
+    while (shard.map.size() >= per_shard_ && !shard.lru.empty()) {
+        shard.map.erase(shard.lru.back().key);
+        shard.lru.pop_back();
+        ++shard.evictions;
+    }
+    shard.lru.push_front(Node{key, now + ttl_});
+    shard.map.emplace(key, shard.lru.begin());
+}
+
+CredentialCache::Stats CredentialCache::stats() const
+{
+    Stats total;
+    for (const auto &shard : shards_) {
+        std::lock_guard<std::mutex> lock(shard->mutex);
+        total.hits += shard->hits;
+        total.misses += shard->misses;
+        total.evictions += shard->evictions;
+        total.entries += shard->map.size();
+    }
+    return total;
+}
+
+} // namespace auth_proxy

@@ -1,0 +1,184 @@
+#include "auth_proxy/user_file.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace auth_proxy {
+
+namespace {
+
+constexpr std::size_t kMaxLoggedDiagnostics = 20;
+
+FileSignature signature_of(const struct stat &st) noexcept
+{
+    FileSignature sig;
+    sig.device = static_cast<std::uint64_t>(st.st_dev);
+    sig.inode = static_cast<std::uint64_t>(st.st_ino);
+    sig.size = static_cast<std::int64_t>(st.st_size);
+    sig.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    sig.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+    return sig;
+}
+
+std::string errno_text(int err)
+{
+    char buf[256];
+    // GNU strerror_r returns the message (maybe not in buf).
+    return std::string(strerror_r(err, buf, sizeof buf));
+}
+
+/** Closes a descriptor on every path out of read_file(). */
+struct Fd {
+    int fd;
+    ~Fd()
+    {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+    }
+};
+
+/** Reads the whole file; returns 0 or an errno value. */
+int read_file(const std::string &path, std::string &content, FileSignature &before, FileSignature &after)
+{
+    Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+    if (f.fd < 0) {
+        return errno;
+    }
+    struct stat st;
+    if (::fstat(f.fd, &st) != 0) {
+        return errno;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return EINVAL;
+    }
+    before = signature_of(st);
+    content.clear();
+    content.reserve(static_cast<std::size_t>(st.st_size) + 1);
+    char chunk[65536];
+    for (;;) {
+        const ssize_t n = ::read(f.fd, chunk, sizeof chunk);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno;
+        }
+        if (n == 0) {
+            break;
+        }
+        content.append(chunk, static_cast<std::size_t>(n));
+    }
+    if (::stat(path.c_str(), &st) != 0) {
+        return errno;
+    }
+    after = signature_of(st);
+    return 0;
+}
+
+} // namespace
+
+int stat_signature(const std::string &path, FileSignature &out) noexcept
+{
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+        return errno;
+    }
+    out = signature_of(st);
+    return 0;
+}
+
+std::shared_ptr<const UserFileState> UserFile::current() const
+{
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    return state_;
+}
+
+void UserFile::publish(std::shared_ptr<const UserFileState> next)
+{
+    std::shared_ptr<const UserFileState> old;
+    {
+        std::lock_guard<std::mutex> lock(state_mutex_);
+        old = std::move(state_);
+        state_ = std::move(next);
+    }
+    // `old` (possibly a large index) is freed here, outside the lock, unless
+    // a reader still holds it.
+}
+
+std::shared_ptr<const UserFileState> UserFile::state(const Logger &log)
+{
+    if (auto s = current()) {
+        return s;
+    }
+    refresh(log);
+    return current();
+}
+
+bool UserFile::refresh(const Logger &log)
+{
+    std::lock_guard<std::mutex> serial(refresh_mutex_);
+    const std::shared_ptr<const UserFileState> old = current();
+
+    FileSignature now;
+    const int stat_error = stat_signature(path_, now);
+    if (stat_error == 0 && old && old->signature == now) {
+        return false; // unchanged since the last look (loaded or broken alike)
+    }
+
+    auto next = std::make_shared<UserFileState>();
+    FileSignature after;
+    std::string content;
+    const int err = stat_error != 0 ? stat_error : read_file(path_, content, next->signature, after);
+    if (err != 0) {
+        next->error = "could not open password file " + path_ + ": " + errno_text(err);
+        next->signature = FileSignature{};
+        if (old && !old->index && old->error == next->error) {
+            return false; // still broken the same way: said once already
+        }
+        log(LogLevel::error, next->error + "; refusing everyone until it is readable again");
+        publish(std::move(next));
+        return true;
+    }
+
+    const auto started = std::chrono::steady_clock::now();
+    std::vector<Diagnostic> diagnostics;
+    try {
+        next->index = std::make_shared<const HtpasswdIndex>(std::move(content), &diagnostics);
+    }
+    catch (const std::exception &e) {
+        next->error = "could not index password file " + path_ + ": " + e.what();
+        log(LogLevel::error, next->error);
+        publish(std::move(next));
+        return true;
+    }
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - started).count();
+
+    std::size_t logged = 0;
+    for (const Diagnostic &d : diagnostics) {
+        if (logged++ == kMaxLoggedDiagnostics) {
+            log(LogLevel::warning, path_ + ": " + std::to_string(diagnostics.size() - kMaxLoggedDiagnostics) +
+                                       " more notes not shown");
+            break;
+        }
+        log(d.warning ? LogLevel::warning : LogLevel::info,
+            path_ + " line " + std::to_string(d.line) + ": " + d.message);
+    }
+    if (after != next->signature) {
+        // Caught mid-write: serve what was read (it can only hold fewer or
+        // truncated entries, which never match) and read again next time.
+        log(LogLevel::info, path_ + " changed while it was read; it will be read again");
+        next->signature = FileSignature{};
+    }
+    log(LogLevel::info, (old ? "reloaded " : "loaded ") + path_ + ": " +
+                            std::to_string(next->index->size()) + " users in " + std::to_string(ms) + " ms");
+    publish(std::move(next));
+    return true;
+}
+
+} // namespace auth_proxy
