@@ -1,0 +1,175 @@
+/**
+ * mod_auth_proxy: proxy authentication (407 + Proxy-Authenticate, read from
+ * Proxy-Authorization) for every request httpd proxies, reverse or forward,
+ * against htpasswd files.
+ *
+ * This file holds the module struct and the life cycle: the runtime is built
+ * per configuration cycle, user files are loaded before the MPM forks, and
+ * each child runs its own reload thread.
+ */
+#include "auth_proxy_config.hpp"
+#include "auth_proxy_hooks.hpp"
+#include "auth_proxy_log.hpp"
+#include "auth_proxy_runtime.hpp"
+
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <mod_auth.h>
+
+#include <apr_strings.h>
+
+#include <chrono>
+#include <cstring>
+#include <exception>
+
+APLOG_USE_MODULE(auth_proxy);
+
+namespace auth_proxy {
+
+namespace {
+
+int pre_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *) noexcept
+{
+    try {
+        create_runtime(pconf);
+        return OK;
+    }
+    catch (const std::exception &e) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, nullptr, APXLOGNO(03001)
+                     "could not initialise: %s", e.what());
+    }
+    catch (...) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, nullptr, APXLOGNO(03001) "could not initialise");
+    }
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+bool is_prefix(const char *prefix, const char *path)
+{
+    return prefix != nullptr && path != nullptr && std::strncmp(prefix, path, std::strlen(prefix)) == 0;
+}
+
+/** An AuthUserFile that the scope inherits: server level, or an enclosing section. */
+bool user_file_reaches(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
+{
+    for (server_rec *s : {scope.server, main_server}) {
+        const auth_proxy_dir_conf *defaults = dir_conf(s->lookup_defaults);
+        if (defaults != nullptr && defaults->user_file != nullptr) {
+            return true;
+        }
+    }
+    for (const ScopeRecord &other : rt.scopes) {
+        if (other.conf->user_file != nullptr && (other.server == scope.server || other.server == main_server) &&
+            is_prefix(other.path, scope.path)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/**
+ * Runs for `apachectl configtest` too: a ProxyBasic scope that no
+ * AuthUserFile reaches would refuse every request with a 500.
+ */
+int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexcept
+{
+    try {
+        const Runtime &rt = runtime();
+        int status = OK;
+        for (const ScopeRecord &scope : rt.scopes) {
+            if (scope.conf->proxy_basic == 1 && scope.conf->user_file == nullptr &&
+                !user_file_reaches(rt, scope, s)) {
+                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03002)
+                             "AuthType ProxyBasic at %s (%s) has no AuthUserFile",
+                             scope.where, scope.path != nullptr ? scope.path : "server level");
+                status = HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+        return status;
+    }
+    catch (...) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+/** Builds the cache and loads every user file, in the parent, before the fork. */
+int post_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexcept
+{
+    try {
+        Runtime &rt = runtime();
+        rt.server = s;
+        const Settings settings = effective_settings(s);
+        rt.cache = std::make_unique<CredentialCache>(
+            static_cast<std::size_t>(settings.cache_entries),
+            std::chrono::microseconds(settings.cache_timeout), random_cache_secret());
+        rt.files.refresh_all(server_logger(s));
+        return OK;
+    }
+    catch (const std::exception &e) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APXLOGNO(03003) "could not start: %s", e.what());
+    }
+    catch (...) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APXLOGNO(03003) "could not start");
+    }
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+apr_status_t stop_watcher(void *data)
+{
+    static_cast<Runtime *>(data)->watcher.reset();
+    return APR_SUCCESS;
+}
+
+/** Each child keeps its own copy of the files current, off the request path. */
+void child_init(apr_pool_t *pchild, server_rec *s) noexcept
+{
+    try {
+        Runtime &rt = runtime();
+        const Settings settings = effective_settings(s);
+        if (settings.reload_interval <= 0 || rt.files.size() == 0) {
+            return;
+        }
+        const auto interval = std::chrono::milliseconds(std::max<apr_interval_time_t>(1, settings.reload_interval / 1000));
+        rt.watcher = std::make_unique<FileWatcher>(rt.files, interval, server_logger(s));
+        apr_pool_cleanup_register(pchild, &rt, stop_watcher, apr_pool_cleanup_null);
+    }
+    catch (const std::exception &e) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, APXLOGNO(03004)
+                     "could not start the user file reload thread: %s; files are not reloaded", e.what());
+    }
+    catch (...) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, APXLOGNO(03004)
+                     "could not start the user file reload thread; files are not reloaded");
+    }
+}
+
+void register_hooks(apr_pool_t *) noexcept
+{
+    ap_hook_pre_config(pre_config, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_check_config(check_config, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_post_config(post_config, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_check_authn(check_authn, nullptr, nullptr, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_note_auth_failure(note_auth_failure, nullptr, nullptr, APR_HOOK_MIDDLE);
+}
+
+} // namespace
+
+} // namespace auth_proxy
+
+extern "C" {
+
+module AP_MODULE_DECLARE_DATA auth_proxy_module = {
+    STANDARD20_MODULE_STUFF,
+    auth_proxy::create_dir_conf,
+    auth_proxy::merge_dir_conf,
+    auth_proxy::create_server_conf,
+    auth_proxy::merge_server_conf,
+    auth_proxy::directives,
+    auth_proxy::register_hooks,
+    AP_MODULE_FLAG_NONE,
+};
+
+} // extern "C"

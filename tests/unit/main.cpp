@@ -1,2 +1,16 @@
 #define BOOST_TEST_MODULE mod_auth_proxy core
 #include <boost/test/unit_test.hpp>
+
+#include <apr_general.h>
+
+namespace {
+
+/** APR is initialised once per process, as httpd does before any module runs. */
+struct AprProcess {
+    AprProcess() { BOOST_TEST_REQUIRE(apr_initialize() == APR_SUCCESS); }
+    ~AprProcess() { apr_terminate(); }
+};
+
+} // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(AprProcess);

@@ -1,0 +1,17 @@
+/**
+ * @file auth_proxy_hooks.hpp
+ * The request-time hooks: authentication and the challenge.
+ */
+#pragma once
+
+#include <httpd.h>
+
+namespace auth_proxy {
+
+/** check_user_id (check_authn) hook for AuthType ProxyBasic. */
+int check_authn(request_rec *r) noexcept;
+
+/** note_auth_failure hook: the challenge after an authorization refusal. */
+int note_auth_failure(request_rec *r, const char *auth_type) noexcept;
+
+} // namespace auth_proxy
