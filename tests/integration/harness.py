@@ -1,0 +1,311 @@
+"""Real httpd, real backend, real clients: the pieces every integration test uses.
+
+An ``Httpd`` is the distro's httpd (found through ``apxs``) started from a
+generated ServerRoot on free loopback ports. A ``Backend`` is a small HTTP
+server that answers every request with the request line, headers and body
+size it received, as JSON, so tests can prove what was (not) forwarded.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def apxs(var: str) -> str:
+    return subprocess.run(["apxs", "-q", var], check=True, capture_output=True, text=True).stdout.strip()
+
+
+HTTPD_BIN = os.path.join(apxs("SBINDIR"), apxs("TARGET"))
+MODULE_DIR = apxs("LIBEXECDIR")
+AUTH_PROXY_MODULE = os.environ.get("AUTH_PROXY_MODULE", "")
+
+# Lines that mean a child died or the server broke: always a test failure.
+CRASH_PATTERNS = [
+    r"exit signal", r"Segmentation fault", r"AH00052", r"AH00060", r"Aborted",
+    r"AddressSanitizer", r"runtime error:", r"core dumped", r"AH00046",
+]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def basic(user: str, password: str) -> str:
+    """The value of a Basic Authorization / Proxy-Authorization header."""
+    raw = f"{user}:{password}".encode("utf-8")
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def htpasswd(path: Path, user: str, password: str, *flags: str, create: bool = False) -> None:
+    """Adds or updates a user with the real htpasswd tool (-b: password on the command line)."""
+    opts = "-b" + ("c" if create or not Path(path).exists() else "")
+    subprocess.run(["htpasswd", opts, *flags, str(path), user, password], check=True,
+                   capture_output=True)
+    os.chmod(path, 0o644)
+
+
+def htpasswd_delete(path: Path, user: str) -> None:
+    subprocess.run(["htpasswd", "-D", str(path), user], check=True, capture_output=True)
+
+
+def run_user() -> str | None:
+    """httpd refuses to serve as root: children run as www-data (or nobody)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("www-data", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    return None
+
+
+# ---------------------------------------------------------------- backend
+
+class _EchoHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        doc = {
+            "method": self.command,
+            "path": self.path,
+            "headers": [[k, v] for k, v in self.headers.items()],
+            "body_length": len(body),
+        }
+        out = json.dumps(doc).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.send_header("X-Backend", "echo")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(out)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _answer
+
+    def log_message(self, *args) -> None:  # keep test output readable
+        pass
+
+
+class Backend:
+    """An echo server on 127.0.0.1 in a background thread."""
+
+    def __init__(self) -> None:
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------------- httpd
+
+BASE_MODULES = [
+    "authn_core", "authz_core", "authz_user", "authz_host", "authz_groupfile",
+    "auth_basic", "proxy", "proxy_http", "mime", "dir", "alias", "headers",
+    "rewrite", "env", "setenvif",
+]
+
+
+@dataclass
+class Httpd:
+    root: Path
+    body: str = ""                  # config text after the generated preamble
+    mpm: str = "event"
+    authn_file: bool = True         # load mod_authn_file next to us (Debian's default)
+    extra_modules: list = field(default_factory=list)
+    ports: int = 1                  # how many Listen ports to allocate
+    proc: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        for d in ("conf", "logs", "htdocs", "run"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o755)
+        self.port_list = [free_port() for _ in range(self.ports)]
+        self.port = self.port_list[0]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.error_log = self.root / "logs" / "error_log"
+        self.conf_file = self.root / "conf" / "httpd.conf"
+
+    # -- configuration
+    def modules(self) -> list[str]:
+        mods = [f"mpm_{self.mpm}"] + BASE_MODULES + list(self.extra_modules)
+        if self.authn_file:
+            mods.append("authn_file")
+        seen, out = set(), []
+        for m in mods:
+            if m not in seen:
+                seen.add(m)
+                out.append(m)
+        return out
+
+    def config_text(self) -> str:
+        lines = [f"ServerRoot {self.root}", "ServerName localhost"]
+        lines += [f"Listen 127.0.0.1:{p}" for p in self.port_list]
+        user = run_user()
+        if user:
+            lines += [f"User {user}", f"Group {'www-data' if user == 'www-data' else 'nogroup'}"]
+        for m in self.modules():
+            so = Path(MODULE_DIR) / f"mod_{m}.so"
+            lines.append(f"LoadModule {m}_module {so}")
+        if not AUTH_PROXY_MODULE:
+            raise RuntimeError("AUTH_PROXY_MODULE is not set (ctest sets it to the built module)")
+        lines.append(f"LoadModule auth_proxy_module {AUTH_PROXY_MODULE}")
+        lines += [
+            "PidFile run/httpd.pid",
+            "DefaultRuntimeDir run",
+            "ErrorLog logs/error_log",
+            "LogLevel warn auth_proxy:debug",
+            'LogFormat "%h %u \\"%r\\" %>s" plain',
+            "CustomLog logs/access_log plain",
+            f"DocumentRoot {self.root}/htdocs",
+            "TypesConfig /etc/mime.types",
+            "KeepAliveTimeout 5",
+            "Timeout 20",
+        ]
+        if self.mpm in ("event", "worker"):
+            lines += ["StartServers 1", "ServerLimit 2", "ThreadsPerChild 8", "MaxRequestWorkers 16"]
+        else:
+            lines += ["StartServers 2", "MinSpareServers 1", "MaxSpareServers 4", "MaxRequestWorkers 8"]
+        return "\n".join(lines) + "\n\n" + self.body + "\n"
+
+    def write_config(self) -> None:
+        self.conf_file.write_text(self.config_text())
+
+    def command(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([HTTPD_BIN, "-d", str(self.root), "-f", str(self.conf_file), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    def configtest(self) -> subprocess.CompletedProcess:
+        self.write_config()
+        return self.command("-t")
+
+    # -- life cycle
+    def start(self) -> "Httpd":
+        self.write_config()
+        self.log_offset = 0
+        self.proc = subprocess.Popen([HTTPD_BIN, "-d", str(self.root), "-f", str(self.conf_file),
+                                      "-DFOREGROUND"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read().decode(errors="replace")
+                raise RuntimeError(f"httpd exited with {self.proc.returncode}: {out}\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"httpd did not listen on {self.port}: {self.log()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def graceful(self) -> None:
+        """Graceful restart (SIGUSR1), then wait for the new generation to answer."""
+        self.write_config()
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+
+    # -- logs
+    def log(self) -> str:
+        try:
+            return self.error_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def mark_log(self) -> int:
+        """Remember where the log ends now; log_since() reads from there."""
+        self.log_offset = len(self.log())
+        return self.log_offset
+
+    def log_since(self) -> str:
+        return self.log()[getattr(self, "log_offset", 0):]
+
+    def crashes(self) -> list[str]:
+        return [line for line in self.log().splitlines()
+                if any(re.search(p, line) for p in CRASH_PATTERNS)]
+
+
+# ---------------------------------------------------------------- clients
+
+@dataclass
+class Response:
+    status: int
+    headers: dict          # lower-case name -> list of values
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[-1] if values else None
+
+    def json(self):
+        return json.loads(self.body)
+
+    def backend_headers(self) -> dict:
+        """Headers the echo backend received (lower-case name -> list of values)."""
+        out: dict = {}
+        for k, v in self.json()["headers"]:
+            out.setdefault(k.lower(), []).append(v)
+        return out
+
+
+def curl(*args: str, timeout: float = 30) -> Response:
+    """Runs the real curl; returns the last response's status, headers and body."""
+    return _curl_run(args, timeout)
+
+
+def _curl_run(args, timeout) -> Response:
+    import tempfile
+    with tempfile.NamedTemporaryFile() as body_file:
+        proc = subprocess.run(["curl", "-s", "-S", "--max-time", str(int(timeout)), "-D", "-",
+                               "-o", body_file.name, *args],
+                              capture_output=True, timeout=timeout + 5,
+                              env={k: v for k, v in os.environ.items()
+                                   if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")})
+        body = Path(body_file.name).read_bytes()
+    if proc.returncode != 0 and not proc.stdout:
+        raise RuntimeError(f"curl {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
+    # -D - prints every response's header block (100-continue, CONNECT 200, ...): keep the last.
+    blocks = [b for b in re.split(rb"\r\n\r\n", proc.stdout) if b.startswith(b"HTTP/")]
+    if not blocks:
+        raise RuntimeError(f"curl {' '.join(args)}: no response: {proc.stderr.decode(errors='replace')}")
+    lines = blocks[-1].split(b"\r\n")
+    status = int(lines[0].split()[1])
+    headers: dict = {}
+    for line in lines[1:]:
+        if b":" in line:
+            k, v = line.split(b":", 1)
+            headers.setdefault(k.decode().strip().lower(), []).append(v.decode(errors="replace").strip())
+    return Response(status, headers, body)
