@@ -131,6 +131,9 @@ void child_init(apr_pool_t *pchild, server_rec *s) noexcept
         if (settings.reload_interval <= 0 || rt.files.size() == 0) {
             return;
         }
+        // A child forked long after startup inherits the parent's index, which
+        // may be stale (the parent never reloads): catch up before serving.
+        rt.files.refresh_all(server_logger(s));
         const auto interval = std::chrono::milliseconds(std::max<apr_interval_time_t>(1, settings.reload_interval / 1000));
         rt.watcher = std::make_unique<FileWatcher>(rt.files, interval, server_logger(s));
         apr_pool_cleanup_register(pchild, &rt, stop_watcher, apr_pool_cleanup_null);
