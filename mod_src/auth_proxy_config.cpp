@@ -7,10 +7,9 @@
 
 #include <apr_strings.h>
 
-#include <cerrno>
-#include <cmath>
-#include <cstdlib>
 #include <cstring>
+#include <new>
+#include <type_traits>
 
 APLOG_USE_MODULE(auth_proxy);
 
@@ -37,7 +36,7 @@ const char *where(cmd_parms *cmd)
 }
 
 /** Only sections of the main configuration are checked, not .htaccess. */
-void record_scope(cmd_parms *cmd, auth_proxy_dir_conf *conf)
+void record_scope(cmd_parms *cmd, DirConfig *conf)
 {
     Runtime &rt = runtime();
     if (cmd->pool != rt.pconf) {
@@ -58,7 +57,7 @@ void record_scope(cmd_parms *cmd, auth_proxy_dir_conf *conf)
  */
 const char *set_auth_type(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    auto *conf = static_cast<auth_proxy_dir_conf *>(dconf);
+    auto *conf = static_cast<DirConfig *>(dconf);
     conf->proxy_basic = strcasecmp(arg, "ProxyBasic") == 0 ? 1 : 0;
     if (conf->proxy_basic == 1) {
         record_scope(cmd, conf);
@@ -69,7 +68,7 @@ const char *set_auth_type(cmd_parms *cmd, void *dconf, const char *arg)
 /** AuthUserFile, shared with mod_authn_file when that is loaded. */
 const char *set_user_file(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    auto *conf = static_cast<auth_proxy_dir_conf *>(dconf);
+    auto *conf = static_cast<DirConfig *>(dconf);
     const char *path = ap_server_root_relative(cmd->pool, arg);
     if (path == nullptr) {
         return apr_pstrcat(cmd->pool, "Invalid AuthUserFile path ", arg, nullptr);
@@ -85,24 +84,18 @@ const char *set_user_file(cmd_parms *cmd, void *dconf, const char *arg)
     return nullptr;
 }
 
-/** Parses "<seconds>" with an optional fraction ("0.25"); 0 allowed. */
-const char *parse_seconds(cmd_parms *cmd, const char *arg, apr_interval_time_t &out)
+const char *set_seconds(cmd_parms *cmd, const char *arg, std::int64_t &out)
 {
-    errno = 0;
-    char *end = nullptr;
-    const double seconds = std::strtod(arg, &end);
-    if (errno != 0 || end == arg || *end != '\0' || !std::isfinite(seconds) || seconds < 0 ||
-        seconds > 86400.0 * 365) {
+    if (!parse_seconds(arg, out)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds (e.g. 300 or 0.5)",
                             cmd->cmd->name, arg);
     }
-    out = static_cast<apr_interval_time_t>(std::llround(seconds * APR_USEC_PER_SEC));
     return nullptr;
 }
 
-auth_proxy_server_conf *main_server_conf(cmd_parms *cmd)
+ServerConfig *main_server_conf(cmd_parms *cmd)
 {
-    return static_cast<auth_proxy_server_conf *>(
+    return static_cast<ServerConfig *>(
         ap_get_module_config(cmd->server->module_config, &auth_proxy_module));
 }
 
@@ -111,7 +104,7 @@ const char *set_reload_interval(cmd_parms *cmd, void *, const char *arg)
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return err;
     }
-    return parse_seconds(cmd, arg, main_server_conf(cmd)->reload_interval);
+    return set_seconds(cmd, arg, main_server_conf(cmd)->reload_interval_us);
 }
 
 const char *set_cache_timeout(cmd_parms *cmd, void *, const char *arg)
@@ -119,7 +112,7 @@ const char *set_cache_timeout(cmd_parms *cmd, void *, const char *arg)
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return err;
     }
-    return parse_seconds(cmd, arg, main_server_conf(cmd)->cache_timeout);
+    return set_seconds(cmd, arg, main_server_conf(cmd)->cache_timeout_us);
 }
 
 const char *set_cache_entries(cmd_parms *cmd, void *, const char *arg)
@@ -127,20 +120,10 @@ const char *set_cache_entries(cmd_parms *cmd, void *, const char *arg)
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
         return err;
     }
-    errno = 0;
-    char *end = nullptr;
-    const long n = std::strtol(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > 100000000) {
+    if (!parse_count(arg, 100000000L, main_server_conf(cmd)->cache_entries)) {
         return apr_psprintf(cmd->pool, "AuthProxyCacheEntries: '%s' is not a count from 0 to 100000000", arg);
     }
-    main_server_conf(cmd)->cache_entries = n;
     return nullptr;
-}
-
-template <typename T>
-T pick(T add, T base, T unset)
-{
-    return add != unset ? add : base;
 }
 
 } // namespace
@@ -159,62 +142,38 @@ const command_rec directives[] = {
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 
-void *create_dir_conf(apr_pool_t *pool, char *)
+/** A pool-allocated copy; the records are plain data, so no cleanup is needed. */
+template <typename T>
+void *in_pool(apr_pool_t *pool, const T &value)
 {
-    auto *conf = static_cast<auth_proxy_dir_conf *>(apr_pcalloc(pool, sizeof(auth_proxy_dir_conf)));
-    conf->user_file_path = nullptr;
-    conf->user_file = nullptr;
-    conf->proxy_basic = -1;
-    return conf;
+    static_assert(std::is_trivially_destructible<T>::value, "pool memory is never destructed");
+    return new (apr_palloc(pool, sizeof(T))) T(value);
 }
 
-void *merge_dir_conf(apr_pool_t *pool, void *base_conf, void *add_conf)
+void *create_dir_conf(apr_pool_t *pool, char *)
 {
-    const auto *base = static_cast<const auth_proxy_dir_conf *>(base_conf);
-    const auto *add = static_cast<const auth_proxy_dir_conf *>(add_conf);
-    auto *conf = static_cast<auth_proxy_dir_conf *>(apr_pcalloc(pool, sizeof(auth_proxy_dir_conf)));
-    // The file path and its registry entry travel together.
-    if (add->user_file_path != nullptr) {
-        conf->user_file_path = add->user_file_path;
-        conf->user_file = add->user_file;
-    }
-    else {
-        conf->user_file_path = base->user_file_path;
-        conf->user_file = base->user_file;
-    }
-    conf->proxy_basic = pick(add->proxy_basic, base->proxy_basic, -1);
-    return conf;
+    return in_pool(pool, DirConfig{});
+}
+
+void *merge_dir_conf(apr_pool_t *pool, void *base, void *add)
+{
+    return in_pool(pool, merge(*static_cast<const DirConfig *>(base), *static_cast<const DirConfig *>(add)));
 }
 
 void *create_server_conf(apr_pool_t *pool, server_rec *)
 {
-    auto *conf = static_cast<auth_proxy_server_conf *>(apr_pcalloc(pool, sizeof(auth_proxy_server_conf)));
-    conf->reload_interval = -1;
-    conf->cache_timeout = -1;
-    conf->cache_entries = -1;
-    return conf;
+    return in_pool(pool, ServerConfig{});
 }
 
-void *merge_server_conf(apr_pool_t *pool, void *base_conf, void *add_conf)
+void *merge_server_conf(apr_pool_t *pool, void *base, void *add)
 {
-    const auto *base = static_cast<const auth_proxy_server_conf *>(base_conf);
-    const auto *add = static_cast<const auth_proxy_server_conf *>(add_conf);
-    auto *conf = static_cast<auth_proxy_server_conf *>(apr_pcalloc(pool, sizeof(auth_proxy_server_conf)));
-    conf->reload_interval = pick(add->reload_interval, base->reload_interval, apr_interval_time_t{-1});
-    conf->cache_timeout = pick(add->cache_timeout, base->cache_timeout, apr_interval_time_t{-1});
-    conf->cache_entries = pick(add->cache_entries, base->cache_entries, -1L);
-    return conf;
+    return in_pool(pool, merge(*static_cast<const ServerConfig *>(base), *static_cast<const ServerConfig *>(add)));
 }
 
-Settings effective_settings(server_rec *main_server)
+ServerConfig effective_settings(server_rec *main_server)
 {
-    const auto *conf = static_cast<const auth_proxy_server_conf *>(
-        ap_get_module_config(main_server->module_config, &auth_proxy_module));
-    Settings s;
-    s.reload_interval = conf->reload_interval >= 0 ? conf->reload_interval : kDefaultReloadInterval;
-    s.cache_timeout = conf->cache_timeout >= 0 ? conf->cache_timeout : kDefaultCacheTimeout;
-    s.cache_entries = conf->cache_entries >= 0 ? conf->cache_entries : kDefaultCacheEntries;
-    return s;
+    return with_defaults(*static_cast<const ServerConfig *>(
+        ap_get_module_config(main_server->module_config, &auth_proxy_module)));
 }
 
 } // namespace auth_proxy

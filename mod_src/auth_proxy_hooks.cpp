@@ -38,10 +38,31 @@ bool is_proxied(const request_rec *r) noexcept
     return r->proxyreq != PROXYREQ_NONE;
 }
 
+/**
+ * mod_authn_core hands out AuthName through ap_escape_quotes(): a '\' before
+ * every '"', while any "\x" pair is kept as it is. Undo that, so that
+ * basic_challenge() escapes each character exactly once. (A "\"" typed into
+ * the realm itself reads back as '"': ap_escape_quotes() makes them equal.)
+ */
+std::string unescape_auth_name(const char *name)
+{
+    std::string out;
+    for (const char *p = name; *p != '\0'; ++p) {
+        if (p[0] == '\\' && p[1] == '"') {
+            ++p;
+        }
+        else if (p[0] == '\\' && p[1] != '\0') {
+            out.push_back(*p++);
+        }
+        out.push_back(*p);
+    }
+    return out;
+}
+
 void set_challenge(request_rec *r, bool proxied)
 {
     const char *realm = ap_auth_name(r);
-    const std::string challenge = basic_challenge(realm != nullptr ? realm : "");
+    const std::string challenge = basic_challenge(realm != nullptr ? unescape_auth_name(realm) : "");
     apr_table_setn(r->err_headers_out, proxied ? "Proxy-Authenticate" : "WWW-Authenticate",
                    apr_pstrmemdup(r->pool, challenge.data(), challenge.size()));
 }
@@ -64,7 +85,7 @@ int authenticate(request_rec *r)
     if (!is_proxy_basic(ap_auth_type(r))) {
         return DECLINED;
     }
-    const auth_proxy_dir_conf *conf = dir_conf(r->per_dir_config);
+    const DirConfig *conf = dir_conf(r->per_dir_config);
     const bool proxied = is_proxied(r);
 
     if (ap_auth_name(r) == nullptr) {
@@ -187,6 +208,19 @@ int note_auth_failure(request_rec *r, const char *auth_type) noexcept
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01009) "could not set the authentication challenge");
     }
     return OK;
+}
+
+int keep_proxy_credentials(request_rec *r) noexcept
+{
+    // mod_proxy drops Proxy-Authorization itself when r->user is set (on its
+    // own copy of the headers). A scope that admits the client without
+    // authenticating it (or mod_dir's index redirect, which leaves r->user
+    // empty) would otherwise pass the client's proxy password on.
+    if (r->user == nullptr && is_proxied(r) && is_proxy_basic(ap_auth_type(r)) &&
+        apr_table_get(r->subprocess_env, "Proxy-Chain-Auth") == nullptr) {
+        apr_table_unset(r->headers_in, "Proxy-Authorization");
+    }
+    return DECLINED;
 }
 
 } // namespace auth_proxy

@@ -14,4 +14,11 @@ int check_authn(request_rec *r) noexcept;
 /** note_auth_failure hook: the challenge after an authorization refusal. */
 int note_auth_failure(request_rec *r, const char *auth_type) noexcept;
 
+/**
+ * fixups hook: in a ProxyBasic scope, Proxy-Authorization is not forwarded
+ * unless the Proxy-Chain-Auth environment variable is set, also when access
+ * was granted without a user (Require ip, Require all granted).
+ */
+int keep_proxy_credentials(request_rec *r) noexcept;
+
 } // namespace auth_proxy

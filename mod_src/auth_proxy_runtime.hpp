@@ -21,7 +21,7 @@ struct ScopeRecord {
     server_rec *server;
     const char *path;       ///< section argument as httpd stores it; NULL at server level
     const char *where;      ///< "file:line"
-    auth_proxy_dir_conf *conf;
+    DirConfig *conf;
 };
 
 struct Runtime {

@@ -55,7 +55,7 @@ bool is_prefix(const char *prefix, const char *path)
 bool user_file_reaches(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
 {
     for (server_rec *s : {scope.server, main_server}) {
-        const auth_proxy_dir_conf *defaults = dir_conf(s->lookup_defaults);
+        const DirConfig *defaults = dir_conf(s->lookup_defaults);
         if (defaults != nullptr && defaults->user_file != nullptr) {
             return true;
         }
@@ -100,10 +100,10 @@ int post_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexcep
     try {
         Runtime &rt = runtime();
         rt.server = s;
-        const Settings settings = effective_settings(s);
+        const ServerConfig settings = effective_settings(s);
         rt.cache = std::make_unique<CredentialCache>(
             static_cast<std::size_t>(settings.cache_entries),
-            std::chrono::microseconds(settings.cache_timeout), random_cache_secret());
+            std::chrono::microseconds(settings.cache_timeout_us), random_cache_secret());
         rt.files.refresh_all(server_logger(s));
         return OK;
     }
@@ -127,14 +127,16 @@ void child_init(apr_pool_t *pchild, server_rec *s) noexcept
 {
     try {
         Runtime &rt = runtime();
-        const Settings settings = effective_settings(s);
-        if (settings.reload_interval <= 0 || rt.files.size() == 0) {
+        const ServerConfig settings = effective_settings(s);
+        // The parent loaded the files as root; this child serves as the User.
+        rt.files.check_readable_all(server_logger(s));
+        if (settings.reload_interval_us <= 0 || rt.files.size() == 0) {
             return;
         }
         // A child forked long after startup inherits the parent's index, which
         // may be stale (the parent never reloads): catch up before serving.
         rt.files.refresh_all(server_logger(s));
-        const auto interval = std::chrono::milliseconds(std::max<apr_interval_time_t>(1, settings.reload_interval / 1000));
+        const auto interval = std::chrono::milliseconds(std::max<std::int64_t>(1, settings.reload_interval_us / 1000));
         rt.watcher = std::make_unique<FileWatcher>(rt.files, interval, server_logger(s));
         apr_pool_cleanup_register(pchild, &rt, stop_watcher, apr_pool_cleanup_null);
     }
@@ -156,6 +158,8 @@ void register_hooks(apr_pool_t *) noexcept
     ap_hook_child_init(child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
     ap_hook_check_authn(check_authn, nullptr, nullptr, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, nullptr, nullptr, APR_HOOK_MIDDLE);
+    // After mod_env/mod_rewrite set Proxy-Chain-Auth and mod_dir (LAST) redirected.
+    ap_hook_fixups(keep_proxy_credentials, nullptr, nullptr, APR_HOOK_REALLY_LAST);
 }
 
 } // namespace

@@ -27,6 +27,9 @@ public:
     /** Calls refresh() on every entry. */
     void refresh_all(const Logger &log);
 
+    /** Calls check_readable() on every entry. */
+    void check_readable_all(const Logger &log);
+
     std::size_t size() const;
 
 private:

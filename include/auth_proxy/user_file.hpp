@@ -64,6 +64,14 @@ public:
      */
     bool refresh(const Logger &log);
 
+    /**
+     * Marks the file unusable if this process cannot open it: a child running
+     * as www-data must not serve the copy its root parent loaded from a file
+     * it may not read (it would fail only at the file's next change).
+     * @return true if a new (unusable) state was published.
+     */
+    bool check_readable(const Logger &log);
+
 private:
     std::shared_ptr<const UserFileState> current() const;
     void publish(std::shared_ptr<const UserFileState> next);

@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -52,10 +53,14 @@ std::size_t CredentialCache::KeyHash::operator()(const CacheKey &key) const noex
 }
 
 CredentialCache::CredentialCache(std::size_t capacity, Clock::duration ttl, const CacheSecret &secret)
-    : capacity_(capacity), per_shard_((capacity + kShards - 1) / kShards), ttl_(ttl), secret_(secret)
+    : capacity_(capacity), ttl_(ttl), secret_(secret)
 {
-    shards_.reserve(kShards);
-    for (std::size_t i = 0; i < kShards; ++i) {
+    // Never more shards than entries, and the shard limits add up to exactly
+    // capacity (see remember), so the cache never holds more than asked.
+    const std::size_t shards = std::max<std::size_t>(1, std::min(kShards, capacity));
+    per_shard_ = capacity / shards;
+    shards_.reserve(shards);
+    for (std::size_t i = 0; i < shards; ++i) {
         shards_.push_back(std::make_unique<Shard>());
     }
 }
@@ -81,7 +86,7 @@ CacheKey CredentialCache::key_for(std::string_view user, std::string_view passwo
 
 CredentialCache::Shard &CredentialCache::shard_for(const CacheKey &key) noexcept
 {
-    return *shards_[key[0] % kShards];
+    return *shards_[key[0] % shards_.size()];
 }
 
 bool CredentialCache::contains(const CacheKey &key, Clock::time_point now)
@@ -120,7 +125,9 @@ void CredentialCache::remember(const CacheKey &key, Clock::time_point now)
         shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
         return;
     }
-    while (shard.map.size() >= per_shard_ && !shard.lru.empty()) {
+    // The first capacity % shards shards hold one entry more than the rest.
+    const std::size_t limit = per_shard_ + (key[0] % shards_.size() < capacity_ % shards_.size() ? 1 : 0);
+    while (shard.map.size() >= limit && !shard.lru.empty()) {
         shard.map.erase(shard.lru.back().key);
         shard.lru.pop_back();
         ++shard.evictions;

@@ -30,6 +30,14 @@ void UserFileRegistry::refresh_all(const Logger &log)
     }
 }
 
+void UserFileRegistry::check_readable_all(const Logger &log)
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &entry : files_) {
+        entry.second->check_readable(log);
+    }
+}
+
 std::size_t UserFileRegistry::size() const
 {
     std::lock_guard<std::mutex> lock(mutex_);

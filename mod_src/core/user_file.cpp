@@ -110,6 +110,26 @@ void UserFile::publish(std::shared_ptr<const UserFileState> next)
     // a reader still holds it.
 }
 
+bool UserFile::check_readable(const Logger &log)
+{
+    std::lock_guard<std::mutex> serial(refresh_mutex_);
+    const Fd f{::open(path_.c_str(), O_RDONLY | O_CLOEXEC)};
+    if (f.fd >= 0) {
+        return false;
+    }
+    const int err = errno;
+    auto next = std::make_shared<UserFileState>();
+    next->error = "could not open password file " + path_ + ": " + errno_text(err);
+    const std::shared_ptr<const UserFileState> old = current();
+    if (old && !old->index && old->error == next->error) {
+        return false;
+    }
+    // The empty signature makes the next refresh() read the file again.
+    log(LogLevel::error, next->error + "; refusing everyone until it is readable again");
+    publish(std::move(next));
+    return true;
+}
+
 std::shared_ptr<const UserFileState> UserFile::state(const Logger &log)
 {
     if (auto s = current()) {

@@ -63,6 +63,30 @@ def htpasswd_delete(path: Path, user: str) -> None:
     subprocess.run(["htpasswd", "-D", str(path), user], check=True, capture_output=True)
 
 
+def proxy_basic_auth(user_file, realm: str = "Login Authentication", require: str = "valid-user") -> str:
+    """The directives that put a section under proxy authentication, as a user writes them."""
+    return (f'    AuthType ProxyBasic\n    AuthName "{realm}"\n'
+            f"    AuthUserFile {user_file}\n    Require {require}\n")
+
+
+def proxy_challenge(realm: str = "Login Authentication") -> str:
+    """The exact Proxy-Authenticate / WWW-Authenticate value for a plain realm."""
+    return f'Basic realm="{realm}", charset="UTF-8"'
+
+
+def self_signed_cert(directory, name: str = "localhost") -> tuple[Path, Path]:
+    """A throw-away certificate for 127.0.0.1/localhost made with the real openssl: (cert, key)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    os.chmod(cert, 0o644)
+    os.chmod(key, 0o644)   # read by the unprivileged children only in tests
+    return cert, key
+
+
 def run_user() -> str | None:
     """httpd refuses to serve as root: children run as www-data (or nobody)."""
     if os.geteuid() != 0:
@@ -80,6 +104,9 @@ def run_user() -> str | None:
 
 class _EchoHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the second waits
+    # for mod_proxy's delayed ACK on a reused connection (+40 ms a request).
+    disable_nagle_algorithm = True
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -90,6 +117,7 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
             "headers": [[k, v] for k, v in self.headers.items()],
             "body_length": len(body),
         }
+        self.server.received.append(doc)
         out = json.dumps(doc).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -111,6 +139,7 @@ class Backend:
     def __init__(self) -> None:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
         self.server.daemon_threads = True
+        self.server.received = []   # every request answered, in order (dicts like the JSON reply)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -119,6 +148,14 @@ class Backend:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    @property
+    def received(self) -> list:
+        """Every request this backend answered: method, path, headers, body_length."""
+        return self.server.received
+
+    def paths(self) -> list:
+        return [doc["path"] for doc in self.server.received]
 
 
 # ---------------------------------------------------------------- httpd
@@ -209,7 +246,10 @@ class Httpd:
         self.write_config()
         self.log_offset = 0
         self.proc = subprocess.Popen([HTTPD_BIN, "-d", str(self.root), "-f", str(self.conf_file),
-                                      "-DFOREGROUND"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                      "-DFOREGROUND"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     # prefork's shutdown signals its whole process group
+                                     # (ap_unixd_killpg(getpgrp(), SIGTERM)): keep pytest out of it.
+                                     start_new_session=True)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -257,6 +297,34 @@ class Httpd:
         return [line for line in self.log().splitlines()
                 if any(re.search(p, line) for p in CRASH_PATTERNS)]
 
+    def access_log(self) -> str:
+        """The access log ("%h %u \"%r\" %>s" per line)."""
+        try:
+            return (self.root / "logs" / "access_log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_access_log(self, pattern: str, timeout: float = 5.0) -> str:
+        """The first access log line matching the regex @p pattern; httpd writes it
+        after the response, so poll. Returns "" if none appeared in time."""
+        return _wait_for_line(self.access_log, pattern, timeout)
+
+    def wait_for_log(self, pattern: str, timeout: float = 5.0) -> str:
+        """The first error log line since mark_log() matching the regex @p pattern,
+        or "" if none appeared in time (lines written outside requests come late)."""
+        return _wait_for_line(self.log_since, pattern, timeout)
+
+
+def _wait_for_line(read, pattern: str, timeout: float) -> str:
+    deadline = time.time() + timeout
+    while True:
+        for line in read().splitlines():
+            if re.search(pattern, line):
+                return line
+        if time.time() >= deadline:
+            return ""
+        time.sleep(0.05)
+
 
 # ---------------------------------------------------------------- clients
 
@@ -265,6 +333,7 @@ class Response:
     status: int
     headers: dict          # lower-case name -> list of values
     body: bytes
+    status_line: str = ""  # e.g. "HTTP/2 407", "HTTP/1.1 200 OK"
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())
@@ -279,6 +348,93 @@ class Response:
         for k, v in self.json()["headers"]:
             out.setdefault(k.lower(), []).append(v)
         return out
+
+
+def client_env() -> dict:
+    """The environment for a client process: no proxy variables from the machine leak in."""
+    return {k: v for k, v in os.environ.items()
+            if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+
+
+class RawHttp:
+    """One hand-driven client connection, for what curl will not do on request
+    (hold a body back after Expect: 100-continue, reuse a connection after a 407)."""
+
+    def __init__(self, port: int, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def _take_line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            if not self._fill():
+                raise ConnectionError(f"connection closed mid-response: {self.buffer!r}")
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            if not self._fill():
+                raise ConnectionError("connection closed mid-body")
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out
+
+    def read_response(self, head: bool = False) -> Response:
+        """Reads one response (interim 1xx responses are returned like any other)."""
+        status_line = self._take_line()
+        status = int(status_line.split()[1])
+        headers: dict = {}
+        while True:
+            line = self._take_line()
+            if not line:
+                break
+            k, v = line.split(b":", 1)
+            headers.setdefault(k.decode().strip().lower(), []).append(v.decode(errors="replace").strip())
+        body = b""
+        if head or status < 200 or status in (204, 304):
+            pass
+        elif "content-length" in headers:
+            body = self._take(int(headers["content-length"][-1]))
+        elif "chunked" in ",".join(headers.get("transfer-encoding", [])).lower():
+            while True:
+                size = int(self._take_line().split(b";")[0], 16)
+                if size == 0:
+                    while self._take_line():
+                        pass
+                    break
+                body += self._take(size)
+                self._take_line()
+        else:
+            while self._fill():
+                pass
+            body, self.buffer = self.buffer, b""
+        return Response(status, headers, body, status_line.decode(errors="replace"))
+
+    def closed_by_peer(self, wait: float = 2.0) -> bool:
+        """True if the server closed the connection (reads EOF) within @p wait seconds."""
+        self.sock.settimeout(wait)
+        try:
+            return self.sock.recv(1) == b""
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "RawHttp":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def curl(*args: str, timeout: float = 30) -> Response:
@@ -308,4 +464,4 @@ def _curl_run(args, timeout) -> Response:
         if b":" in line:
             k, v = line.split(b":", 1)
             headers.setdefault(k.decode().strip().lower(), []).append(v.decode(errors="replace").strip())
-    return Response(status, headers, body)
+    return Response(status, headers, body, lines[0].decode(errors="replace").strip())

@@ -3,11 +3,18 @@
 
 #include <apr_general.h>
 
+#include <stdexcept>
+
 namespace {
 
 /** APR is initialised once per process, as httpd does before any module runs. */
 struct AprProcess {
-    AprProcess() { BOOST_TEST_REQUIRE(apr_initialize() == APR_SUCCESS); }
+    AprProcess()
+    {
+        if (apr_initialize() != APR_SUCCESS) {
+            throw std::runtime_error("apr_initialize() failed");
+        }
+    }
     ~AprProcess() { apr_terminate(); }
 };
 

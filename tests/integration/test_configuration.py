@@ -1,0 +1,134 @@
+"""Configuration as operators write it: configtest catches a scope without a user
+file, and the module leaves httpd's own Basic authentication alone."""
+
+import re
+
+import pytest
+
+from harness import basic, curl, htpasswd, proxy_basic_auth, proxy_challenge
+
+BOTH_SETUPS = pytest.mark.parametrize("authn_file", [True, False], ids=["with_authn_file", "without_authn_file"])
+
+SCOPE_WITHOUT_FILE = """    AuthType ProxyBasic
+    AuthName "Login Authentication"
+    Require valid-user
+"""
+
+
+@pytest.fixture
+def users(server_root):
+    path = f"{server_root}/users"
+    htpasswd(path, "alice", "secret", "-B", "-C", "4")
+    return path
+
+
+@BOTH_SETUPS
+def test_configtest_reports_a_location_without_user_file(make_httpd, backend, authn_file):
+    h = make_httpd(f"<Location /app>\n    ProxyPass {backend.url}/app\n{SCOPE_WITHOUT_FILE}</Location>\n",
+                   start=False, authn_file=authn_file)
+    result = h.configtest()
+    assert result.returncode != 0
+    line = h.config_text().splitlines().index("<Location /app>") + 3  # the AuthType line
+    assert re.search(rf"APX03002: AuthType ProxyBasic at {re.escape(str(h.conf_file))}:{line} \(/app\) "
+                     r"has no AuthUserFile", result.stderr), result.stderr
+
+
+@BOTH_SETUPS
+def test_configtest_reports_a_forward_proxy_without_user_file(make_httpd, authn_file):
+    h = make_httpd(f'ProxyRequests On\n<Proxy "*">\n{SCOPE_WITHOUT_FILE}</Proxy>\n',
+                   start=False, authn_file=authn_file)
+    result = h.configtest()
+    assert result.returncode != 0
+    assert "APX03002" in result.stderr
+
+
+@BOTH_SETUPS
+def test_configtest_passes_when_the_scope_has_a_user_file(make_httpd, backend, users, authn_file):
+    h = make_httpd(f"<Location /app>\n    ProxyPass {backend.url}/app\n{proxy_basic_auth(users)}</Location>\n",
+                   start=False, authn_file=authn_file)
+    result = h.configtest()
+    assert result.returncode == 0, result.stderr
+    assert "Syntax OK" in result.stderr
+    assert "APX03002" not in result.stderr
+
+
+@BOTH_SETUPS
+def test_configtest_passes_when_an_enclosing_scope_provides_the_user_file(make_httpd, backend, users, authn_file):
+    h = make_httpd(f"""
+<Location />
+    AuthUserFile {users}
+</Location>
+<Location /app>
+    ProxyPass {backend.url}/app
+{SCOPE_WITHOUT_FILE}</Location>
+""", start=False, authn_file=authn_file)
+    result = h.configtest()
+    assert result.returncode == 0, result.stderr
+    assert "APX03002" not in result.stderr
+    # ...and at run time the inherited file is the one used.
+    h.start()
+    assert curl(f"{h.url}/app").status == 407
+    assert curl("-H", f"Proxy-Authorization: {basic('alice', 'secret')}", f"{h.url}/app").status == 200
+
+
+def test_configtest_passes_when_the_main_server_provides_the_user_file_to_a_virtual_host(make_httpd, users):
+    h = make_httpd(f"""
+<Location />
+    AuthUserFile {users}
+</Location>
+<VirtualHost 127.0.0.1:80>
+    ServerName proxy.example
+    <Location /app>
+{SCOPE_WITHOUT_FILE}    </Location>
+</VirtualHost>
+""", start=False)
+    result = h.configtest()
+    assert result.returncode == 0, result.stderr
+    assert "APX03002" not in result.stderr
+
+
+def test_stock_basic_authentication_next_to_proxybasic_is_unchanged(make_httpd, backend, users):
+    h = make_httpd(f"""
+<Location /app>
+    ProxyPass {backend.url}/app
+{proxy_basic_auth(users)}</Location>
+<Location /members>
+    AuthType Basic
+    AuthName "Members"
+    AuthBasicProvider file
+    AuthUserFile {users}
+    Require valid-user
+</Location>
+<Location /legacy>
+    ProxyPass {backend.url}/legacy
+    AuthType Basic
+    AuthName "Legacy"
+    AuthUserFile {users}
+    Require valid-user
+</Location>
+""", start=False, authn_file=True)
+    (h.root / "htdocs" / "members").mkdir()
+    (h.root / "htdocs" / "members" / "index.html").write_text("members only\n")
+    h.start()
+
+    # mod_auth_basic + mod_authn_file answer their own scope exactly as without us.
+    r = curl(f"{h.url}/members/")
+    assert r.status == 401
+    assert r.headers.get("www-authenticate") == ['Basic realm="Members"']
+    assert r.header("Proxy-Authenticate") is None
+    assert curl("--user", "alice:wrong", f"{h.url}/members/").status == 401
+    r = curl("--user", "alice:secret", f"{h.url}/members/")
+    assert r.status == 200
+    assert r.body == b"members only\n"
+
+    # A stock Basic scope around a ProxyPass keeps stock httpd's 401 (no 407 there).
+    r = curl(f"{h.url}/legacy")
+    assert r.status == 401
+    assert r.headers.get("www-authenticate") == ['Basic realm="Legacy"']
+    assert curl("--user", "alice:secret", f"{h.url}/legacy").status == 200
+
+    # And the ProxyBasic scope in the same server still speaks proxy authentication.
+    r = curl(f"{h.url}/app")
+    assert r.status == 407
+    assert r.header("Proxy-Authenticate") == proxy_challenge()
+    assert curl("-H", f"Proxy-Authorization: {basic('alice', 'secret')}", f"{h.url}/app").status == 200

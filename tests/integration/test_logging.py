@@ -1,0 +1,66 @@
+"""The error log tells an operator who failed and why, like mod_auth_basic's AH01617/AH01618.
+
+Failures are logged at error level with the client address, the user and
+the reason under the module's own APX numbers; a client's first request
+without credentials (the normal start of every exchange) is not an error.
+"""
+
+import re
+import time
+
+import pytest
+
+from harness import basic, curl, htpasswd, proxy_basic_auth
+
+CLIENT = r"\[client 127\.0\.0\.1:\d+\]"
+
+
+@pytest.fixture
+def proxy(make_httpd, backend, server_root):
+    users = f"{server_root}/users"
+    htpasswd(users, "alice", "secret", "-B", "-C", "4")
+    h = make_httpd(f"<Location /app>\n    ProxyPass {backend.url}/app\n{proxy_basic_auth(users)}</Location>\n")
+    h.users = users
+    h.mark_log()
+    return h
+
+
+def request(h, value=None):
+    args = ["-H", f"Proxy-Authorization: {value}"] if value else []
+    return curl(*args, f"{h.url}/app/orders")
+
+
+def test_wrong_password_is_logged_with_client_and_user(proxy):
+    assert request(proxy, basic("alice", "guess")).status == 407
+    line = proxy.wait_for_log("APX01007")
+    assert re.search(rf"\[auth_proxy:error\] .*{CLIENT} APX01007: user alice: "
+                     r'authentication failure for "/app/orders": Password Mismatch$', line), line
+
+
+def test_unknown_user_is_logged_with_client_user_and_file(proxy):
+    assert request(proxy, basic("mallory", "secret")).status == 407
+    line = proxy.wait_for_log("APX01005")
+    assert re.search(rf"\[auth_proxy:error\] .*{CLIENT} APX01005: user mallory not found in "
+                     rf'{re.escape(proxy.users)}: "/app/orders"$', line), line
+
+
+def test_malformed_header_is_logged_with_client_and_reason(proxy):
+    assert request(proxy, "Basic not-base64!").status == 407
+    line = proxy.wait_for_log("APX01003")
+    assert re.search(rf"\[auth_proxy:error\] .*{CLIENT} APX01003: malformed Proxy-Authorization header "
+                     r'for "/app/orders": credentials are not valid base64$', line), line
+
+
+def test_first_request_without_credentials_is_not_an_error(proxy):
+    assert request(proxy).status == 407
+    # Give any late line the chance to appear before asserting there is none.
+    assert proxy.wait_for_access_log(r'"GET /app/orders HTTP/1\.1" 407$')
+    time.sleep(0.2)
+    assert not re.search(r":(error|crit|alert|emerg)\]", proxy.log_since()), proxy.log_since()
+    assert "APX01" not in proxy.log_since()
+
+
+def test_successful_login_is_not_an_error(proxy):
+    assert request(proxy, basic("alice", "secret")).status == 200
+    assert proxy.wait_for_access_log(r'alice "GET /app/orders HTTP/1\.1" 200$')
+    assert not re.search(r":(error|crit|alert|emerg)\]", proxy.log_since()), proxy.log_since()

@@ -1,0 +1,130 @@
+// Every configuration field has a default and a merge rule (the two places a
+// forgotten field fails silently); these tests pin both down.
+#include "auth_proxy/config.hpp"
+#include "auth_proxy/user_file.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <cstdint>
+
+using namespace auth_proxy;
+
+BOOST_AUTO_TEST_SUITE(configuration)
+
+BOOST_AUTO_TEST_CASE(a_new_directory_config_sets_nothing)
+{
+    const DirConfig conf;
+    BOOST_TEST(conf.user_file_path == nullptr);
+    BOOST_TEST(conf.user_file == nullptr);
+    BOOST_TEST(conf.proxy_basic == -1);
+}
+
+BOOST_AUTO_TEST_CASE(an_inner_scope_inherits_what_it_does_not_set)
+{
+    UserFile outer_file("/outer");
+    DirConfig outer;
+    outer.user_file_path = "/outer";
+    outer.user_file = &outer_file;
+    outer.proxy_basic = 1;
+
+    const DirConfig merged = merge(outer, DirConfig{});
+    BOOST_TEST(merged.user_file_path == outer.user_file_path);
+    BOOST_TEST(merged.user_file == &outer_file);
+    BOOST_TEST(merged.proxy_basic == 1);
+}
+
+BOOST_AUTO_TEST_CASE(an_inner_scope_overrides_what_it_sets)
+{
+    UserFile outer_file("/outer"), inner_file("/inner");
+    DirConfig outer{"/outer", &outer_file, 1};
+    DirConfig inner{"/inner", &inner_file, 0};
+
+    const DirConfig merged = merge(outer, inner);
+    BOOST_TEST(merged.user_file_path == inner.user_file_path);
+    BOOST_TEST(merged.user_file == &inner_file);
+    BOOST_TEST(merged.proxy_basic == 0);
+}
+
+BOOST_AUTO_TEST_CASE(the_file_path_and_its_registry_entry_always_travel_together)
+{
+    UserFile outer_file("/outer"), inner_file("/inner");
+    DirConfig outer{"/outer", &outer_file, -1};
+    DirConfig inner{"/inner", &inner_file, 1};
+    const DirConfig merged = merge(outer, inner);
+    BOOST_TEST(merged.user_file->path() == std::string(merged.user_file_path));
+    const DirConfig back = merge(inner, DirConfig{});
+    BOOST_TEST(back.user_file->path() == std::string(back.user_file_path));
+}
+
+BOOST_AUTO_TEST_CASE(server_settings_default_when_unset)
+{
+    const ServerConfig conf = with_defaults(ServerConfig{});
+    BOOST_TEST(conf.reload_interval_us == 500000);
+    BOOST_TEST(conf.cache_timeout_us == 300000000LL);
+    BOOST_TEST(conf.cache_entries == 10000);
+}
+
+BOOST_AUTO_TEST_CASE(server_settings_merge_field_by_field_and_zero_is_a_value)
+{
+    ServerConfig base;
+    base.reload_interval_us = 2000000;
+    base.cache_timeout_us = 10000000;
+    base.cache_entries = 5;
+    ServerConfig add;
+    add.cache_timeout_us = 0; // "AuthProxyCacheTimeout 0" disables, it is not "unset"
+
+    const ServerConfig merged = with_defaults(merge(base, add));
+    BOOST_TEST(merged.reload_interval_us == 2000000);
+    BOOST_TEST(merged.cache_timeout_us == 0);
+    BOOST_TEST(merged.cache_entries == 5);
+}
+
+struct SecondsCase {
+    const char *text;
+    bool ok;
+    std::int64_t microseconds;
+};
+
+BOOST_AUTO_TEST_CASE(directive_seconds_parse_strictly)
+{
+    const SecondsCase cases[] = {
+        {"0", true, 0},
+        {"300", true, 300000000},
+        {"0.5", true, 500000},
+        {"0.001", true, 1000},
+        {"1e1", true, 10000000},
+        {"-1", false, 0},
+        {"abc", false, 0},
+        {"", false, 0},
+        {"5s", false, 0},
+        {"nan", false, 0},
+        {"inf", false, 0},
+        {"99999999999", false, 0},
+    };
+    for (const SecondsCase &c : cases) {
+        std::int64_t us = -7;
+        BOOST_TEST_CONTEXT("\"" << c.text << "\"")
+        {
+            BOOST_TEST(parse_seconds(c.text, us) == c.ok);
+            if (c.ok) {
+                BOOST_TEST(us == c.microseconds);
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(directive_counts_parse_strictly)
+{
+    long n = -7;
+    BOOST_TEST(parse_count("0", 100, n));
+    BOOST_TEST(n == 0);
+    BOOST_TEST(parse_count("100", 100, n));
+    BOOST_TEST(n == 100);
+    BOOST_TEST(!parse_count("101", 100, n));
+    BOOST_TEST(!parse_count("-1", 100, n));
+    BOOST_TEST(!parse_count("12x", 100, n));
+    BOOST_TEST(!parse_count("", 100, n));
+    BOOST_TEST(!parse_count(nullptr, 100, n));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

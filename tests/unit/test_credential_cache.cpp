@@ -1,0 +1,347 @@
+// Specification of the verified-credential cache: what names an entry, how
+// long it lives, how many there may be, and that it holds under threads.
+
+#include "auth_proxy/credential_cache.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using auth_proxy::CacheKey;
+using auth_proxy::CacheSecret;
+using auth_proxy::Clock;
+using auth_proxy::CredentialCache;
+using auth_proxy::random_cache_secret;
+using namespace std::chrono_literals;
+
+BOOST_AUTO_TEST_SUITE(credential_cache)
+
+namespace {
+
+const std::string kHash = "$apr1$jFArcZ5m$wqCp4W1cQBmciHu1wOfG61";
+const std::string kOtherHash = "{SHA}uE1+cBGmURe+4zihKsjfuHZgJbQ=";
+
+CacheSecret secret_of(std::uint8_t fill)
+{
+    CacheSecret s;
+    s.fill(fill);
+    return s;
+}
+
+/** Distinct keys, as different users with the same password would give. */
+std::vector<CacheKey> keys(const CredentialCache &cache, std::size_t n, const char *prefix = "user")
+{
+    std::vector<CacheKey> out;
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        out.push_back(cache.key_for(prefix + std::to_string(i), "password", kHash));
+    }
+    return out;
+}
+
+const Clock::time_point t0 = Clock::time_point{} + 1000h;
+
+} // namespace
+
+// ---- Keys -----------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(key_is_deterministic_for_the_same_secret)
+{
+    const CredentialCache a(16, 1min, secret_of(7));
+    const CredentialCache b(1000, 5min, secret_of(7)); // capacity and TTL play no part
+    BOOST_TEST((a.key_for("alice", "pw", kHash) == a.key_for("alice", "pw", kHash)));
+    BOOST_TEST((a.key_for("alice", "pw", kHash) == b.key_for("alice", "pw", kHash)));
+    BOOST_TEST((a.key_for("alice", "pw", kHash) != CacheKey{}));
+}
+
+BOOST_AUTO_TEST_CASE(key_changes_with_any_input)
+{
+    const CredentialCache cache(16, 1min, secret_of(7));
+    const CredentialCache other_secret(16, 1min, secret_of(8));
+    const CacheKey base = cache.key_for("alice", "pw", kHash);
+
+    struct Row {
+        const char *rule;
+        CacheKey key;
+    };
+    const std::vector<Row> rows = {
+        {"another user", cache.key_for("bob", "pw", kHash)},
+        {"another password", cache.key_for("alice", "pw2", kHash)},
+        {"a password differing in case", cache.key_for("alice", "PW", kHash)},
+        {"another stored hash (password changed in the file)", cache.key_for("alice", "pw", kOtherHash)},
+        {"another secret (another process)", other_secret.key_for("alice", "pw", kHash)},
+        {"user and password boundary moved: (alic, epw)", cache.key_for("alic", "epw", kHash)},
+        {"the ':' separator form is not the key: (alice:pw, '')", cache.key_for("alice:pw", "", kHash)},
+    };
+    std::set<CacheKey> seen{base};
+    for (const Row &row : rows) {
+        BOOST_TEST_CONTEXT(row.rule)
+        {
+            BOOST_TEST((row.key != base));
+            BOOST_TEST((row.key != CacheKey{}));
+            BOOST_TEST(seen.insert(row.key).second, "collides with an earlier row");
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(fields_are_length_prefixed)
+{
+    const CredentialCache cache(16, 1min, secret_of(7));
+    BOOST_TEST((cache.key_for("ab", "c", kHash) != cache.key_for("a", "bc", kHash)));
+    BOOST_TEST((cache.key_for("a", "b", "ch") != cache.key_for("a", "bc", "h")));
+    BOOST_TEST((cache.key_for("", "ab", "") != cache.key_for("ab", "", "")));
+    BOOST_TEST((cache.key_for("", "", "ab") != cache.key_for("", "ab", "")));
+}
+
+BOOST_AUTO_TEST_CASE(random_secrets_differ)
+{
+    const CacheSecret a = random_cache_secret();
+    const CacheSecret b = random_cache_secret();
+    BOOST_TEST((a != b));
+    BOOST_TEST((a != CacheSecret{}));
+}
+
+BOOST_AUTO_TEST_CASE(credentials_too_long_to_key_are_never_cached)
+{
+    CredentialCache cache(16, 1min, secret_of(7));
+    const std::string huge(10000, 'p');
+    const CacheKey key = cache.key_for("alice", huge, kHash);
+    BOOST_TEST((key == CacheKey{}));
+    cache.remember(key, t0);
+    BOOST_TEST(!cache.contains(key, t0));
+    BOOST_TEST(cache.stats().entries == 0u);
+    // Ordinary credentials are still cached next to it.
+    const CacheKey normal = cache.key_for("alice", "pw", kHash);
+    cache.remember(normal, t0);
+    BOOST_TEST(cache.contains(normal, t0));
+}
+
+// ---- Lifetime -------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(only_remembered_keys_are_contained)
+{
+    CredentialCache cache(16, 1min, secret_of(7));
+    const CacheKey alice = cache.key_for("alice", "pw", kHash);
+    const CacheKey bob = cache.key_for("bob", "pw", kHash);
+    BOOST_TEST(!cache.contains(alice, t0));
+    cache.remember(alice, t0);
+    BOOST_TEST(cache.contains(alice, t0));
+    BOOST_TEST(!cache.contains(bob, t0));
+    BOOST_TEST(!cache.contains(cache.key_for("alice", "wrong", kHash), t0));
+}
+
+BOOST_AUTO_TEST_CASE(entry_expires_after_the_ttl)
+{
+    CredentialCache cache(16, 1min, secret_of(7));
+    const CacheKey key = cache.key_for("alice", "pw", kHash);
+    cache.remember(key, t0);
+    BOOST_TEST(cache.contains(key, t0 + 1min - 1ns));
+    BOOST_TEST(!cache.contains(key, t0 + 1min));
+    // Expired entries are dropped, not kept around.
+    BOOST_TEST(cache.stats().entries == 0u);
+    BOOST_TEST(!cache.contains(key, t0 + 1min - 1ns));
+}
+
+BOOST_AUTO_TEST_CASE(remembering_again_refreshes_the_expiry)
+{
+    CredentialCache cache(16, 1min, secret_of(7));
+    const CacheKey key = cache.key_for("alice", "pw", kHash);
+    cache.remember(key, t0);
+    cache.remember(key, t0 + 30s);
+    BOOST_TEST(cache.contains(key, t0 + 1min));
+    BOOST_TEST(cache.contains(key, t0 + 90s - 1ns));
+    BOOST_TEST(!cache.contains(key, t0 + 90s));
+    BOOST_TEST(cache.stats().entries == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_hit_does_not_extend_the_expiry)
+{
+    CredentialCache cache(16, 1min, secret_of(7));
+    const CacheKey key = cache.key_for("alice", "pw", kHash);
+    cache.remember(key, t0);
+    BOOST_TEST(cache.contains(key, t0 + 50s));
+    BOOST_TEST(!cache.contains(key, t0 + 1min));
+}
+
+// ---- Capacity -------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(capacity_is_a_hard_bound_and_evictions_are_counted)
+{
+    for (const std::size_t capacity : {1u, 2u, 10u, 15u, 16u, 17u, 100u, 1000u}) {
+        BOOST_TEST_CONTEXT("capacity " << capacity)
+        {
+            CredentialCache cache(capacity, 1h, secret_of(7));
+            const std::vector<CacheKey> all = keys(cache, 4 * capacity + 64);
+            for (const CacheKey &k : all) {
+                cache.remember(k, t0);
+            }
+            const CredentialCache::Stats s = cache.stats();
+            BOOST_TEST(s.entries <= capacity);
+            // Four times as many keys as room: every shard is full, so all of
+            // the capacity is in use (none lost to rounding between shards).
+            BOOST_TEST(s.entries == capacity);
+            BOOST_TEST(s.evictions == all.size() - s.entries);
+
+            std::size_t found = 0;
+            for (const CacheKey &k : all) {
+                found += cache.contains(k, t0) ? 1 : 0;
+            }
+            BOOST_TEST(found == s.entries);
+            // The newest key always survives its own insertion.
+            BOOST_TEST(cache.contains(all.back(), t0));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(capacity_16_keeps_at_most_16)
+{
+    CredentialCache cache(16, 1h, secret_of(7));
+    const std::vector<CacheKey> all = keys(cache, 1000);
+    for (const CacheKey &k : all) {
+        cache.remember(k, t0);
+        BOOST_TEST_REQUIRE(cache.stats().entries <= 16u);
+    }
+    BOOST_TEST(cache.stats().evictions >= 1000u - 16u);
+}
+
+BOOST_AUTO_TEST_CASE(recently_used_entries_survive_a_stream_of_new_ones)
+{
+    // 64 hot keys are touched after every 16 new keys. An LRU cache with room
+    // for 1024 keeps them all however many new keys pass through; a FIFO
+    // (or random) one would lose them.
+    CredentialCache cache(1024, 1h, secret_of(7));
+    const std::vector<CacheKey> hot = keys(cache, 64, "hot");
+    const std::vector<CacheKey> cold = keys(cache, 20000, "cold");
+    for (const CacheKey &k : hot) {
+        cache.remember(k, t0);
+    }
+    for (std::size_t i = 0; i < cold.size(); ++i) {
+        cache.remember(cold[i], t0);
+        if (i % 16 == 15) {
+            for (const CacheKey &k : hot) {
+                cache.contains(k, t0);
+            }
+        }
+    }
+    std::size_t hot_found = 0;
+    for (const CacheKey &k : hot) {
+        hot_found += cache.contains(k, t0) ? 1 : 0;
+    }
+    BOOST_TEST(hot_found == hot.size());
+    std::size_t early_cold_found = 0;
+    for (std::size_t i = 0; i < 1000; ++i) {
+        early_cold_found += cache.contains(cold[i], t0) ? 1 : 0;
+    }
+    BOOST_TEST(early_cold_found == 0u);
+    BOOST_TEST(cache.stats().entries <= 1024u);
+}
+
+// ---- Disabled -------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(capacity_0_or_ttl_0_disables_the_cache)
+{
+    struct Row {
+        const char *rule;
+        std::size_t capacity;
+        Clock::duration ttl;
+        bool enabled;
+    };
+    // clang-format off
+    const std::vector<Row> rows = {
+        {"capacity 0", 0, 1min, false},
+        {"ttl 0", 16, Clock::duration::zero(), false},
+        {"negative ttl", 16, -1s, false},
+        {"both 0", 0, Clock::duration::zero(), false},
+        {"capacity 1, ttl 1ns", 1, 1ns, true},
+    };
+    // clang-format on
+    for (const Row &row : rows) {
+        BOOST_TEST_CONTEXT(row.rule)
+        {
+            CredentialCache cache(row.capacity, row.ttl, secret_of(7));
+            BOOST_TEST(cache.enabled() == row.enabled);
+            const CacheKey key = cache.key_for("alice", "pw", kHash);
+            cache.remember(key, t0);
+            BOOST_TEST(cache.contains(key, t0) == row.enabled);
+            BOOST_TEST(cache.stats().entries == (row.enabled ? 1u : 0u));
+        }
+    }
+}
+
+// ---- Statistics -----------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(stats_count_hits_and_misses)
+{
+    CredentialCache cache(16, 1min, secret_of(7));
+    const CacheKey alice = cache.key_for("alice", "pw", kHash);
+    const CacheKey bob = cache.key_for("bob", "pw", kHash);
+
+    BOOST_TEST(!cache.contains(alice, t0)); // miss
+    cache.remember(alice, t0);
+    BOOST_TEST(cache.contains(alice, t0));         // hit
+    BOOST_TEST(cache.contains(alice, t0 + 10s));   // hit
+    BOOST_TEST(!cache.contains(bob, t0));          // miss
+    BOOST_TEST(!cache.contains(alice, t0 + 2min)); // expired: miss
+
+    const CredentialCache::Stats s = cache.stats();
+    BOOST_TEST(s.hits == 2u);
+    BOOST_TEST(s.misses == 3u);
+    BOOST_TEST(s.evictions == 0u);
+    BOOST_TEST(s.entries == 0u);
+}
+
+// ---- Threads --------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(concurrent_use_keeps_the_bound_and_the_counts)
+{
+    constexpr std::size_t kCapacity = 64;
+    constexpr int kThreads = 4;
+    constexpr int kOpsPerThread = 50000;
+    CredentialCache cache(kCapacity, 1h, secret_of(7));
+    const std::vector<CacheKey> pool = keys(cache, 500); // overlapping between threads
+
+    std::atomic<std::uint64_t> lookups{0};
+    std::atomic<bool> over_capacity{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            std::uint64_t local_lookups = 0;
+            std::uint32_t x = 2463534242u + static_cast<std::uint32_t>(t); // xorshift
+            for (int i = 0; i < kOpsPerThread; ++i) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                const CacheKey &key = pool[x % pool.size()];
+                const auto now = t0 + std::chrono::milliseconds(i);
+                if (!cache.contains(key, now)) {
+                    cache.remember(key, now);
+                }
+                ++local_lookups;
+                if (i % 1000 == 0 && cache.stats().entries > kCapacity) {
+                    over_capacity = true;
+                }
+            }
+            lookups += local_lookups;
+        });
+    }
+    for (std::thread &th : threads) {
+        th.join();
+    }
+
+    const CredentialCache::Stats s = cache.stats();
+    BOOST_TEST(!over_capacity.load());
+    BOOST_TEST(s.entries <= kCapacity);
+    BOOST_TEST(s.entries > 0u);
+    BOOST_TEST(s.hits + s.misses == lookups.load());
+    BOOST_TEST(lookups.load() == static_cast<std::uint64_t>(kThreads) * kOpsPerThread);
+    BOOST_TEST(s.hits > 0u);
+    BOOST_TEST(s.evictions > 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,280 @@
+// Specification of how an htpasswd file's text becomes the user index:
+// which lines count, which are ignored, and what the operator is told.
+
+#include "auth_proxy/htpasswd_index.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+using auth_proxy::classify_hash;
+using auth_proxy::Diagnostic;
+using auth_proxy::format_name;
+using auth_proxy::HashFormat;
+using auth_proxy::HtpasswdIndex;
+
+BOOST_AUTO_TEST_SUITE(htpasswd_index)
+
+namespace {
+
+const std::string kApr1 = "$apr1$jFArcZ5m$wqCp4W1cQBmciHu1wOfG61";
+const std::string kSha = "{SHA}uE1+cBGmURe+4zihKsjfuHZgJbQ=";
+const std::string kBcrypt = "$2y$04$fxEw42QHmPVcGLgMERxWeuZScXnG.1Xomj7P7a2xzwgBL3DJ0SL9a";
+const std::string kDes = "MsrIo421jkpjY";
+
+struct ExpectedDiagnostic {
+    std::size_t line;
+    bool warning;
+    std::string mentions; // a piece of the message
+};
+
+struct IndexCase {
+    const char *rule;
+    std::string content;
+    std::vector<std::pair<std::string, std::string>> users; // every user and the hash it maps to
+    std::vector<std::string> absent;                        // names that must not be found
+    std::vector<ExpectedDiagnostic> diagnostics;            // in line order
+};
+
+/** Checks one found entry against the hash it should carry. */
+void check_entry(const HtpasswdIndex &index, const std::string &user, const std::string &hash)
+{
+    const HtpasswdIndex::Entry *entry = index.find(user);
+    BOOST_TEST_REQUIRE(entry != nullptr, "user '" << user << "' not found");
+    BOOST_TEST(entry->user_length == user.size());
+    BOOST_TEST(std::string(entry->user, entry->user_length) == user);
+    BOOST_TEST(entry->user[entry->user_length] == '\0');
+    BOOST_TEST(std::string(entry->hash) == hash);
+    BOOST_TEST(std::string(format_name(entry->format)) == format_name(classify_hash(hash)));
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(line_rules_table)
+{
+    const std::vector<IndexCase> cases = {
+        {"comments and blank lines are skipped",
+         "# users of the proxy\n\nalice:" + kApr1 + "\n   # indented comment\n\t\nbob:" + kSha + "\n",
+         {{"alice", kApr1}, {"bob", kSha}},
+         {"# users of the proxy", "#", "   # indented comment"},
+         {}},
+        {"CRLF line endings are not part of the hash",
+         "alice:" + kApr1 + "\r\nbob:" + kSha + "\r\n\r\n",
+         {{"alice", kApr1}, {"bob", kSha}},
+         {},
+         {}},
+        {"white space around a line is ignored",
+         "  alice:" + kApr1 + "  \n\tbob:" + kSha + "\t\r\n",
+         {{"alice", kApr1}, {"bob", kSha}},
+         {"  alice", "\tbob"},
+         {}},
+        {"of duplicate users the first wins, and the operator is told",
+         "alice:" + kApr1 + "\nbob:" + kSha + "\nalice:" + kBcrypt + "\n",
+         {{"alice", kApr1}, {"bob", kSha}},
+         {},
+         {{3, false, "duplicate entry for user 'alice'"}}},
+        {"fields after the hash are ignored",
+         "alice:" + kApr1 + ":Alice Example:admin\nbob:" + kSha + ":\n",
+         {{"alice", kApr1}, {"bob", kSha}},
+         {},
+         {}},
+        {"a line without ':' is ignored with a warning",
+         "alice:" + kApr1 + "\njust-a-name\nbob:" + kSha + "\n",
+         {{"alice", kApr1}, {"bob", kSha}},
+         {"just-a-name"},
+         {{2, true, "no ':'"}}},
+        {"an empty user name is ignored with a warning",
+         "alice:" + kApr1 + "\n:" + kSha + "\n",
+         {{"alice", kApr1}},
+         {""},
+         {{2, true, "empty user name"}}},
+        {"an unrecognised hash is kept (it never matches) and named in a warning",
+         "carol:secret\nalice:" + kApr1 + "\n",
+         {{"carol", "secret"}, {"alice", kApr1}},
+         {},
+         {{1, true, "user 'carol'"}}},
+        {"an empty hash is unrecognised", "carol:\n", {{"carol", ""}}, {}, {{1, true, "user 'carol'"}}},
+        {"the last line needs no newline",
+         "alice:" + kApr1 + "\nbob:" + kSha,
+         {{"alice", kApr1}, {"bob", kSha}},
+         {},
+         {}},
+        {"an empty file has no users", "", {}, {"alice", ""}, {}},
+        {"a file of comments and blanks has no users",
+         "#\n\n   \n\r\n# alice:" + kApr1 + "\n",
+         {},
+         {"alice", "#"},
+         {}},
+        {"UTF-8 user names are exact byte strings",
+         "j\xc3\xbcrgen:" + kSha + "\n\xe7\x8e\x8b:" + kDes + "\n",
+         {{"j\xc3\xbcrgen", kSha}, {"\xe7\x8e\x8b", kDes}},
+         {"jurgen", "J\xc3\x9crgen", "j\xc3\xbc"},
+         {}},
+        {"lookups are exact and case-sensitive",
+         "alice:" + kApr1 + "\n",
+         {{"alice", kApr1}},
+         {"Alice", "ALICE", "alic", "alice2", "alice ", " alice", "alice:", std::string("alice\0", 6)},
+         {}},
+        {"every format keeps its hash",
+         "a:" + kApr1 + "\nb:" + kSha + "\nc:" + kBcrypt + "\nd:" + kDes + "\n",
+         {{"a", kApr1}, {"b", kSha}, {"c", kBcrypt}, {"d", kDes}},
+         {},
+         {}},
+        {"line numbers count comments, blank lines and CRLF lines",
+         "# c\r\n\r\nnocolon\r\nalice:" + kApr1 + "\r\n:x\r\n",
+         {{"alice", kApr1}},
+         {"nocolon"},
+         {{3, true, "no ':'"}, {5, true, "empty user name"}}},
+        {"a duplicate of an unrecognised entry: the first still wins",
+         "carol:secret\ncarol:" + kApr1 + "\n",
+         {{"carol", "secret"}},
+         {},
+         {{1, true, "user 'carol'"}, {2, false, "duplicate entry for user 'carol'"}}},
+    };
+
+    for (const IndexCase &c : cases) {
+        BOOST_TEST_CONTEXT(c.rule)
+        {
+            std::vector<Diagnostic> diagnostics;
+            const HtpasswdIndex index(c.content, &diagnostics);
+
+            BOOST_TEST(index.size() == c.users.size());
+            for (const auto &user : c.users) {
+                BOOST_TEST_CONTEXT("user " << user.first)
+                {
+                    check_entry(index, user.first, user.second);
+                }
+            }
+            for (const std::string &name : c.absent) {
+                BOOST_TEST(index.find(name) == nullptr, "'" << name << "' should not be found");
+            }
+
+            std::stable_sort(diagnostics.begin(), diagnostics.end(),
+                             [](const Diagnostic &a, const Diagnostic &b) { return a.line < b.line; });
+            BOOST_TEST_REQUIRE(diagnostics.size() == c.diagnostics.size());
+            for (std::size_t i = 0; i < diagnostics.size(); ++i) {
+                BOOST_TEST_CONTEXT("diagnostic " << i << ": " << diagnostics[i].message)
+                {
+                    BOOST_TEST(diagnostics[i].line == c.diagnostics[i].line);
+                    BOOST_TEST(diagnostics[i].warning == c.diagnostics[i].warning);
+                    BOOST_TEST(diagnostics[i].message.find(c.diagnostics[i].mentions) != std::string::npos);
+                }
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_unrecognised_entry_has_format_unknown)
+{
+    const HtpasswdIndex index("carol:password123\n");
+    const HtpasswdIndex::Entry *carol = index.find("carol");
+    BOOST_TEST_REQUIRE(carol != nullptr);
+    BOOST_TEST(std::string(format_name(carol->format)) == format_name(HashFormat::unknown));
+}
+
+BOOST_AUTO_TEST_CASE(diagnostics_are_optional)
+{
+    const HtpasswdIndex index("nocolon\n:empty\ncarol:secret\ncarol:" + kApr1 + "\nalice:" + kApr1 + "\n");
+    BOOST_TEST(index.size() == 2u);
+    BOOST_TEST(index.find("alice") != nullptr);
+    BOOST_TEST(std::string(index.find("carol")->hash) == "secret");
+}
+
+BOOST_AUTO_TEST_CASE(a_100_kb_user_name_is_indexed)
+{
+    const std::string long_user(100 * 1024, 'u');
+    const std::string long_hash(100 * 1024, 'h');
+    const std::string content =
+        "alice:" + kApr1 + "\n" + long_user + ":" + kSha + "\nbob:" + long_hash + "\ncarol:" + kBcrypt + "\n";
+    std::vector<Diagnostic> diagnostics;
+    const HtpasswdIndex index(content, &diagnostics);
+
+    BOOST_TEST(index.size() == 4u);
+    check_entry(index, long_user, kSha);
+    check_entry(index, "alice", kApr1);
+    check_entry(index, "carol", kBcrypt);
+    check_entry(index, "bob", long_hash); // kept, but never matches
+    BOOST_TEST(index.find(long_user.substr(1)) == nullptr);
+    BOOST_TEST(index.find(long_user + "u") == nullptr);
+    BOOST_TEST_REQUIRE(diagnostics.size() == 1u);
+    BOOST_TEST(diagnostics[0].line == 3u);
+    BOOST_TEST(diagnostics[0].message.find("user 'bob'") != std::string::npos);
+}
+
+namespace {
+
+const std::string &generated_hash(std::size_t i)
+{
+    static const std::string hashes[] = {kApr1, kSha, kBcrypt, kDes};
+    return hashes[i % 4];
+}
+
+std::string generated_user(std::size_t i)
+{
+    char name[32];
+    std::snprintf(name, sizeof name, "user%06zu", i);
+    return name;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(every_user_of_a_100000_user_file_is_found)
+{
+    constexpr std::size_t kUsers = 100000;
+    std::string content;
+    for (std::size_t i = 0; i < kUsers; ++i) {
+        content += generated_user(i) + ":" + generated_hash(i) + "\n";
+    }
+    const std::size_t content_size = content.size();
+    std::vector<Diagnostic> diagnostics;
+    const HtpasswdIndex index(std::move(content), &diagnostics);
+
+    BOOST_TEST(index.size() == kUsers);
+    BOOST_TEST(diagnostics.empty());
+
+    std::size_t missing = 0, wrong_hash = 0, wrong_format = 0, phantom = 0;
+    for (std::size_t i = 0; i < kUsers; ++i) {
+        const HtpasswdIndex::Entry *entry = index.find(generated_user(i));
+        if (entry == nullptr) {
+            ++missing;
+            continue;
+        }
+        if (entry->hash != generated_hash(i)) {
+            ++wrong_hash;
+        }
+        if (entry->format != classify_hash(generated_hash(i))) {
+            ++wrong_format;
+        }
+    }
+    for (std::size_t i = kUsers; i < 2 * kUsers; ++i) {
+        if (index.find(generated_user(i)) != nullptr) {
+            ++phantom;
+        }
+    }
+    BOOST_TEST(missing == 0u);
+    BOOST_TEST(wrong_hash == 0u);
+    BOOST_TEST(wrong_format == 0u);
+    BOOST_TEST(phantom == 0u);
+    BOOST_TEST(index.find("user") == nullptr);
+    BOOST_TEST(index.find("user00000") == nullptr);
+    BOOST_TEST(index.find("") == nullptr);
+
+    BOOST_TEST_MESSAGE("100000 users: " << content_size << " bytes of text, index holds "
+                                        << index.memory_bytes());
+    BOOST_TEST(index.memory_bytes() > content_size);
+    BOOST_TEST(index.memory_bytes() < 3 * content_size);
+}
+
+BOOST_AUTO_TEST_CASE(memory_bytes_counts_an_empty_index)
+{
+    const HtpasswdIndex index("");
+    BOOST_TEST(index.memory_bytes() > 0u);
+    BOOST_TEST(index.size() == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,545 @@
+// Specification of a reloadable AuthUserFile: loading, reloading on change,
+// failing closed when the file goes away, readers never seeing a partial
+// index, and the watcher thread that keeps files current.
+
+#include "auth_proxy/file_watcher.hpp"
+#include "auth_proxy/user_file.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+using auth_proxy::FileSignature;
+using auth_proxy::FileWatcher;
+using auth_proxy::Logger;
+using auth_proxy::LogLevel;
+using auth_proxy::stat_signature;
+using auth_proxy::UserFile;
+using auth_proxy::UserFileRegistry;
+using auth_proxy::UserFileState;
+using namespace std::chrono_literals;
+
+BOOST_AUTO_TEST_SUITE(user_file)
+
+namespace {
+
+const std::string kSha = "{SHA}uE1+cBGmURe+4zihKsjfuHZgJbQ=";
+const std::string kApr1 = "$apr1$jFArcZ5m$wqCp4W1cQBmciHu1wOfG61";
+
+/** A private directory under /tmp, removed with everything in it. */
+struct TempDir {
+    std::string path;
+    TempDir()
+    {
+        char pattern[] = "/tmp/auth_proxy_unit.XXXXXX";
+        if (::mkdtemp(pattern) == nullptr) {
+            throw std::runtime_error("mkdtemp failed");
+        }
+        path = pattern;
+    }
+    ~TempDir()
+    {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+    std::string file(const std::string &name) const { return path + "/" + name; }
+};
+
+/** Rewrites @p path in place (truncate and write), as an editor might. */
+void write_file(const std::string &path, const std::string &content)
+{
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << content;
+    out.close();
+    if (!out) {
+        throw std::runtime_error("cannot write " + path);
+    }
+}
+
+/** Replaces @p path by renaming a new file over it, as htpasswd-like tools do. */
+void replace_file(const std::string &path, const std::string &content)
+{
+    write_file(path + ".new", content);
+    std::filesystem::rename(path + ".new", path);
+}
+
+/** Logger that keeps every line, from any thread. */
+struct LogCapture {
+    struct Line {
+        LogLevel level;
+        std::string text;
+    };
+    mutable std::mutex mutex;
+    std::vector<Line> lines;
+
+    Logger logger()
+    {
+        Logger log;
+        log.sink = [](void *ctx, LogLevel level, const std::string &message) {
+            auto *self = static_cast<LogCapture *>(ctx);
+            std::lock_guard<std::mutex> lock(self->mutex);
+            self->lines.push_back(Line{level, message});
+        };
+        log.ctx = this;
+        return log;
+    }
+
+    std::size_t size() const
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        return lines.size();
+    }
+
+    /** True if a line at @p level contains every piece of @p pieces. */
+    bool has(LogLevel level, std::initializer_list<std::string> pieces) const
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        for (const Line &line : lines) {
+            if (line.level != level) {
+                continue;
+            }
+            bool all = true;
+            for (const std::string &piece : pieces) {
+                all = all && line.text.find(piece) != std::string::npos;
+            }
+            if (all) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    std::string dump() const
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        std::string out;
+        for (const Line &line : lines) {
+            out += "\n  " + line.text;
+        }
+        return out;
+    }
+};
+
+/** "<prefix>000:{SHA}...\n" for @p n users. */
+std::string user_lines(const std::string &prefix, int n)
+{
+    std::string out;
+    for (int i = 0; i < n; ++i) {
+        char name[64];
+        std::snprintf(name, sizeof name, "%s%03d", prefix.c_str(), i);
+        out += std::string(name) + ":" + kSha + "\n";
+    }
+    return out;
+}
+
+std::string user_name(const std::string &prefix, int i)
+{
+    char name[64];
+    std::snprintf(name, sizeof name, "%s%03d", prefix.c_str(), i);
+    return name;
+}
+
+bool finds(const std::shared_ptr<const UserFileState> &state, const std::string &user)
+{
+    return state && state->index && state->index->find(user) != nullptr;
+}
+
+} // namespace
+
+// ---- Loading and reloading -----------------------------------------------
+
+BOOST_AUTO_TEST_CASE(first_use_loads_the_file_and_logs_it)
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\nbob:" + kSha + "\n");
+    LogCapture log;
+    UserFile file(path);
+    BOOST_TEST(file.path() == path);
+
+    const auto state = file.state(log.logger());
+    BOOST_TEST_REQUIRE(state != nullptr);
+    BOOST_TEST_REQUIRE(state->index != nullptr);
+    BOOST_TEST(state->error.empty());
+    BOOST_TEST(state->index->size() == 2u);
+    BOOST_TEST(finds(state, "alice"));
+    BOOST_TEST(finds(state, "bob"));
+    BOOST_TEST(!finds(state, "carol"));
+    BOOST_TEST(log.has(LogLevel::info, {"loaded " + path, "2 users"}), log.dump());
+
+    // Later calls return the same state without reading the file again.
+    const std::size_t logged = log.size();
+    BOOST_TEST(file.state(log.logger()).get() == state.get());
+    BOOST_TEST(log.size() == logged);
+}
+
+BOOST_AUTO_TEST_CASE(unchanged_file_is_not_reloaded)
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\n");
+    LogCapture log;
+    UserFile file(path);
+    const auto state = file.state(log.logger());
+    BOOST_TEST(!file.refresh(log.logger()));
+    BOOST_TEST(!file.refresh(log.logger()));
+    BOOST_TEST(file.state(log.logger()).get() == state.get());
+}
+
+BOOST_AUTO_TEST_CASE(changed_file_is_reloaded_and_old_readers_keep_their_state)
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\n");
+    LogCapture log;
+    UserFile file(path);
+    const auto before = file.state(log.logger());
+    BOOST_TEST_REQUIRE(finds(before, "alice"));
+
+    write_file(path, "alice:" + kApr1 + "\nbob:" + kSha + "\ncarol:" + kSha + "\n");
+    BOOST_TEST(file.refresh(log.logger()));
+    const auto after = file.state(log.logger());
+    BOOST_TEST(after.get() != before.get());
+    BOOST_TEST(finds(after, "carol"));
+    BOOST_TEST(after->index->size() == 3u);
+    BOOST_TEST(log.has(LogLevel::info, {"reloaded " + path, "3 users"}), log.dump());
+
+    // A request that took the old state before the reload still reads it.
+    BOOST_TEST(before->index->size() == 1u);
+    BOOST_TEST(finds(before, "alice"));
+    BOOST_TEST(!finds(before, "carol"));
+    BOOST_TEST(std::string(before->index->find("alice")->hash) == kApr1);
+}
+
+BOOST_AUTO_TEST_CASE(removed_user_is_gone_after_reload)
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\nbob:" + kSha + "\n");
+    LogCapture log;
+    UserFile file(path);
+    BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "bob"));
+    write_file(path, "alice:" + kApr1 + "\n");
+    BOOST_TEST(file.refresh(log.logger()));
+    BOOST_TEST(!finds(file.state(log.logger()), "bob"));
+    BOOST_TEST(finds(file.state(log.logger()), "alice"));
+}
+
+BOOST_AUTO_TEST_CASE(file_replaced_by_rename_with_the_same_size_is_reloaded)
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    const std::string new_hash = "{SHA}AAAAcBGmURe+4zihKsjfuHZgJbQ=";
+    BOOST_TEST_REQUIRE(new_hash.size() == kSha.size());
+    write_file(path, "alice:" + kSha + "\n");
+    LogCapture log;
+    UserFile file(path);
+    BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
+
+    replace_file(path, "alice:" + new_hash + "\n");
+    BOOST_TEST(file.refresh(log.logger()));
+    const auto state = file.state(log.logger());
+    BOOST_TEST_REQUIRE(finds(state, "alice"));
+    BOOST_TEST(std::string(state->index->find("alice")->hash) == new_hash);
+}
+
+// ---- Failing closed --------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(deleted_file_refuses_everyone_and_recreated_file_is_back)
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\n");
+    LogCapture log;
+    UserFile file(path);
+    const auto loaded = file.state(log.logger());
+    BOOST_TEST_REQUIRE(finds(loaded, "alice"));
+
+    std::filesystem::remove(path);
+    BOOST_TEST(file.refresh(log.logger()));
+    const auto broken = file.state(log.logger());
+    BOOST_TEST_REQUIRE(broken != nullptr);
+    BOOST_TEST(broken->index == nullptr);
+    BOOST_TEST(broken->error.find(path) != std::string::npos, broken->error);
+    BOOST_TEST(broken->error.find("No such file") != std::string::npos, broken->error);
+    BOOST_TEST(log.has(LogLevel::error, {path}), log.dump());
+    // The request that already held the loaded state is unaffected.
+    BOOST_TEST(finds(loaded, "alice"));
+
+    // Still missing: nothing new to publish or to log.
+    const std::size_t logged = log.size();
+    BOOST_TEST(!file.refresh(log.logger()));
+    BOOST_TEST(log.size() == logged);
+    BOOST_TEST(file.state(log.logger()).get() == broken.get());
+
+    write_file(path, "alice:" + kApr1 + "\nbob:" + kSha + "\n");
+    BOOST_TEST(file.refresh(log.logger()));
+    const auto back = file.state(log.logger());
+    BOOST_TEST(back->error.empty());
+    BOOST_TEST(finds(back, "alice"));
+    BOOST_TEST(finds(back, "bob"));
+}
+
+BOOST_AUTO_TEST_CASE(missing_file_on_first_use_is_an_error_naming_the_path)
+{
+    TempDir dir;
+    const std::string path = dir.file("never-created");
+    LogCapture log;
+    UserFile file(path);
+    const auto state = file.state(log.logger());
+    BOOST_TEST_REQUIRE(state != nullptr);
+    BOOST_TEST(state->index == nullptr);
+    BOOST_TEST(state->error.find(path) != std::string::npos, state->error);
+    BOOST_TEST(log.has(LogLevel::error, {path}), log.dump());
+}
+
+BOOST_AUTO_TEST_CASE(a_directory_is_not_a_user_file)
+{
+    TempDir dir;
+    LogCapture log;
+    UserFile file(dir.path);
+    const auto state = file.state(log.logger());
+    BOOST_TEST_REQUIRE(state != nullptr);
+    BOOST_TEST(state->index == nullptr);
+    BOOST_TEST(state->error.find(dir.path) != std::string::npos, state->error);
+    BOOST_TEST(log.has(LogLevel::error, {dir.path}), log.dump());
+
+    // The same error is reported once, not on every refresh.
+    const std::size_t logged = log.size();
+    BOOST_TEST(!file.refresh(log.logger()));
+    BOOST_TEST(log.size() == logged);
+    BOOST_TEST(file.state(log.logger())->index == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(line_diagnostics_are_logged_with_path_and_line)
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\nnocolon\ncarol:secret\nalice:" + kSha + "\n");
+    LogCapture log;
+    UserFile file(path);
+    BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
+    BOOST_TEST(log.has(LogLevel::warning, {path + " line 2", "no ':'"}), log.dump());
+    BOOST_TEST(log.has(LogLevel::warning, {path + " line 3", "'carol'"}), log.dump());
+    BOOST_TEST(log.has(LogLevel::info, {path + " line 4", "duplicate", "'alice'"}), log.dump());
+}
+
+BOOST_AUTO_TEST_CASE(stat_signature_reports_errno_and_size)
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    FileSignature sig;
+    BOOST_TEST(stat_signature(path, sig) == ENOENT);
+    write_file(path, "alice:" + kApr1 + "\n");
+    BOOST_TEST(stat_signature(path, sig) == 0);
+    BOOST_TEST(sig.size == static_cast<std::int64_t>(7 + kApr1.size()));
+    FileSignature again;
+    BOOST_TEST(stat_signature(path, again) == 0);
+    BOOST_TEST((sig == again));
+}
+
+// ---- Threads ---------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(readers_see_the_old_or_the_new_file_never_a_mixture, *boost::unit_test::timeout(60))
+{
+    // Two versions of distinct sizes; a reader's state must hold exactly one.
+    constexpr int kAlpha = 100, kBeta = 150, kRewrites = 50, kReaders = 4;
+    const std::string alpha = user_lines("alpha", kAlpha);
+    const std::string beta = user_lines("beta", kBeta);
+
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, alpha);
+    LogCapture log;
+    UserFile file(path);
+    BOOST_TEST_REQUIRE(file.state(log.logger())->index->size() == static_cast<std::size_t>(kAlpha));
+
+    std::atomic<bool> done{false};
+    std::atomic<std::uint64_t> reads{0}, saw_alpha{0}, saw_beta{0}, bad{0};
+    std::vector<std::thread> readers;
+    for (int r = 0; r < kReaders; ++r) {
+        readers.emplace_back([&] {
+            const Logger logger = log.logger();
+            while (!done.load()) {
+                const auto state = file.state(logger);
+                if (!state || !state->index) {
+                    ++bad;
+                    continue;
+                }
+                const auto &index = *state->index;
+                const bool is_alpha = index.find("alpha000") != nullptr;
+                const std::string mine = is_alpha ? "alpha" : "beta";
+                const std::string other = is_alpha ? "beta" : "alpha";
+                const int n = is_alpha ? kAlpha : kBeta;
+                bool whole = index.size() == static_cast<std::size_t>(n);
+                for (int i = 0; i < n && whole; ++i) {
+                    whole = index.find(user_name(mine, i)) != nullptr;
+                }
+                whole = whole && index.find(user_name(other, 0)) == nullptr &&
+                        index.find(user_name(mine, n)) == nullptr;
+                if (!whole) {
+                    ++bad;
+                }
+                ++(is_alpha ? saw_alpha : saw_beta);
+                ++reads;
+            }
+        });
+    }
+
+    int unnoticed_rewrites = 0;
+    const Logger logger = log.logger();
+    for (int i = 0; i < kRewrites; ++i) {
+        write_file(path, i % 2 == 0 ? beta : alpha);
+        if (!file.refresh(logger)) {
+            ++unnoticed_rewrites;
+        }
+        // Let the readers look at this version before the next one.
+        const std::uint64_t seen = reads.load();
+        const auto deadline = std::chrono::steady_clock::now() + 2s;
+        while (reads.load() < seen + kReaders && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::yield();
+        }
+    }
+    done = true;
+    for (std::thread &t : readers) {
+        t.join();
+    }
+
+    BOOST_TEST(unnoticed_rewrites == 0);
+    BOOST_TEST(bad.load() == 0u);
+    BOOST_TEST(saw_alpha.load() > 0u);
+    BOOST_TEST(saw_beta.load() > 0u);
+    BOOST_TEST(reads.load() >= static_cast<std::uint64_t>(kRewrites));
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_first_use_loads_once, *boost::unit_test::timeout(60))
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, user_lines("u", 200));
+    LogCapture log;
+    UserFile file(path);
+    std::vector<std::thread> threads;
+    std::atomic<int> missing{0};
+    for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&] {
+            if (!finds(file.state(log.logger()), "u199")) {
+                ++missing;
+            }
+        });
+    }
+    for (std::thread &t : threads) {
+        t.join();
+    }
+    BOOST_TEST(missing.load() == 0);
+    BOOST_TEST(log.has(LogLevel::info, {"loaded " + path}), log.dump());
+    BOOST_TEST(!log.has(LogLevel::info, {"reloaded " + path}), log.dump());
+}
+
+// ---- Registry and watcher --------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(registry_returns_one_object_per_path)
+{
+    UserFileRegistry registry;
+    UserFile &a = registry.get("/nonexistent/a");
+    UserFile &b = registry.get("/nonexistent/b");
+    BOOST_TEST(&registry.get("/nonexistent/a") == &a);
+    BOOST_TEST(&a != &b);
+    BOOST_TEST(a.path() == "/nonexistent/a");
+    BOOST_TEST(b.path() == "/nonexistent/b");
+    BOOST_TEST(registry.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(refresh_all_loads_every_registered_file)
+{
+    TempDir dir;
+    const std::string one = dir.file("one"), two = dir.file("two");
+    write_file(one, "alice:" + kApr1 + "\n");
+    write_file(two, "bob:" + kSha + "\n");
+    UserFileRegistry registry;
+    registry.get(one);
+    registry.get(two);
+    LogCapture log;
+    registry.refresh_all(log.logger());
+    BOOST_TEST(log.has(LogLevel::info, {"loaded " + one}), log.dump());
+    BOOST_TEST(log.has(LogLevel::info, {"loaded " + two}), log.dump());
+    const std::size_t logged = log.size();
+    BOOST_TEST(finds(registry.get(one).state(log.logger()), "alice"));
+    BOOST_TEST(finds(registry.get(two).state(log.logger()), "bob"));
+    BOOST_TEST(log.size() == logged); // state() found them already loaded
+}
+
+BOOST_AUTO_TEST_CASE(watcher_picks_up_a_changed_file, *boost::unit_test::timeout(60))
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\n");
+    UserFileRegistry registry;
+    LogCapture log;
+    UserFile &file = registry.get(path);
+    BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
+    {
+        FileWatcher watcher(registry, 20ms, log.logger());
+        write_file(path, "alice:" + kApr1 + "\nnewbie:" + kSha + "\n");
+        // state() never reloads a loaded file itself: only the watcher can.
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (!finds(file.state(log.logger()), "newbie") && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(5ms);
+        }
+        BOOST_TEST(finds(file.state(log.logger()), "newbie"));
+        BOOST_TEST(log.has(LogLevel::info, {"reloaded " + path}), log.dump());
+    }
+    // The watcher is gone: a later change stays unseen until someone refreshes.
+    write_file(path, "alice:" + kApr1 + "\nnewbie:" + kSha + "\nlate:" + kSha + "\n");
+    std::this_thread::sleep_for(100ms);
+    BOOST_TEST(!finds(file.state(log.logger()), "late"));
+    BOOST_TEST(file.refresh(log.logger()));
+    BOOST_TEST(finds(file.state(log.logger()), "late"));
+}
+
+BOOST_AUTO_TEST_CASE(watcher_destructor_does_not_wait_out_the_interval, *boost::unit_test::timeout(60))
+{
+    UserFileRegistry registry;
+    LogCapture log;
+    const auto started = std::chrono::steady_clock::now();
+    {
+        FileWatcher watcher(registry, std::chrono::hours(1), log.logger());
+        std::this_thread::sleep_for(10ms);
+    }
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    BOOST_TEST(took.count() < 30000, "stopping took " << took.count() << " ms");
+    BOOST_TEST(log.size() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(stopped_watcher_no_longer_refreshes, *boost::unit_test::timeout(60))
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\n");
+    UserFileRegistry registry;
+    LogCapture log;
+    UserFile &file = registry.get(path);
+    BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
+
+    FileWatcher watcher(registry, 20ms, log.logger());
+    watcher.stop();
+    watcher.stop(); // a second stop (and the destructor's) is harmless
+    write_file(path, "alice:" + kApr1 + "\nbob:" + kSha + "\n");
+    std::this_thread::sleep_for(150ms);
+    BOOST_TEST(!finds(file.state(log.logger()), "bob"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
