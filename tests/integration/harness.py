@@ -233,9 +233,20 @@ class Httpd:
     def write_config(self) -> None:
         self.conf_file.write_text(self.config_text())
 
+    def env(self) -> dict:
+        """httpd's environment; with AUTH_PROXY_PRELOAD (a sanitizer runtime) the
+        module's ASan/UBSan build runs inside the real httpd, reports to logs/asan.*."""
+        env = dict(os.environ)
+        preload = os.environ.get("AUTH_PROXY_PRELOAD")
+        if preload:
+            env["LD_PRELOAD"] = preload
+            env["ASAN_OPTIONS"] = f"detect_leaks=0:log_path={self.root}/logs/asan"
+            env["UBSAN_OPTIONS"] = f"print_stacktrace=1:log_path={self.root}/logs/ubsan"
+        return env
+
     def command(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([HTTPD_BIN, "-d", str(self.root), "-f", str(self.conf_file), *args],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, env=self.env())
 
     def configtest(self) -> subprocess.CompletedProcess:
         self.write_config()
@@ -247,6 +258,7 @@ class Httpd:
         self.log_offset = 0
         self.proc = subprocess.Popen([HTTPD_BIN, "-d", str(self.root), "-f", str(self.conf_file),
                                       "-DFOREGROUND"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=self.env(),
                                      # prefork's shutdown signals its whole process group
                                      # (ap_unixd_killpg(getpgrp(), SIGTERM)): keep pytest out of it.
                                      start_new_session=True)
@@ -294,8 +306,11 @@ class Httpd:
         return self.log()[getattr(self, "log_offset", 0):]
 
     def crashes(self) -> list[str]:
-        return [line for line in self.log().splitlines()
-                if any(re.search(p, line) for p in CRASH_PATTERNS)]
+        found = [line for line in self.log().splitlines()
+                 if any(re.search(p, line) for p in CRASH_PATTERNS)]
+        for report in sorted((self.root / "logs").glob("[au][sb]san.*")):
+            found.append(f"{report.name}: " + report.read_text(errors="replace")[:4000])
+        return found
 
     def access_log(self) -> str:
         """The access log ("%h %u \"%r\" %>s" per line)."""
