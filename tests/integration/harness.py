@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -39,7 +40,25 @@ CRASH_PATTERNS = [
 ]
 
 
+_handed_out: set = set()
+
+
 def free_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, so the many
+    client connections a test makes cannot take it before httpd binds it."""
+    low, _high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        port = rng.randrange(10000, max(10001, low - 1))
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -1,0 +1,159 @@
+"""What a ProxyBasic proxy tells the server behind it (docs/recipes.md).
+
+Proxy credentials are for this proxy: Proxy-Authorization is never passed on,
+unless the operator sets httpd's own Proxy-Chain-Auth environment variable to
+chain them to an upstream proxy. The user's name reaches the backend through
+the mod_headers recipe (X-Remote-User from REMOTE_USER), and a value a client
+makes up for that header never does.
+"""
+
+import pytest
+
+from harness import basic, curl, htpasswd, proxy_challenge
+
+REALM = "Gateway"
+ALICE = basic("alice", "secret")
+
+
+@pytest.fixture
+def users(server_root):
+    path = f"{server_root}/users"
+    htpasswd(path, "alice", "secret", "-B", "-C", "4")
+    htpasswd(path, "bob", "bob-pw", "-B", "-C", "4")
+    return path
+
+
+def scope(users, require="valid-user"):
+    return f"""    AuthType ProxyBasic
+    AuthName "{REALM}"
+    AuthUserFile {users}
+    Require {require}
+"""
+
+
+def get(h, path, *args):
+    return curl(*args, f"{h.url}{path}")
+
+
+# ------------------------------------------------------------ Proxy-Chain-Auth
+
+@pytest.fixture
+def chaining(make_httpd, backend, users):
+    return make_httpd(f"""
+SetEnvIf Request_URI "^/chained-if/" Proxy-Chain-Auth=On
+<Location /plain/>
+    ProxyPass {backend.url}/plain/
+{scope(users)}</Location>
+<Location /chained/>
+    ProxyPass {backend.url}/chained/
+    SetEnv Proxy-Chain-Auth On
+{scope(users)}</Location>
+<Location /chained-if/>
+    ProxyPass {backend.url}/chained-if/
+{scope(users)}</Location>
+<Location /by-address/>
+    ProxyPass {backend.url}/by-address/
+    AuthType ProxyBasic
+    AuthName "{REALM}"
+    AuthUserFile {users}
+    <RequireAny>
+        Require ip 127.0.0.1
+        Require valid-user
+    </RequireAny>
+</Location>
+<Location /plain/open/>
+    Require all granted
+</Location>
+""")
+
+
+@pytest.mark.parametrize("path", ["/chained/x", "/chained-if/x"], ids=["SetEnv", "SetEnvIf"])
+def test_proxy_chain_auth_forwards_proxy_authorization(chaining, path):
+    r = get(chaining, path, "-H", f"Proxy-Authorization: {ALICE}")
+    assert r.status == 200
+    assert r.backend_headers()["proxy-authorization"] == [ALICE]
+    # Chaining passes on what was checked; it opens nothing.
+    assert get(chaining, path).status == 407
+    assert get(chaining, path, "-H", f"Proxy-Authorization: {basic('alice', 'wrong')}").status == 407
+
+
+@pytest.mark.parametrize("path", ["/by-address/x", "/plain/open/x"], ids=["Require_ip", "Require_all_granted"])
+def test_proxy_authorization_is_not_forwarded_when_access_needs_no_user(chaining, path):
+    # The client sends proxy credentials although this scope admits it without
+    # them: they were still meant for this proxy, not for the backend.
+    r = get(chaining, path, "-H", f"Proxy-Authorization: {ALICE}")
+    assert r.status == 200
+    assert "proxy-authorization" not in r.backend_headers()
+
+
+def test_forward_proxy_chains_proxy_authorization_only_with_proxy_chain_auth(make_httpd, backend, users):
+    h = make_httpd(f"""
+ProxyRequests On
+SetEnvIf Request_URI "/chained/" Proxy-Chain-Auth=On
+<Proxy "*">
+{scope(users)}</Proxy>
+""")
+    r = curl("-x", h.url, "--proxy-user", "alice:secret", f"{backend.url}/plain/x")
+    assert r.status == 200
+    assert "proxy-authorization" not in r.backend_headers()
+    r = curl("-x", h.url, "--proxy-user", "alice:secret", f"{backend.url}/chained/x")
+    assert r.status == 200
+    assert r.backend_headers()["proxy-authorization"] == [ALICE]
+
+
+# ------------------------------------------------------------ X-Remote-User
+
+@pytest.fixture
+def remote_user(make_httpd, backend, users):
+    # The recipe from docs/recipes.md, as written there.
+    return make_httpd(f"""
+RequestHeader unset X-Remote-User early
+<Location /app>
+    ProxyPass {backend.url}/app
+    AuthType ProxyBasic
+    AuthName "{REALM}"
+    AuthUserFile {users}
+    Require valid-user
+    RequestHeader set X-Remote-User expr=%{{REMOTE_USER}}
+</Location>
+<Location /app/alice-only>
+    Require user alice
+</Location>
+<Location /public>
+    ProxyPass {backend.url}/public
+</Location>
+""")
+
+
+SPOOF = ["-H", "X-Remote-User: admin"]
+
+
+def test_backend_sees_the_authenticated_user_in_x_remote_user(remote_user):
+    r = get(remote_user, "/app/x", "-H", f"Proxy-Authorization: {ALICE}")
+    assert r.status == 200
+    assert r.backend_headers()["x-remote-user"] == ["alice"]
+
+
+def test_client_supplied_x_remote_user_is_replaced_by_the_authenticated_user(remote_user):
+    for spoof in (SPOOF, ["-H", "x-remote-user: admin"], SPOOF + ["-H", "X-Remote-User: root"]):
+        r = get(remote_user, "/app/x", "-H", f"Proxy-Authorization: {ALICE}", *spoof)
+        assert r.status == 200
+        assert r.backend_headers()["x-remote-user"] == ["alice"]
+
+
+def test_spoofed_x_remote_user_without_valid_credentials_never_reaches_the_backend(remote_user, backend):
+    for creds in ([], ["-H", f"Proxy-Authorization: {basic('admin', 'x')}"],
+                  ["-H", f"Proxy-Authorization: {basic('alice', 'wrong')}"]):
+        r = get(remote_user, "/app/x", *creds, *SPOOF)
+        assert r.status == 407
+        assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
+    # bob authenticates but authorization refuses him: still nothing forwarded.
+    r = get(remote_user, "/app/alice-only/x", "-H", f"Proxy-Authorization: {basic('bob', 'bob-pw')}", *SPOOF)
+    assert r.status == 407
+    assert backend.received == []
+
+
+def test_spoofed_x_remote_user_is_removed_where_nobody_authenticates(remote_user):
+    r = get(remote_user, "/public/x", *SPOOF)
+    assert r.status == 200
+    assert "x-remote-user" not in r.backend_headers()

@@ -1,0 +1,99 @@
+"""Every way httpd decides to proxy a request speaks proxy authentication.
+
+ProxyPassMatch, a server-level RewriteRule with [P] and a balancer:// target
+all mark the request as proxied before authentication runs, so a ProxyBasic
+scope over them answers 407 + Proxy-Authenticate and reads
+Proxy-Authorization, exactly like a plain ProxyPass.
+"""
+
+import pytest
+
+from harness import Backend, basic, curl, htpasswd, proxy_challenge
+
+REALM = "Gateway"
+ALICE = basic("alice", "secret")
+
+
+@pytest.fixture
+def users(server_root):
+    path = f"{server_root}/users"
+    htpasswd(path, "alice", "secret", "-B", "-C", "4")
+    return path
+
+
+def scope(users):
+    return f"""    AuthType ProxyBasic
+    AuthName "{REALM}"
+    AuthUserFile {users}
+    Require valid-user
+"""
+
+
+def assert_challenged(r):
+    assert r.status == 407
+    assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
+    assert r.header("WWW-Authenticate") is None
+    assert r.header("X-Backend") is None
+
+
+def get(h, path, credentials=None, *extra):
+    creds = ["-H", f"Proxy-Authorization: {credentials}"] if credentials else []
+    return curl(*creds, *extra, f"{h.url}{path}")
+
+
+def test_proxypassmatch_target_demands_proxy_credentials(make_httpd, backend, users):
+    h = make_httpd(f"""
+ProxyPassMatch "^/orders/([0-9]+)$" "{backend.url}/api/order/$1"
+<LocationMatch "^/orders/">
+{scope(users)}</LocationMatch>
+""")
+    assert_challenged(get(h, "/orders/42"))
+    assert_challenged(get(h, "/orders/42", basic("alice", "wrong")))
+    assert backend.received == []
+    r = get(h, "/orders/42", ALICE)
+    assert r.status == 200
+    assert r.json()["path"] == "/api/order/42"
+    assert "proxy-authorization" not in r.backend_headers()
+    assert h.wait_for_access_log(r'^127\.0\.0\.1 alice "GET /orders/42 HTTP/1\.1" 200$')
+
+
+def test_server_level_rewrite_rule_with_p_flag_demands_proxy_credentials(make_httpd, backend, users):
+    h = make_httpd(f"""
+RewriteEngine On
+RewriteRule "^/shop/(.*)$" "{backend.url}/store/$1" [P]
+<Location /shop>
+{scope(users)}</Location>
+""")
+    assert_challenged(get(h, "/shop/cart"))
+    assert backend.received == []
+    r = get(h, "/shop/cart", ALICE)
+    assert r.status == 200
+    assert r.json()["path"] == "/store/cart"
+    assert "proxy-authorization" not in r.backend_headers()
+
+
+def test_balancer_members_are_reached_only_with_proxy_credentials(make_httpd, backend, users):
+    second = Backend()
+    try:
+        h = make_httpd(f"""
+<Proxy "balancer://pool">
+    BalancerMember "{backend.url}"
+    BalancerMember "{second.url}"
+    ProxySet lbmethod=byrequests
+</Proxy>
+<Location /lb>
+    ProxyPass "balancer://pool/lb"
+{scope(users)}</Location>
+""", extra_modules=["proxy_balancer", "lbmethod_byrequests", "slotmem_shm"])
+        for _ in range(4):
+            assert_challenged(get(h, "/lb/x"))
+        assert backend.received == [] and second.received == []
+        for _ in range(4):
+            r = get(h, "/lb/x", ALICE)
+            assert r.status == 200
+            assert r.json()["path"] == "/lb/x"
+            assert "proxy-authorization" not in r.backend_headers()
+        # byrequests spreads the authenticated requests over both members.
+        assert len(backend.received) == 2 and len(second.received) == 2
+    finally:
+        second.stop()

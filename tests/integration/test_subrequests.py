@@ -1,0 +1,155 @@
+"""Internal redirects and subrequests keep httpd's AP_AUTH_INTERNAL_PER_CONF rules.
+
+A subrequest or internal redirect that lands in the same configuration as the
+request that made it inherits that request's user and is not authenticated
+again; one that lands in a different configuration is authenticated on its
+own. The site below mixes local files and proxied URLs in one ProxyBasic
+scope: a local request reads Authorization, a proxied one reads
+Proxy-Authorization. A client sends only the header its own request needs,
+so a subrequest that were wrongly authenticated again would find no
+credentials and fail (re-prompt); one that skipped authentication across
+configurations would serve protected content to an anonymous client (bypass).
+Both are checked for mod_dir (DirectoryIndex), ErrorDocument local URLs and
+mod_include (<!--#include virtual -->).
+"""
+
+import pytest
+
+from harness import basic, curl, free_port, htpasswd, proxy_challenge
+
+REALM = "Site"
+ALICE = basic("alice", "secret")
+AS_ORIGIN = ["-H", f"Authorization: {ALICE}"]          # what a local request reads
+AS_PROXY = ["-H", f"Proxy-Authorization: {ALICE}"]     # what a proxied request reads
+INCLUDE_ERROR = b"[an error occurred while processing this directive]"
+
+
+@pytest.fixture
+def site(make_httpd, backend, server_root):
+    users = f"{server_root}/users"
+    htpasswd(users, "alice", "secret", "-B", "-C", "4")
+    h = make_httpd(start=False, extra_modules=["include"])
+    h.body = f"""
+AddType text/html .shtml
+AddOutputFilter INCLUDES .shtml
+ProxyPassMatch "^/site/api/(.*)$" "{backend.url}/api/$1"
+ProxyPassMatch "^/site/down/(.*)$" "http://127.0.0.1:{free_port()}/$1"
+
+<Location /site>
+    AuthType ProxyBasic
+    AuthName "{REALM}"
+    AuthUserFile {users}
+    Require valid-user
+    Options +Includes
+    DirectoryIndex index.html /site/api/home
+    ErrorDocument 503 /site/errors/down.html
+</Location>
+
+<Location /pub>
+    Options +Includes
+    DirectoryIndex /site/api/home
+    ErrorDocument 404 /site/errors/missing.html
+</Location>
+"""
+    files = {
+        "site/index.html": "site index\n",
+        "site/errors/down.html": "the backend is down\n",
+        "site/errors/missing.html": "protected not-found page\n",
+        "site/page.shtml": 'before <!--#include virtual="/site/api/fragment" --> after\n',
+        "site/app/.keep": "",                       # a directory without index.html
+        "pub/page.shtml": 'before <!--#include virtual="/site/api/secret" --> after\n',
+        "pub/dir/.keep": "",
+    }
+    for name, text in files.items():
+        path = h.root / "htdocs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return h.start()
+
+
+def get(h, path, *args):
+    return curl(*args, f"{h.url}{path}")
+
+
+# ------------------------------------------------------------ mod_dir
+
+def test_directory_index_needs_credentials_and_is_served_with_them(site):
+    r = get(site, "/site/")
+    assert r.status == 401
+    assert r.header("WWW-Authenticate") == proxy_challenge(REALM)
+    assert b"site index" not in r.body
+    r = get(site, "/site/", *AS_ORIGIN)
+    assert r.status == 200
+    assert r.body == b"site index\n"
+    assert site.wait_for_access_log(r'^127\.0\.0\.1 alice "GET /site/ HTTP/1\.1" 200$')
+
+
+def test_proxied_directory_index_in_the_same_scope_does_not_ask_again(site, backend):
+    # The local directory request authenticated with Authorization; its index
+    # is a proxied subrequest in the same configuration and inherits alice.
+    r = get(site, "/site/app/", *AS_ORIGIN)
+    assert r.status == 200
+    assert r.json()["path"] == "/api/home"
+    assert site.wait_for_access_log(r'^127\.0\.0\.1 alice "GET /site/app/ HTTP/1\.1" 200$')
+
+
+def test_directory_index_in_a_protected_scope_is_authenticated_on_its_own(site, backend):
+    # /pub/ is public; its index lives in the protected scope.
+    r = get(site, "/pub/dir/")
+    assert r.status == 407
+    assert r.header("X-Backend") is None
+    assert backend.received == []
+    r = get(site, "/pub/dir/", *AS_PROXY)
+    assert r.status == 200
+    assert r.json()["path"] == "/api/home"
+    assert "proxy-authorization" not in r.backend_headers()
+
+
+# ------------------------------------------------------------ ErrorDocument
+
+def test_local_error_document_in_the_same_scope_is_served_without_a_new_challenge(site):
+    # The proxied request authenticated with Proxy-Authorization; its error
+    # page is a local redirect in the same configuration and inherits alice.
+    r = get(site, "/site/down/x", *AS_PROXY)
+    assert r.status == 503
+    assert r.body == b"the backend is down\n"
+    assert r.header("WWW-Authenticate") is None
+    assert r.header("Proxy-Authenticate") is None
+
+
+def test_error_document_does_not_stand_in_for_authentication(site):
+    r = get(site, "/site/down/x")
+    assert r.status == 407
+    assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
+    assert b"the backend is down" not in r.body
+    r = get(site, "/site/errors/down.html")
+    assert r.status == 401
+    assert b"the backend is down" not in r.body
+
+
+def test_protected_error_document_is_not_served_for_a_public_url(site):
+    r = get(site, "/pub/no-such-page")
+    assert r.status == 404
+    assert b"protected not-found page" not in r.body
+
+
+# ------------------------------------------------------------ mod_include
+
+def test_include_virtual_of_a_proxied_url_in_the_same_scope_does_not_ask_again(site, backend):
+    r = get(site, "/site/page.shtml", *AS_ORIGIN)
+    assert r.status == 200
+    assert r.body.startswith(b"before {")
+    assert b'"path": "/api/fragment"' in r.body
+    assert INCLUDE_ERROR not in r.body
+    assert backend.paths() == ["/api/fragment"]
+
+
+def test_include_virtual_from_a_public_page_is_authenticated_on_its_own(site, backend):
+    r = get(site, "/pub/page.shtml")
+    assert r.status == 200
+    assert r.body == b"before " + INCLUDE_ERROR + b" after\n"
+    assert backend.received == []
+    # With the proxy credentials that scope asks for, the fragment is included.
+    r = get(site, "/pub/page.shtml", *AS_PROXY)
+    assert b'"path": "/api/secret"' in r.body
+    assert backend.paths() == ["/api/secret"]
