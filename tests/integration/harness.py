@@ -14,6 +14,7 @@ import json
 import os
 import pwd
 import random
+import resource
 import re
 import shutil
 import signal
@@ -38,6 +39,14 @@ CRASH_PATTERNS = [
     r"exit signal", r"Segmentation fault", r"AH00052", r"AH00060", r"Aborted",
     r"AddressSanitizer", r"runtime error:", r"core dumped", r"AH00046",
 ]
+
+
+def _allow_core_dumps() -> None:
+    """In httpd's fork, before exec: let crashed children leave a core."""
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        pass
 
 
 _handed_out: set = set()
@@ -198,8 +207,9 @@ class Httpd:
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
-        for d in ("conf", "logs", "htdocs", "run"):
+        for d in ("conf", "logs", "htdocs", "run", "cores"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root / "cores", 0o1777)
         os.chmod(self.root, 0o755)
         self.port_list = [free_port() for _ in range(self.ports)]
         self.port = self.port_list[0]
@@ -235,6 +245,8 @@ class Httpd:
             "PidFile run/httpd.pid",
             "DefaultRuntimeDir run",
             "ErrorLog logs/error_log",
+            # A crashed child leaves a core here; crashes() prints its backtrace.
+            f"CoreDumpDirectory {self.root}/cores",
             "LogLevel warn auth_proxy:debug",
             'LogFormat "%h %u \\"%r\\" %>s" plain',
             "CustomLog logs/access_log plain",
@@ -280,7 +292,7 @@ class Httpd:
                                      env=self.env(),
                                      # prefork's shutdown signals its whole process group
                                      # (ap_unixd_killpg(getpgrp(), SIGTERM)): keep pytest out of it.
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_allow_core_dumps)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -329,7 +341,21 @@ class Httpd:
                  if any(re.search(p, line) for p in CRASH_PATTERNS)]
         for report in sorted((self.root / "logs").glob("[au][sb]san.*")):
             found.append(f"{report.name}: " + report.read_text(errors="replace")[:4000])
+        if found:
+            found += self.core_backtraces()
         return found
+
+    def core_backtraces(self) -> list[str]:
+        """Backtraces of the cores crashed children left (needs gdb and a core_pattern of plain 'core')."""
+        out = []
+        for core in sorted((self.root / "cores").glob("core*"))[:3]:
+            if shutil.which("gdb") is None:
+                out.append(f"{core.name}: (install gdb for a backtrace)")
+                continue
+            bt = subprocess.run(["gdb", "-batch", "-ex", "thread apply all bt 30", HTTPD_BIN, str(core)],
+                                capture_output=True, text=True, timeout=120).stdout
+            out.append(f"{core.name}:\n{bt[-12000:]}")
+        return out
 
     def access_log(self) -> str:
         """The access log ("%h %u \"%r\" %>s" per line)."""
