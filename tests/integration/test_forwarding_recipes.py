@@ -9,7 +9,7 @@ makes up for that header never does.
 
 import pytest
 
-from harness import basic, curl, htpasswd, proxy_challenge
+from harness import basic, curl, htpasswd, proxy_basic_auth, proxy_challenge
 
 REALM = "Gateway"
 ALICE = basic("alice", "secret")
@@ -24,11 +24,7 @@ def users(server_root):
 
 
 def scope(users, require="valid-user"):
-    return f"""    AuthType ProxyBasic
-    AuthName "{REALM}"
-    AuthUserFile {users}
-    Require {require}
-"""
+    return proxy_basic_auth(users, REALM, require)
 
 
 def get(h, path, *args):

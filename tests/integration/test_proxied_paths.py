@@ -8,7 +8,7 @@ Proxy-Authorization, exactly like a plain ProxyPass.
 
 import pytest
 
-from harness import Backend, basic, curl, htpasswd, proxy_challenge
+from harness import Backend, basic, curl, htpasswd, proxy_basic_auth, proxy_challenge
 
 REALM = "Gateway"
 ALICE = basic("alice", "secret")
@@ -22,11 +22,7 @@ def users(server_root):
 
 
 def scope(users):
-    return f"""    AuthType ProxyBasic
-    AuthName "{REALM}"
-    AuthUserFile {users}
-    Require valid-user
-"""
+    return proxy_basic_auth(users, REALM)
 
 
 def assert_challenged(r):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import basic, client_env, curl, htpasswd, proxy_challenge
+from harness import basic, client_env, curl, htpasswd, proxy_basic_auth, proxy_challenge
 
 REALM = "Corporate Proxy"
 BROWSER_DIR = Path(__file__).parent / "browser"
@@ -32,11 +32,7 @@ def users(server_root):
 
 
 def scope(users):
-    return f"""    AuthType ProxyBasic
-    AuthName "{REALM}"
-    AuthUserFile {users}
-    Require valid-user
-"""
+    return proxy_basic_auth(users, REALM)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import threading
 import pytest
 import websockets
 
-from harness import basic, curl, htpasswd, proxy_challenge, self_signed_cert
+from harness import basic, curl, htpasswd, proxy_basic_auth, proxy_challenge, self_signed_cert
 
 REALM = "Realtime"
 ALICE = basic("alice", "secret")
@@ -63,11 +63,7 @@ def users(server_root):
 
 
 def scope(users):
-    return f"""    AuthType ProxyBasic
-    AuthName "{REALM}"
-    AuthUserFile {users}
-    Require valid-user
-"""
+    return proxy_basic_auth(users, REALM)
 
 
 def exchange(url, headers=None):
