@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,10 @@ namespace auth_proxy {
 namespace {
 
 constexpr std::size_t kMaxLoggedDiagnostics = 20;
+
+/** Re-reads of a file that changed while it was read, or was just emptied. */
+constexpr int kSettleAttempts = 2;
+constexpr std::chrono::milliseconds kSettlePause{20};
 
 FileSignature signature_of(const struct stat &st) noexcept
 {
@@ -150,10 +155,21 @@ bool UserFile::refresh(const Logger &log)
         return false; // unchanged since the last look (loaded or broken alike)
     }
 
+    const auto started = std::chrono::steady_clock::now();
     auto next = std::make_shared<UserFileState>();
     FileSignature after;
     std::string content;
-    const int err = stat_error != 0 ? stat_error : read_file(path_, content, next->signature, after);
+    int err = stat_error;
+    for (int attempt = 0; err == 0; ++attempt) {
+        err = read_file(path_, content, next->signature, after);
+        const bool emptied = content.empty() && old && old->index && old->index->size() > 0;
+        if (err != 0 || (after == next->signature && !emptied) || attempt == kSettleAttempts) {
+            break;
+        }
+        // A writer is at work (htpasswd truncates, then writes): give it a
+        // moment rather than serve a partial file for a whole interval.
+        std::this_thread::sleep_for(kSettlePause);
+    }
     if (err != 0) {
         next->error = "could not open password file " + path_ + ": " + errno_text(err);
         next->signature = FileSignature{};
@@ -165,7 +181,6 @@ bool UserFile::refresh(const Logger &log)
         return true;
     }
 
-    const auto started = std::chrono::steady_clock::now();
     std::vector<Diagnostic> diagnostics;
     try {
         next->index = std::make_shared<const HtpasswdIndex>(std::move(content), &diagnostics);
