@@ -16,6 +16,7 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <mpm_common.h>
 #include <mod_auth.h>
 
 #include <apr_strings.h>
@@ -116,6 +117,24 @@ int post_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexcep
     return HTTP_INTERNAL_SERVER_ERROR;
 }
 
+/**
+ * The parent's maintenance tick (about every ten seconds): keep its copy of
+ * the files current, so children forked later inherit a fresh index and
+ * share its pages instead of each reading the file again.
+ */
+int monitor(apr_pool_t *, server_rec *s) noexcept
+{
+    try {
+        if (effective_settings(s).reload_interval_us > 0) {
+            runtime().files.refresh_all(server_logger(s));
+        }
+    }
+    catch (...) {
+        // The children check the files themselves; the parent only helps.
+    }
+    return DECLINED;
+}
+
 apr_status_t stop_watcher(void *data)
 {
     static_cast<Runtime *>(data)->watcher.reset();
@@ -156,6 +175,7 @@ void register_hooks(apr_pool_t *) noexcept
     ap_hook_check_config(check_config, nullptr, nullptr, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, nullptr, nullptr, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_monitor(monitor, nullptr, nullptr, APR_HOOK_MIDDLE);
     ap_hook_check_authn(check_authn, nullptr, nullptr, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, nullptr, nullptr, APR_HOOK_MIDDLE);
     // After mod_env/mod_rewrite set Proxy-Chain-Auth and mod_dir (LAST) redirected.
