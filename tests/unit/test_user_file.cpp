@@ -292,6 +292,34 @@ BOOST_AUTO_TEST_CASE(deleted_file_refuses_everyone_and_recreated_file_is_back)
     BOOST_TEST(finds(back, "bob"));
 }
 
+BOOST_AUTO_TEST_CASE(a_file_this_process_cannot_open_is_refused_even_if_loaded_before)
+{
+    // The root parent loads a file the unprivileged child may not open: the
+    // child's check must replace the inherited index by a failure.
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\n");
+    LogCapture log;
+    UserFile file(path);
+    BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
+    BOOST_TEST(!file.check_readable(log.logger())); // readable: nothing changes
+    BOOST_TEST(finds(file.state(log.logger()), "alice"));
+
+    std::filesystem::remove(path); // as root, "cannot open" is easiest had by absence
+    BOOST_TEST(file.check_readable(log.logger()));
+    const auto refused = file.state(log.logger());
+    BOOST_TEST(refused->index == nullptr);
+    BOOST_TEST(refused->error.find(path) != std::string::npos, refused->error);
+    BOOST_TEST(log.has(LogLevel::error, {path}), log.dump());
+    const std::size_t logged = log.size();
+    BOOST_TEST(!file.check_readable(log.logger())); // said once
+    BOOST_TEST(log.size() == logged);
+
+    write_file(path, "alice:" + kApr1 + "\n");
+    BOOST_TEST(file.refresh(log.logger()));
+    BOOST_TEST(finds(file.state(log.logger()), "alice"));
+}
+
 BOOST_AUTO_TEST_CASE(missing_file_on_first_use_is_an_error_naming_the_path)
 {
     TempDir dir;
