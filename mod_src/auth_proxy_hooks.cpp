@@ -38,31 +38,10 @@ bool is_proxied(const request_rec *r) noexcept
     return r->proxyreq != PROXYREQ_NONE;
 }
 
-/**
- * mod_authn_core hands out AuthName through ap_escape_quotes(): a '\' before
- * every '"', while any "\x" pair is kept as it is. Undo that, so that
- * basic_challenge() escapes each character exactly once. (A "\"" typed into
- * the realm itself reads back as '"': ap_escape_quotes() makes them equal.)
- */
-std::string unescape_auth_name(const char *name)
-{
-    std::string out;
-    for (const char *p = name; *p != '\0'; ++p) {
-        if (p[0] == '\\' && p[1] == '"') {
-            ++p;
-        }
-        else if (p[0] == '\\' && p[1] != '\0') {
-            out.push_back(*p++);
-        }
-        out.push_back(*p);
-    }
-    return out;
-}
-
 void set_challenge(request_rec *r, bool proxied)
 {
     const char *realm = ap_auth_name(r);
-    const std::string challenge = basic_challenge(realm != nullptr ? unescape_auth_name(realm) : "");
+    const std::string challenge = basic_challenge(realm != nullptr ? unescape_quotes(realm) : "");
     apr_table_setn(r->err_headers_out, proxied ? "Proxy-Authenticate" : "WWW-Authenticate",
                    apr_pstrmemdup(r->pool, challenge.data(), challenge.size()));
 }

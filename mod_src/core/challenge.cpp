@@ -24,6 +24,23 @@ std::string quoted_string(std::string_view text)
     return out;
 }
 
+std::string unescape_quotes(std::string_view escaped)
+{
+    std::string out;
+    out.reserve(escaped.size());
+    for (std::size_t i = 0; i < escaped.size(); ++i) {
+        const bool pair = escaped[i] == '\\' && i + 1 < escaped.size();
+        if (pair && escaped[i + 1] == '"') {
+            ++i; // the '\' ap_escape_quotes() added
+        }
+        else if (pair) {
+            out.push_back(escaped[i++]); // a "\x" pair it kept
+        }
+        out.push_back(escaped[i]);
+    }
+    return out;
+}
+
 std::string basic_challenge(std::string_view realm)
 {
     return "Basic realm=" + quoted_string(realm) + ", charset=\"UTF-8\"";

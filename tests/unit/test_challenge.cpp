@@ -59,3 +59,37 @@ BOOST_AUTO_TEST_CASE(challenge_table)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(httpd_auth_name)
+
+struct UnescapeCase {
+    const char *escaped; // as ap_auth_name() returns it
+    const char *realm;   // what the operator meant
+};
+
+BOOST_AUTO_TEST_CASE(unescape_quotes_undoes_ap_escape_quotes_once)
+{
+    const UnescapeCase cases[] = {
+        {"Login Authentication", "Login Authentication"},
+        {R"(Corp \"West\")", R"(Corp "West")"},
+        {R"(back\\slash)", R"(back\\slash)"}, // "\x" pairs are kept by httpd, so kept here
+        {R"(C:\dir)", R"(C:\dir)"},
+        {R"(trailing\)", R"(trailing\)"},
+        {"", ""},
+        {"\xc3\xbc", "\xc3\xbc"},
+    };
+    for (const UnescapeCase &c : cases) {
+        BOOST_TEST_CONTEXT(c.escaped)
+        {
+            BOOST_TEST(auth_proxy::unescape_quotes(c.escaped) == c.realm);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_realm_with_quotes_goes_out_escaped_exactly_once)
+{
+    BOOST_TEST(auth_proxy::basic_challenge(auth_proxy::unescape_quotes(R"(Corp \"West\")")) ==
+               R"(Basic realm="Corp \"West\"", charset="UTF-8")");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
