@@ -14,22 +14,6 @@
 
 namespace auth_proxy {
 
-/** What identifies one version of a file on disk. */
-struct FileSignature {
-    std::uint64_t device = 0;
-    std::uint64_t inode = 0;
-    std::int64_t size = -1;
-    std::int64_t mtime_ns = 0;
-    std::int64_t ctime_ns = 0;
-
-    bool operator==(const FileSignature &o) const noexcept
-    {
-        return device == o.device && inode == o.inode && size == o.size &&
-               mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
-    }
-    bool operator!=(const FileSignature &o) const noexcept { return !(*this == o); }
-};
-
 /**
  * The state readers see: either an index, or the reason there is none.
  * Immutable; replaced as a whole.
