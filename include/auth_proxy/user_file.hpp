@@ -56,7 +56,20 @@ public:
      */
     bool check_readable(const Logger &log);
 
+    /**
+     * Shares indexes through @p dir (see shared_index.hpp): a reload maps an
+     * index another process built for the same file version, or builds it
+     * there for the others. Empty: every process keeps a private index.
+     */
+    void set_shared_dir(const std::string &dir);
+
 private:
+    /** The index of the file version @p now from the shared directory, if one is there. */
+    std::shared_ptr<const HtpasswdIndex> map_shared(const std::string &index_path, const FileSignature &now,
+                                                    const Logger &log);
+    /** Replaces a freshly parsed @p index by its mapped, shared copy, if that works. */
+    void share(std::shared_ptr<const HtpasswdIndex> &index, const std::string &index_path, const Logger &log);
+
     std::shared_ptr<const UserFileState> current() const;
     void publish(std::shared_ptr<const UserFileState> next);
 
@@ -64,6 +77,8 @@ private:
     std::mutex refresh_mutex_;               ///< one loader at a time
     mutable std::mutex state_mutex_;         ///< guards state_ pointer only
     std::shared_ptr<const UserFileState> state_;
+    std::string shared_dir_;                 ///< guarded by refresh_mutex_
+    std::string shared_failure_;             ///< last sharing failure logged, to log it once
 };
 
 /** Reads the signature of @p path; returns errno on failure (0 on success). */
