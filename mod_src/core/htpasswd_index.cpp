@@ -1,6 +1,7 @@
 #include "auth_proxy/htpasswd_index.hpp"
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <ostream>
@@ -38,8 +39,9 @@ struct Header {
     std::uint64_t slots_offset;   ///< right after the entries
     std::uint64_t slot_count;     ///< the slots end the buffer
     std::uint64_t distinct;
+    std::uint64_t check;          ///< header_check() of all the fields above
 };
-static_assert(sizeof(Header) == 128, "the header layout is part of the file format");
+static_assert(sizeof(Header) == 136, "the header layout is part of the file format");
 
 bool is_space(char c) noexcept
 {
@@ -60,6 +62,17 @@ std::uint64_t hash_user(std::string_view user) noexcept
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
     return h;
+}
+
+/** Catches damage to header fields that would still be in range (e.g. a text size into the padding). */
+std::uint64_t header_check(const Header &h) noexcept
+{
+    std::uint64_t c = 0xcbf29ce484222325ull;
+    const auto *bytes = reinterpret_cast<const unsigned char *>(&h);
+    for (std::size_t i = 0; i < offsetof(Header, check); ++i) {
+        c = (c ^ bytes[i]) * 0x100000001b3ull;
+    }
+    return c;
 }
 
 std::size_t slots_for(std::size_t entries) noexcept
@@ -186,6 +199,7 @@ HtpasswdIndex::HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagn
             ++h.distinct;
         }
     }
+    h.check = header_check(h);
     std::memcpy(buf, &h, sizeof h);
 
     base_ = buf;
@@ -277,6 +291,9 @@ bool HtpasswdIndex::attach(std::string &error) noexcept
     }
     if (h.version != kVersion || h.header_bytes != sizeof(Header) || h.byte_order != kByteOrder) {
         return fail("index of another format version or byte order");
+    }
+    if (h.check != header_check(h)) {
+        return fail("damaged index header (check value differs)");
     }
     if (h.total_bytes != bytes_) {
         return fail("index size does not match its header (truncated?)");
