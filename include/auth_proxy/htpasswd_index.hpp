@@ -81,8 +81,10 @@ public:
      * Uses the index file open on @p fd, mapped read-only and shared, after
      * checking every byte a lookup could touch. Returns null and sets
      * @p error for anything that is not a complete, consistent index.
+     * @p check_entries false skips the per-entry checks (O(users)): only for
+     * a file this process has just written itself from a built index.
      */
-    static std::shared_ptr<const HtpasswdIndex> map(int fd, std::string &error);
+    static std::shared_ptr<const HtpasswdIndex> map(int fd, std::string &error, bool check_entries = true);
 
     /** The same checks as map(), for bytes already in memory (kept in a heap copy). */
     static std::shared_ptr<const HtpasswdIndex> from_serialized(std::string bytes, std::string &error);
@@ -108,7 +110,7 @@ public:
 private:
     HtpasswdIndex() = default;
     /** Checks base_/bytes_ and sets the section pointers; false + @p error if invalid. */
-    bool attach(std::string &error) noexcept;
+    bool attach(std::string &error, bool check_entries = true) noexcept;
 
     std::string heap_;                       ///< the buffer, unless mapped
     void *mapping_ = nullptr;                ///< the buffer, if mapped (unmapped with the index)

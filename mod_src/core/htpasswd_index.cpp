@@ -237,7 +237,7 @@ HtpasswdIndex::~HtpasswdIndex()
     }
 }
 
-std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::map(int fd, std::string &error)
+std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::map(int fd, std::string &error, bool check_entries)
 {
     struct stat st;
     if (::fstat(fd, &st) != 0) {
@@ -257,7 +257,7 @@ std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::map(int fd, std::string &err
     index->mapping_ = p; // unmapped by the destructor, whatever happens next
     index->base_ = static_cast<const char *>(p);
     index->bytes_ = static_cast<std::size_t>(st.st_size);
-    if (!index->attach(error)) {
+    if (!index->attach(error, check_entries)) {
         return nullptr;
     }
     return index;
@@ -275,7 +275,7 @@ std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::from_serialized(std::string 
     return index;
 }
 
-bool HtpasswdIndex::attach(std::string &error) noexcept
+bool HtpasswdIndex::attach(std::string &error, bool check_entries) noexcept
 {
     auto fail = [&](const char *why) {
         error = why;
@@ -325,6 +325,16 @@ bool HtpasswdIndex::attach(std::string &error) noexcept
     const auto *entries = reinterpret_cast<const std::uint32_t *>(base_ + h.entries_offset);
     const auto *slots = reinterpret_cast<const std::uint32_t *>(base_ + h.slots_offset);
 
+    if (!check_entries) {
+        text_ = text;
+        entries_ = entries;
+        entry_count_ = h.entry_count;
+        slots_ = slots;
+        slot_count_ = h.slot_count;
+        distinct_ = h.distinct;
+        source_ = FileSignature{h.source_device, h.source_inode, h.source_size, h.source_mtime_ns, h.source_ctime_ns};
+        return true;
+    }
     // Each entry: a non-empty user terminated right after its length, a hash
     // inside the text (the final NUL ends it), and the format a parse would give.
     for (std::uint64_t i = 0; i < h.entry_count; ++i) {
