@@ -86,6 +86,13 @@ public:
      */
     static std::shared_ptr<const HtpasswdIndex> map(int fd, std::string &error, bool check_entries = true);
 
+    /**
+     * Reads only the header of the index file open on @p fd: true and the
+     * source signature if it looks like an index of this version. Lets a
+     * stale file be passed over without the O(users) checks of map().
+     */
+    static bool peek_source(int fd, FileSignature &source) noexcept;
+
     /** The same checks as map(), for bytes already in memory (kept in a heap copy). */
     static std::shared_ptr<const HtpasswdIndex> from_serialized(std::string bytes, std::string &error);
 

@@ -44,6 +44,9 @@ private:
 std::shared_ptr<const HtpasswdIndex> open_shared_index(const std::string &index_path, const FileSignature &expected,
                                                        std::string &error);
 
+/** True if the index at @p index_path says it was built from @p expected (header only). */
+bool shared_index_is_for(const std::string &index_path, const FileSignature &expected) noexcept;
+
 /**
  * Writes @p built to a temporary file next to @p index_path, maps it and
  * renames it into place. Null and @p error on any failure (the caller keeps

@@ -64,9 +64,12 @@ public:
     void set_shared_dir(const std::string &dir);
 
 private:
-    /** The index of the file version @p now from the shared directory, if one is there. */
+    /**
+     * The index of the file version @p now from the shared directory, if one
+     * is there; @p broken says a matching file was there but unusable.
+     */
     std::shared_ptr<const HtpasswdIndex> map_shared(const std::string &index_path, const FileSignature &now,
-                                                    const Logger &log);
+                                                    const Logger &log, bool &broken);
     /** Replaces a freshly parsed @p index by its mapped, shared copy, if that works. */
     void share(std::shared_ptr<const HtpasswdIndex> &index, const std::string &index_path, const Logger &log);
 

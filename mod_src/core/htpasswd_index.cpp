@@ -7,6 +7,7 @@
 #include <ostream>
 #include <stdexcept>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 namespace auth_proxy {
@@ -261,6 +262,21 @@ std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::map(int fd, std::string &err
         return nullptr;
     }
     return index;
+}
+
+bool HtpasswdIndex::peek_source(int fd, FileSignature &source) noexcept
+{
+    Header h;
+    if (::pread(fd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h) ||
+        std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.version != kVersion || h.check != header_check(h)) {
+        return false;
+    }
+    source.device = h.source_device;
+    source.inode = h.source_inode;
+    source.size = h.source_size;
+    source.mtime_ns = h.source_mtime_ns;
+    source.ctime_ns = h.source_ctime_ns;
+    return true;
 }
 
 std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::from_serialized(std::string bytes, std::string &error)

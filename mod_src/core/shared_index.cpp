@@ -82,20 +82,27 @@ std::shared_ptr<const HtpasswdIndex> open_shared_index(const std::string &index_
         }
         return nullptr;
     }
-    // The header is checked first: a stale index is normal and not read further.
     struct stat st;
     if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         error = "not a regular file";
         return nullptr;
     }
-    auto index = HtpasswdIndex::map(f.fd, error);
-    if (!index) {
-        return nullptr;
+    FileSignature source;
+    if (HtpasswdIndex::peek_source(f.fd, source) && source != expected) {
+        return nullptr; // stale: the normal case on a reload, not worth reading further
     }
-    if (index->source() != expected) {
+    auto index = HtpasswdIndex::map(f.fd, error);
+    if (!index || index->source() != expected) {
         return nullptr;
     }
     return index;
+}
+
+bool shared_index_is_for(const std::string &index_path, const FileSignature &expected) noexcept
+{
+    const Fd f{::open(index_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)};
+    FileSignature source;
+    return f.fd >= 0 && HtpasswdIndex::peek_source(f.fd, source) && source == expected;
 }
 
 std::shared_ptr<const HtpasswdIndex> write_shared_index(const HtpasswdIndex &built, const std::string &index_path,

@@ -153,12 +153,13 @@ void UserFile::set_shared_dir(const std::string &dir)
 }
 
 std::shared_ptr<const HtpasswdIndex> UserFile::map_shared(const std::string &index_path, const FileSignature &now,
-                                                          const Logger &log)
+                                                          const Logger &log, bool &broken)
 {
     std::string why;
     auto index = open_shared_index(index_path, now, why);
+    broken = !index && !why.empty();
     if (!index) {
-        if (!why.empty()) {
+        if (broken) {
             log(LogLevel::warning, "shared index " + index_path + " of " + path_ + " is unusable (" + why +
                                        "); reading the file instead");
         }
@@ -207,13 +208,23 @@ bool UserFile::refresh(const Logger &log)
     };
 
     // One process builds the shared index of this file version; the others
-    // wait for it and map it.
+    // wait for it and map it. Index files are renamed into place whole, so
+    // mapping (and its O(users) checks) needs no lock and runs in parallel;
+    // the lock only makes the others wait while one builds.
     std::string index_path;
     std::unique_ptr<SharedIndexLock> shared_lock;
     if (stat_error == 0 && !shared_dir_.empty()) {
         index_path = shared_index_path(shared_dir_, path_);
-        shared_lock = std::make_unique<SharedIndexLock>(index_path);
-        if (auto mapped = map_shared(index_path, now, log)) {
+        bool broken = false;
+        auto mapped = map_shared(index_path, now, log, broken);
+        if (!mapped) {
+            shared_lock = std::make_unique<SharedIndexLock>(index_path);
+            if (!broken && shared_index_is_for(index_path, now)) {
+                shared_lock.reset(); // another process built it while we waited
+                mapped = map_shared(index_path, now, log, broken);
+            }
+        }
+        if (mapped) {
             next->index = std::move(mapped);
             next->signature = now;
             log(LogLevel::info, (old ? "reloaded " : "loaded ") + path_ + ": " +
