@@ -105,7 +105,7 @@ int authenticate(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    const auto *entry = state->index->find(creds.user);
+    const auto entry = state->index->find(creds.user);
     if (entry == nullptr) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01005)
                       "user %s not found in %s: \"%s\"", creds.user.data(),

@@ -18,12 +18,17 @@
 #include <http_request.h>
 #include <mpm_common.h>
 #include <mod_auth.h>
+#include <unixd.h>
 
 #include <apr_strings.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
 
 APLOG_USE_MODULE(auth_proxy);
 
@@ -95,8 +100,49 @@ int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexce
     }
 }
 
+/**
+ * The directory where processes share user indexes: under the runtime dir,
+ * owned by the User the children run as, 0700. Empty if it cannot be used
+ * (then every process keeps a private index, as before).
+ */
+std::string prepare_shared_dir(apr_pool_t *pconf, server_rec *s)
+{
+    const char *dir = ap_runtime_dir_relative(pconf, "auth_proxy");
+    const char *failed = nullptr;
+    if (dir == nullptr) {
+        failed = "no runtime directory";
+    }
+    else if (::mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        failed = "mkdir";
+    }
+    else {
+        struct stat st;
+        if (::lstat(dir, &st) != 0) {
+            failed = "lstat";
+        }
+        else if (!S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            failed = "not a directory";
+        }
+        else if (::geteuid() == 0 &&
+                 ::chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
+            failed = "chown";
+        }
+        else if (::chmod(dir, 0700) != 0) {
+            failed = "chmod";
+        }
+    }
+    if (failed != nullptr) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s, APXLOGNO(03005)
+                     "cannot share user file indexes through %s (%s); every process keeps a private copy",
+                     dir != nullptr ? dir : "(none)", failed);
+        return std::string();
+    }
+    return dir;
+}
+
 /** Builds the cache and loads every user file, in the parent, before the fork. */
-int post_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexcept
+int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec *s) noexcept
 {
     try {
         Runtime &rt = runtime();
@@ -105,6 +151,8 @@ int post_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexcep
         rt.cache = std::make_unique<CredentialCache>(
             static_cast<std::size_t>(settings.cache_entries),
             std::chrono::microseconds(settings.cache_timeout_us), random_cache_secret());
+        // Before the first load, so children inherit mapped indexes.
+        rt.files.set_shared_dir(prepare_shared_dir(pconf, s));
         rt.files.refresh_all(server_logger(s));
         return OK;
     }
@@ -141,7 +189,10 @@ apr_status_t stop_watcher(void *data)
     return APR_SUCCESS;
 }
 
-/** Each child keeps its own copy of the files current, off the request path. */
+/**
+ * Each child keeps the files current, off the request path; after a change
+ * one process builds the shared index and the others map it.
+ */
 void child_init(apr_pool_t *pchild, server_rec *s) noexcept
 {
     try {

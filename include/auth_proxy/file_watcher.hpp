@@ -32,8 +32,12 @@ public:
 
     std::size_t size() const;
 
+    /** Every file, present and future, shares its index through @p dir (see UserFile::set_shared_dir). */
+    void set_shared_dir(const std::string &dir);
+
 private:
     mutable std::mutex mutex_;
+    std::string shared_dir_;
     std::map<std::string, std::unique_ptr<UserFile>> files_;
 };
 

@@ -14,22 +14,6 @@
 
 namespace auth_proxy {
 
-/** What identifies one version of a file on disk. */
-struct FileSignature {
-    std::uint64_t device = 0;
-    std::uint64_t inode = 0;
-    std::int64_t size = -1;
-    std::int64_t mtime_ns = 0;
-    std::int64_t ctime_ns = 0;
-
-    bool operator==(const FileSignature &o) const noexcept
-    {
-        return device == o.device && inode == o.inode && size == o.size &&
-               mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
-    }
-    bool operator!=(const FileSignature &o) const noexcept { return !(*this == o); }
-};
-
 /**
  * The state readers see: either an index, or the reason there is none.
  * Immutable; replaced as a whole.
@@ -72,7 +56,23 @@ public:
      */
     bool check_readable(const Logger &log);
 
+    /**
+     * Shares indexes through @p dir (see shared_index.hpp): a reload maps an
+     * index another process built for the same file version, or builds it
+     * there for the others. Empty: every process keeps a private index.
+     */
+    void set_shared_dir(const std::string &dir);
+
 private:
+    /**
+     * The index of the file version @p now from the shared directory, if one
+     * is there; @p broken says a matching file was there but unusable.
+     */
+    std::shared_ptr<const HtpasswdIndex> map_shared(const std::string &index_path, const FileSignature &now,
+                                                    const Logger &log, bool &broken);
+    /** Replaces a freshly parsed @p index by its mapped, shared copy, if that works. */
+    void share(std::shared_ptr<const HtpasswdIndex> &index, const std::string &index_path, const Logger &log);
+
     std::shared_ptr<const UserFileState> current() const;
     void publish(std::shared_ptr<const UserFileState> next);
 
@@ -80,6 +80,8 @@ private:
     std::mutex refresh_mutex_;               ///< one loader at a time
     mutable std::mutex state_mutex_;         ///< guards state_ pointer only
     std::shared_ptr<const UserFileState> state_;
+    std::string shared_dir_;                 ///< guarded by refresh_mutex_
+    std::string shared_failure_;             ///< last sharing failure logged, to log it once
 };
 
 /** Reads the signature of @p path; returns errno on failure (0 on success). */

@@ -10,6 +10,7 @@ UserFile &UserFileRegistry::get(const std::string &path)
     auto &slot = files_[path];
     if (!slot) {
         slot = std::make_unique<UserFile>(path);
+        slot->set_shared_dir(shared_dir_);
     }
     return *slot;
 }
@@ -35,6 +36,15 @@ void UserFileRegistry::check_readable_all(const Logger &log)
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto &entry : files_) {
         entry.second->check_readable(log);
+    }
+}
+
+void UserFileRegistry::set_shared_dir(const std::string &dir)
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    shared_dir_ = dir;
+    for (auto &entry : files_) {
+        entry.second->set_shared_dir(dir);
     }
 }
 

@@ -1,5 +1,7 @@
 #include "auth_proxy/user_file.hpp"
 
+#include "auth_proxy/shared_index.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -144,6 +146,49 @@ std::shared_ptr<const UserFileState> UserFile::state(const Logger &log)
     return current();
 }
 
+void UserFile::set_shared_dir(const std::string &dir)
+{
+    std::lock_guard<std::mutex> serial(refresh_mutex_);
+    shared_dir_ = dir;
+}
+
+std::shared_ptr<const HtpasswdIndex> UserFile::map_shared(const std::string &index_path, const FileSignature &now,
+                                                          const Logger &log, bool &broken)
+{
+    std::string why;
+    auto index = open_shared_index(index_path, now, why);
+    broken = !index && !why.empty();
+    if (!index) {
+        if (broken) {
+            log(LogLevel::warning, "shared index " + index_path + " of " + path_ + " is unusable (" + why +
+                                       "); reading the file instead");
+        }
+        return nullptr;
+    }
+    // This process must be able to read the file itself, as if it parsed it.
+    const Fd f{::open(path_.c_str(), O_RDONLY | O_CLOEXEC)};
+    if (f.fd < 0) {
+        return nullptr;
+    }
+    return index;
+}
+
+void UserFile::share(std::shared_ptr<const HtpasswdIndex> &index, const std::string &index_path, const Logger &log)
+{
+    std::string why;
+    auto mapped = write_shared_index(*index, index_path, why);
+    if (!mapped) {
+        if (why != shared_failure_) {
+            log(LogLevel::warning, "cannot share the index of " + path_ + " through " + shared_dir_ + " (" + why +
+                                       "); this process keeps a private copy");
+            shared_failure_ = why;
+        }
+        return;
+    }
+    shared_failure_.clear();
+    index = std::move(mapped); // frees the heap copy
+}
+
 bool UserFile::refresh(const Logger &log)
 {
     std::lock_guard<std::mutex> serial(refresh_mutex_);
@@ -157,6 +202,38 @@ bool UserFile::refresh(const Logger &log)
 
     const auto started = std::chrono::steady_clock::now();
     auto next = std::make_shared<UserFileState>();
+    auto elapsed_ms = [&started] {
+        return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now() - started).count());
+    };
+
+    // One process builds the shared index of this file version; the others
+    // wait for it and map it. Index files are renamed into place whole, so
+    // mapping (and its O(users) checks) needs no lock and runs in parallel;
+    // the lock only makes the others wait while one builds.
+    std::string index_path;
+    std::unique_ptr<SharedIndexLock> shared_lock;
+    if (stat_error == 0 && !shared_dir_.empty()) {
+        index_path = shared_index_path(shared_dir_, path_);
+        bool broken = false;
+        auto mapped = map_shared(index_path, now, log, broken);
+        if (!mapped) {
+            shared_lock = std::make_unique<SharedIndexLock>(index_path);
+            if (!broken && shared_index_is_for(index_path, now)) {
+                shared_lock.reset(); // another process built it while we waited
+                mapped = map_shared(index_path, now, log, broken);
+            }
+        }
+        if (mapped) {
+            next->index = std::move(mapped);
+            next->signature = now;
+            log(LogLevel::info, (old ? "reloaded " : "loaded ") + path_ + ": " +
+                                    std::to_string(next->index->size()) + " users in " + elapsed_ms() +
+                                    " ms (mapped shared index " + index_path + ")");
+            publish(std::move(next));
+            return true;
+        }
+    }
     FileSignature after;
     std::string content;
     int err = stat_error;
@@ -183,7 +260,7 @@ bool UserFile::refresh(const Logger &log)
 
     std::vector<Diagnostic> diagnostics;
     try {
-        next->index = std::make_shared<const HtpasswdIndex>(std::move(content), &diagnostics);
+        next->index = std::make_shared<const HtpasswdIndex>(std::move(content), &diagnostics, next->signature);
     }
     catch (const std::exception &e) {
         next->error = "could not index password file " + path_ + ": " + e.what();
@@ -191,9 +268,6 @@ bool UserFile::refresh(const Logger &log)
         publish(std::move(next));
         return true;
     }
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - started).count();
-
     std::size_t logged = 0;
     for (const Diagnostic &d : diagnostics) {
         if (logged++ == kMaxLoggedDiagnostics) {
@@ -210,8 +284,12 @@ bool UserFile::refresh(const Logger &log)
         log(LogLevel::info, path_ + " changed while it was read; it will be read again");
         next->signature = FileSignature{};
     }
+    else if (!index_path.empty()) {
+        // Only a settled read is shared: others trust its signature.
+        share(next->index, index_path, log);
+    }
     log(LogLevel::info, (old ? "reloaded " : "loaded ") + path_ + ": " +
-                            std::to_string(next->index->size()) + " users in " + std::to_string(ms) + " ms");
+                            std::to_string(next->index->size()) + " users in " + elapsed_ms() + " ms");
     publish(std::move(next));
     return true;
 }

@@ -44,7 +44,7 @@ struct IndexCase {
 /** Checks one found entry against the hash it should carry. */
 void check_entry(const HtpasswdIndex &index, const std::string &user, const std::string &hash)
 {
-    const HtpasswdIndex::Entry *entry = index.find(user);
+    const HtpasswdIndex::Found entry = index.find(user);
     BOOST_TEST_REQUIRE(entry != nullptr, "user '" << user << "' not found");
     BOOST_TEST(entry->user_length == user.size());
     BOOST_TEST(std::string(entry->user, entry->user_length) == user);
@@ -172,7 +172,7 @@ BOOST_AUTO_TEST_CASE(line_rules_table)
 BOOST_AUTO_TEST_CASE(an_unrecognised_entry_has_format_unknown)
 {
     const HtpasswdIndex index("carol:password123\n");
-    const HtpasswdIndex::Entry *carol = index.find("carol");
+    const HtpasswdIndex::Found carol = index.find("carol");
     BOOST_TEST_REQUIRE(carol != nullptr);
     BOOST_TEST(std::string(format_name(carol->format)) == format_name(HashFormat::unknown));
 }
@@ -239,7 +239,7 @@ BOOST_AUTO_TEST_CASE(every_user_of_a_100000_user_file_is_found)
 
     std::size_t missing = 0, wrong_hash = 0, wrong_format = 0, phantom = 0;
     for (std::size_t i = 0; i < kUsers; ++i) {
-        const HtpasswdIndex::Entry *entry = index.find(generated_user(i));
+        const HtpasswdIndex::Found entry = index.find(generated_user(i));
         if (entry == nullptr) {
             ++missing;
             continue;

@@ -1,0 +1,94 @@
+"""Shared user index: after a change, one process parses the file and the others map its index.
+
+Issue 4 (memory): every child used to build its own copy of a reloaded
+index. Now the first process to notice a change builds an index file under
+the runtime directory (run/auth_proxy/) and every other process maps that
+same file, so the page cache holds one copy.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+from pathlib import Path
+
+from harness import basic
+
+USERS = 200_000
+
+
+def sha_line(user: str, password: str) -> str:
+    digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+    return f"{user}:{{SHA}}{digest}\n"
+
+
+def write_users(path: Path, count: int, extra: str = "") -> None:
+    same = sha_line("x", "pw").split(":", 1)[1]       # one hash for all: only the size matters here
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text("".join(f"user{i:07d}:{same}" for i in range(count)) + extra)
+    tmp.replace(path)
+
+
+def config(users: Path, backend) -> str:
+    return f"""
+StartServers 2
+<Location /p>
+    ProxyPass        {backend.url}/p
+    AuthType ProxyBasic
+    AuthName "Shared"
+    AuthUserFile {users}
+    Require valid-user
+</Location>
+"""
+
+
+def status(h, user: str, password: str) -> int:
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=15)
+    try:
+        conn.request("GET", "/p/x", headers={"Proxy-Authorization": basic(user, password), "Connection": "close"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def reload_lines(log: str, users: Path) -> list[tuple[str, bool]]:
+    """(pid, mapped) for every 'reloaded <users>' line."""
+    out = []
+    for line in log.splitlines():
+        if f"reloaded {users}: {USERS + 1} users in" in line:
+            pid = re.search(r"\[pid (\d+)", line)
+            out.append((pid.group(1) if pid else "?", "mapped shared index" in line))
+    return out
+
+
+def test_after_a_reload_only_one_process_parses_and_the_others_map_its_index(make_httpd, backend, server_root):
+    users = Path(server_root) / "users"
+    write_users(users, USERS)
+    h = make_httpd(config(users, backend), mpm="event")
+    assert status(h, "user0000001", "pw") == 200
+    assert list((h.root / "run" / "auth_proxy").glob("*.idx")), "the parent built no shared index at start"
+    h.mark_log()
+
+    write_users(users, USERS, sha_line("newbie", "newbie-pw"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = reload_lines(h.log_since(), users)
+        if sum(1 for _, mapped in lines if mapped) >= 1 and len({pid for pid, _ in lines}) >= 2:
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)   # every child has had two reload intervals to look
+    lines = reload_lines(h.log_since(), users)
+    print(f"\nreload log lines (pid, mapped): {lines}")
+
+    parsed = [pid for pid, mapped in lines if not mapped]
+    mapped = [pid for pid, mapped in lines if mapped]
+    assert len(parsed) == 1, f"expected exactly one process to parse the file: {lines}"
+    assert len(mapped) >= 1, f"no process mapped the shared index: {lines}"
+    assert parsed[0] not in mapped, lines
+    assert all(status(h, "newbie", "newbie-pw") == 200 for _ in range(8))
+    assert all(status(h, "newbie", "wrong") == 407 for _ in range(4))
