@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
+import hashlib
 import http.client
 import os
 import platform
@@ -142,6 +143,18 @@ def memory_kb(pids: list[int]) -> tuple[int, int]:
     return rss, pss
 
 
+LOAD_LINE = re.compile(r"\[pid (\d+)(?::tid \d+)?\].*?APX02003: (loaded|reloaded) .*?: (\d+) users in (\d+) ms"
+                       r"( \(mapped shared index)?")
+
+
+def load_events(log: str) -> list[dict]:
+    """mod_auth_proxy's "(re)loaded FILE: N users in X ms" lines, with the
+    process that logged them and whether it built the index or mapped the
+    shared one another process built."""
+    return [{"pid": int(m.group(1)), "reload": m.group(2) == "reloaded", "users": int(m.group(3)),
+             "ms": int(m.group(4)), "mapped": bool(m.group(5))} for m in LOAD_LINE.finditer(log)]
+
+
 def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -239,6 +252,7 @@ class Httpd:
             f"LogLevel {loglevel}", f"DocumentRoot {self.root}/htdocs",
             "KeepAlive On", "MaxKeepAliveRequests 0", "KeepAliveTimeout 60", "Timeout 60",
         ]
+        self.children = 4 if mpm == "prefork" else 2
         if mpm == "prefork":
             lines += ["StartServers 4", "MinSpareServers 2", "MaxSpareServers 6",
                       "ServerLimit 8", "MaxRequestWorkers 8"]
@@ -258,6 +272,11 @@ class Httpd:
             wait_port(self.port, self.proc, "httpd")
         except RuntimeError as e:
             raise RuntimeError(f"{e}\n{self.log()[-3000:]}") from None
+        # The parent listens before it forks: wait for the children too, so
+        # that pids() sees every process that will serve.
+        deadline = time.time() + 10
+        while len(children_of(self.proc.pid)) < self.children and time.time() < deadline:
+            time.sleep(0.02)
         return self
 
     def pids(self) -> list[int]:
@@ -290,6 +309,10 @@ AUTH_BLOCKS = {
     "stock": 'AuthType Basic\nAuthName "bench"\nAuthBasicProvider file\nAuthUserFile {file}\nRequire valid-user',
     "socache": ('AuthType Basic\nAuthName "bench"\nAuthBasicProvider socache file\n'
                 'AuthnCacheProvideFor file\nAuthUserFile {file}\nRequire valid-user'),
+    # Authentication without a password check: what httpd's authn/authz
+    # machinery (mod_auth_basic, Require valid-user) costs by itself.
+    "floor": (f'AuthType Basic\nAuthName "bench"\nAuthBasicProvider anon\nAnonymous {USER}\n'
+              'Anonymous_MustGiveEmail Off\nAnonymous_VerifyEmail Off\nAnonymous_LogEmail Off\nRequire valid-user'),
 }
 
 
@@ -299,6 +322,8 @@ def front(work: Path, kind: str, backend: Httpd, module: str, user_file: Path | 
     forward-proxy requests for the backend's second port are authenticated in
     <Proxy>, so the two modes never share a section."""
     modules = ["authn_core", "authz_core", "authz_user", "auth_basic", "authn_file", "proxy", "proxy_http"]
+    if kind == "floor":
+        modules += ["authn_anon"]
     if kind == "socache":
         modules += ["socache_shmcb", "authn_socache"]
         global_extra += "\nAuthnCacheSOCache shmcb"
@@ -605,6 +630,8 @@ class Bench:
     squid_reverse_header: str | None = None
     squid_reverse_status: int | None = None
     sections_md: list = field(default_factory=list)
+    module_desc: str = ""
+    floor: dict = field(default_factory=dict)        # mode -> (WrkResult, paired no-auth rps)
 
     # -- servers
     def launch(self, server):
@@ -631,7 +658,7 @@ class Bench:
             rev = Target(server.port, f"/r/{STATIC}")
             fwd = Target(server.port, fwd_path)
             if creds:
-                rev.header = "Proxy-Authorization" if kind == "proxy" else "Authorization"
+                rev.header = "Proxy-Authorization" if kind == "proxy" else "Authorization"  # stock: 401
                 fwd.header = "Proxy-Authorization"
                 rev.credentials = fwd.credentials = creds
         return {"reverse": rev, "forward": fwd}
@@ -727,6 +754,17 @@ class Bench:
         self.start_noauth()
         self.measure_baselines(0)
         creds = basic(USER, PASSWORD)
+        if "proxy" in a.servers:
+            server = self.launch(front(self.work, "floor", self.backend, self.module))
+            try:
+                ts = self.targets(server, "floor", creds)
+                for mode in a.modes:
+                    self.check(ts[mode], f"floor {mode}")
+                    r, paired = self.paired(ts[mode], self.noauth_targets["httpd"][mode])
+                    self.floor[mode] = (r, paired)
+                    progress(f"{mode:7} floor (mod_authn_anon): {r.rps:,.1f} req/s (paired no-auth {paired:,.0f})")
+            finally:
+                self.retire(server)
         for block, users in enumerate(a.sizes, start=1):
             for fmt in a.formats:
                 path = self.files.path(fmt, users)
@@ -792,6 +830,12 @@ class Bench:
                    "without warm-up and longer (8 × that time, at most 20 s). Other cells are compared with the mean of the "
                    "no-auth runs just before and after that file size's block (the no-auth rows list every run).")
         out.append("")
+        if self.floor:
+            out.append("The mod_authn_anon row (measured paired, like mod_auth_proxy) authenticates every request "
+                       "through mod_auth_basic and `Require valid-user` but checks no password and reads no file: "
+                       "it is what httpd's authentication machinery costs by itself, the ceiling for any "
+                       "authentication module in this setup.")
+            out.append("")
         sizes = a.sizes
         out.append("| Mode | Server | Hash | " + " | ".join(f"{n:,} users" for n in sizes) + " |")
         out.append("|---|---|---|" + "---|" * len(sizes))
@@ -805,6 +849,11 @@ class Bench:
                 label = "httpd, no auth" if kind == "httpd" else "Squid, no auth"
                 cell = f"{fmt_rps(statistics.median(vals))} (runs: {', '.join(fmt_rps(v) for v in vals)})"
                 out.append(f"| {mode} | {label} | – | " + " | ".join([cell] + [""] * (len(sizes) - 1)) + " |")
+                if kind == "httpd" and mode in self.floor:
+                    r, paired = self.floor[mode]
+                    cell = f"{fmt_rps(r.rps)} ({fmt_ratio(r.rps / paired)}×)" if paired else fmt_rps(r.rps)
+                    out.append(f"| {mode} | httpd, mod_auth_basic + mod_authn_anon (no password check) | – | "
+                               + " | ".join([cell] + [""] * (len(sizes) - 1)) + " |")
             for kind in a.servers:
                 for fmt in a.formats:
                     cells = []
@@ -857,13 +906,22 @@ class Bench:
         lines.append("")
         lines.append("Passes send each user exactly once over 8 persistent connections (user *i* on connection "
                      "*i* mod 8, a Python client); the shifted pass moves every user to the next connection, so a "
-                     "user may land in the other httpd child. The steady row is wrk cycling through all users.")
+                     "user may land in the other httpd child. The round-robin rows are wrk cycling through all users over "
+                     f"its 8 connections, in {self.args.duration:g}-second slices until a slice needs no hash "
+                     "verification (every user is cached in every child that sees it).")
         lines.append("")
         lines.append("| Server | Run | Requests | Time | req/s | Hash verifications |")
         lines.append("|---|---|---|---|---|---|")
         try:
             if "proxy" in a.servers:
                 lines += self.cold_httpd("proxy", path, names, creds, counter)
+                runs = [r for _, r in self.baselines.get(("httpd", "reverse"), [])]
+                if self.converged_rps and runs:
+                    base = statistics.median(runs)
+                    self.cold_notes.append(
+                        f"Once every user is cached where it lands, {n:,} users round-robin run at "
+                        f"{fmt_rps(self.converged_rps)} req/s, {self.converged_rps / base:.2f} × the median no-auth "
+                        f"reverse throughput of the throughput section ({fmt_rps(base)}; not paired).")
             if "stock" in a.servers:
                 lines += self.cold_httpd("stock", path, names, creds, counter)
             if "squid" in a.servers:
@@ -905,29 +963,48 @@ class Bench:
                         f"by the httpd children as {spread}. A user first verified in one child is verified again "
                         f"the first time one of its requests reaches the other child, so a user costs at most one "
                         f"verification per child process per TTL (here 2 children).")
+            # wrk cycles through all users over its 8 connections (any child):
+            # slices of `duration` seconds until one needs no verification at all.
             rot = [(header, c) for c in creds]
-            cpu0 = cpu_seconds(pids)
-            if a.warmup > 0 and kind == "proxy":
-                self.wrk.run(rev, a.warmup, rot)
-            probe = counter.start(pids)
-            cpu1 = cpu_seconds(pids)
-            r = self.wrk.run(rev, a.duration, rot)
-            count = counter.finish(probe)
-            cpu = cpu_seconds(pids) - cpu1
-            rows.append(f"| {label} | steady, wrk round-robin ({a.duration:g} s) | {r.requests:,} | "
-                        f"{a.duration:g} s | {fmt_rps(r.rps)} | {self.verif_text(count, cpu)} |"
-                        + (f" ⚠{r.bad} failed" if r.bad else ""))
-            progress(f"cold {kind} steady: {r.rps:,.1f} req/s, verifications {count}")
-            del cpu0
+            first_row = None
+            for slice_no in range(1, 100):
+                probe = counter.start(pids)
+                cpu1 = cpu_seconds(pids)
+                r = self.wrk.run(rev, a.duration, rot)
+                count = counter.finish(probe)
+                cpu = cpu_seconds(pids) - cpu1
+                verified = count if count is not None else self.verif_estimate(cpu)
+                start, end = (slice_no - 1) * a.duration, slice_no * a.duration
+                row = (f" | {r.requests:,} | {a.duration:g} s | {fmt_rps(r.rps)} | {self.verif_text(count, cpu)} |"
+                       + (f" ⚠{r.bad} failed" if r.bad else ""))
+                progress(f"cold {kind} round-robin {start:g}-{end:g} s: {r.rps:,.1f} req/s, verifications {count}")
+                if slice_no == 1:
+                    first_row = row
+                    rows.append(f"| {label} | wrk round-robin, first {a.duration:g} s{row}")
+                    if kind != "proxy" or verified < 0.5:
+                        break
+                    continue
+                if verified < 0.5 or end >= a.cold_converge:
+                    what = ("first slice without a verification" if verified < 0.5
+                            else f"still verifying at the {a.cold_converge:g} s cap")
+                    rows.append(f"| {label} | wrk round-robin, {start:g}–{end:g} s ({what}){row}")
+                    if verified < 0.5:
+                        self.converged_rps = r.rps
+                    break
+            del first_row
         finally:
             self.retire(server)
         return rows
 
     _hash_cpu: float | None = None
+    converged_rps: float | None = None
 
     def verif_text(self, count: int | None, cpu: float) -> str:
         if count is not None:
             return f"{count:,}"
+        return f"≈ {self.verif_estimate(cpu):,.0f} (estimated from {cpu:.2f} s CPU)"
+
+    def verif_estimate(self, cpu: float) -> float:
         if self._hash_cpu is None:
             import warnings
             with warnings.catch_warnings():
@@ -938,7 +1015,7 @@ class Bench:
             for _ in range(5):
                 crypt.crypt(COLD_PASSWORD, h)
             self._hash_cpu = (time.process_time() - t0) / 5
-        return f"≈ {max(0.0, cpu / self._hash_cpu):,.0f} (estimated from {cpu:.2f} s CPU)"
+        return max(0.0, cpu / self._hash_cpu - 0.2)
 
     def cold_squid(self, path: Path, names, creds) -> list[str]:
         a = self.args
@@ -964,8 +1041,8 @@ class Bench:
             if a.warmup > 0:
                 self.wrk.run(rev, a.warmup, rot)
             r = self.wrk.run(rev, a.duration, rot)
-            rows.append(f"| {label} | steady, wrk round-robin ({a.duration:g} s) | {r.requests:,} | "
-                        f"{a.duration:g} s | {fmt_rps(r.rps)} | (helper, not counted) |")
+            rows.append(f"| {label} | wrk round-robin, {a.duration:g} s after {a.warmup:g} s warm-up | "
+                        f"{r.requests:,} | {a.duration:g} s | {fmt_rps(r.rps)} | (helper, not counted) |")
         finally:
             self.retire(sq)
         return rows
@@ -990,8 +1067,8 @@ class Bench:
         try:
             t = self.targets(server, "proxy", basic(USER, PASSWORD))["reverse"]
             self.check(t, "reload setup")
-            loads = re.findall(r"APX02003: loaded .*?: (\d+) users in (\d+) ms", server.log())
-            children = len(server.pids()) - 1
+            loads = [e for e in load_events(server.log()) if e["pid"] == server.proc.pid and not e["reload"]]
+            children = server.pids()[1:]
             # Changes at `spacing` and 2 x `spacing` + 2 s into the run; the run
             # lasts long enough for the second reload to finish inside it.
             seconds = round(3 * a.reload_spacing + 4)
@@ -1011,14 +1088,16 @@ class Bench:
             progress(f"reload under load: {during.rps:,.0f} req/s, max {during.max_ms:.1f} ms, "
                      f">50 ms: {during.over50}, events {events}")
             if loads:
-                lines.append(f"Initial load in the parent before the fork (from the log): "
-                             f"{int(loads[-1][0]):,} users in {loads[-1][1]} ms.")
+                lines.append("Load in the parent before the fork (from the log): "
+                             + "; ".join(f"{e['users']:,} users {'mapped' if e['mapped'] else 'built'} in {e['ms']} ms"
+                                         for e in loads) + ".")
                 lines.append("")
-            lines.append(f"| Change | Reload time per child (log, APX02003) | Change → every child ({children}) "
-                         "reloaded | New user admitted |")
+            lines.append(f"| Change | Each child's reload (log, APX02003: built the index, or mapped the one "
+                         f"another process built) | Change → every child ({len(children)}) reloaded | "
+                         "New user admitted |")
             lines.append("|---|---|---|---|")
             for ev in events:
-                lines.append(f"| {ev['what']} | {', '.join(ev['ms'])} ms | {ev['wall']} | {ev['admitted']} |")
+                lines.append(f"| {ev['what']} | {', '.join(ev['ms'])} | {ev['wall']} | {ev['admitted']} |")
             lines.append("")
             lines.append("| wrk run (8 connections, one cached user) | req/s | max latency | p99 | requests > 50 ms |")
             lines.append("|---|---|---|---|---|")
@@ -1032,8 +1111,9 @@ class Bench:
             self.retire(server)
         self.sections_md.append("\n".join(lines))
 
-    def change_and_wait(self, server: Httpd, path: Path, how: str, children: int) -> dict:
-        before = len(re.findall(r"APX02003: reloaded ", server.log()))
+    def change_and_wait(self, server: Httpd, path: Path, how: str, children: list[int]) -> dict:
+        """Changes the file, then waits until every child has logged its reload."""
+        before = len(load_events(server.log()))
         if how == "touch":
             what = "`touch` (mtime only)"
             newuser = None
@@ -1050,13 +1130,13 @@ class Bench:
             started = time.time()
             os.rename(tmp, path)
         deadline = started + 30
-        ms: list[str] = []
+        per_child: list[str] = []
         wall = "not within 30 s"
         while time.time() < deadline:
-            found = re.findall(r"APX02003: reloaded .*?: (\d+) users in (\d+) ms", server.log())
-            if len(found) - before >= children:
+            events = [e for e in load_events(server.log())[before:] if e["reload"] and e["pid"] in children]
+            if len({e["pid"] for e in events}) >= len(children):
                 wall = f"{(time.time() - started) * 1000:.0f} ms"
-                ms = [m for _, m in found[before:]]
+                per_child = [f"{'mapped' if e['mapped'] else 'built'} in {e['ms']} ms" for e in events]
                 break
             time.sleep(0.01)
         admitted = "–"
@@ -1064,7 +1144,7 @@ class Bench:
             t = Target(server.port, f"/r/{STATIC}", "Proxy-Authorization", basic(newuser, PASSWORD))
             statuses = [request_once(t)[0] for _ in range(6)]
             admitted = "yes (6 fresh connections: 200)" if all(s == 200 for s in statuses) else f"no: {statuses}"
-        return {"what": what, "ms": ms or ["?"], "wall": wall, "admitted": admitted}
+        return {"what": what, "ms": per_child or ["?"], "wall": wall, "admitted": admitted}
 
     # -- memory
     def memory(self) -> None:
@@ -1072,8 +1152,13 @@ class Bench:
         users = 1000000
         progress("== resident memory with a 1,000,000-user file")
         lines = ["## Server memory with a 1,000,000-user file (parent + children, /proc/<pid>/smaps_rollup)", ""]
-        lines.append("| MPM | Hash | File size | Processes | PSS: 1-user file | PSS: 1M-user file | "
-                     "Δ PSS (× file) | after a reload: Δ PSS (× file) | Δ RSS sum, loaded / after reload |")
+        lines.append("Δ = the server's memory with the 1,000,000-user file minus the same server with a 1-user "
+                     "file (PSS: 1-user column), as a multiple of the file's size. *Started*: after start and "
+                     "16 requests; *children reloaded*: the file was `touch`ed and every child has logged its "
+                     "reload; *parent reloaded*: the parent has reloaded too, on its maintenance tick.")
+        lines.append("")
+        lines.append("| MPM | Hash | File size | Processes | PSS: 1-user file | Δ PSS started | "
+                     "Δ PSS children reloaded | Δ PSS parent reloaded | Δ RSS sum (started / children / parent) |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
         small_dir = self.work / "memory"
         small_dir.mkdir(exist_ok=True)
@@ -1087,21 +1172,28 @@ class Bench:
                 shutil.copyfile(self.files.path(fmt, users), big)
                 os.chmod(big, 0o644)
                 size_kb = big.stat().st_size / 1024
-                base = self.memory_of(mpm, small, reload=False)
-                loaded, after, nproc = self.memory_of(mpm, big, reload=True)
-                d_load = loaded[1] - base[0][1]
-                d_after = after[1] - base[0][1]
+                base = self.memory_of(mpm, small, reload=False)[0]
+                loaded, after, after_parent, nproc = self.memory_of(mpm, big, reload=True)
+
+                def delta(m, i=1) -> str:
+                    if m is None:
+                        return "parent did not reload within 25 s"
+                    d = m[i] - base[i]
+                    return f"{d / 1024:.0f} MB ({d / size_kb:.2f}×)"
+
                 lines.append(
-                    f"| {mpm} | {FORMATS[fmt][0]} | {size_kb / 1024:.0f} MB | {nproc} | {base[0][1] / 1024:.0f} MB | "
-                    f"{loaded[1] / 1024:.0f} MB | {d_load / 1024:.0f} MB ({d_load / size_kb:.2f}×) | "
-                    f"{d_after / 1024:.0f} MB ({d_after / size_kb:.2f}×) | "
-                    f"{(loaded[0] - base[0][0]) / 1024:.0f} MB / {(after[0] - base[0][0]) / 1024:.0f} MB |")
-                progress(f"memory {mpm} {fmt}: base PSS {base[0][1]} kB, loaded {loaded[1]} kB, "
-                         f"after reload {after[1]} kB, file {size_kb:.0f} kB")
+                    f"| {mpm} | {FORMATS[fmt][0]} | {size_kb / 1024:.0f} MB | {nproc} | {base[1] / 1024:.0f} MB | "
+                    f"{delta(loaded)} | {delta(after)} | {delta(after_parent)} | "
+                    f"{delta(loaded, 0)} / {delta(after, 0)} / {delta(after_parent, 0)} |")
+                progress(f"memory {mpm} {fmt}: base PSS {base[1]} kB, loaded {loaded[1]} kB, after reload "
+                         f"{after[1]} kB, after the parent's tick {after_parent[1] if after_parent else '-'} kB, "
+                         f"file {size_kb:.0f} kB")
         lines.append("")
         self.sections_md.append("\n".join(lines))
 
     def memory_of(self, mpm: str, path: Path, reload: bool):
+        """(Rss, Pss) sums right after start, after every child reloaded, and
+        after the parent reloaded too (its maintenance tick, up to ~10 s later)."""
         server = self.launch(front(self.work, "proxy", self.backend, self.module, path, mpm=mpm,
                                    loglevel="warn auth_proxy:info"))
         try:
@@ -1112,19 +1204,27 @@ class Bench:
             pids = server.pids()
             loaded = memory_kb(pids)
             if not reload:
-                return loaded, None, len(pids)
-            before = len(re.findall(r"APX02003: reloaded ", server.log()))
+                return loaded, None, None, len(pids)
+            parent, children = pids[0], pids[1:]
+            before = len(load_events(server.log()))
             os.utime(path)
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                if len(re.findall(r"APX02003: reloaded ", server.log())) - before >= len(pids) - 1:
-                    break
-                time.sleep(0.05)
-            time.sleep(1.0)
+
+            def reloaded(who: list[int], timeout: float) -> bool:
+                deadline = time.time() + timeout
+                while time.time() < deadline:
+                    done = {e["pid"] for e in load_events(server.log())[before:] if e["reload"]}
+                    if all(p in done for p in who):
+                        return True
+                    time.sleep(0.05)
+                return False
+
+            reloaded(children, 60)
+            time.sleep(0.5)
             for _ in range(16):
                 self.check(t, f"memory {mpm}")
             after = memory_kb(server.pids())
-            return loaded, after, len(pids)
+            after_parent = memory_kb(server.pids()) if reloaded([parent], 25) else None
+            return loaded, after, after_parent, len(pids)
         finally:
             self.retire(server)
 
@@ -1132,8 +1232,6 @@ class Bench:
     def report(self, started: float, load_before: str) -> str:
         a = self.args
         head = ["# mod_auth_proxy benchmark", ""]
-        commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                                capture_output=True, text=True).stdout.strip() or "?"
         cpu = "?"
         try:
             for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -1147,7 +1245,7 @@ class Bench:
             if shutil.which("squid") else "-"
         head += [
             f"- Run: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, `bench/run {' '.join(sys.argv[1:])}`, "
-            f"{(time.time() - started) / 60:.1f} minutes; module {self.module} (commit {commit}).",
+            f"{(time.time() - started) / 60:.1f} minutes; module {self.module_desc}.",
             f"- Machine: {os.cpu_count()} × {cpu}, Linux {platform.release()}; load average (1, 5, 15 min) "
             f"before {load_before}, after {' '.join(Path('/proc/loadavg').read_text().split()[0:3])}.",
             f"- {httpd_v.replace('Server version: ', '')} (event MPM, 2 processes × 25 threads, LogLevel warn, "
@@ -1238,6 +1336,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=5, help="seconds measured per cell (default 5)")
     p.add_argument("--warmup", type=float, default=1, help="seconds of warm-up per cell (default 1)")
     p.add_argument("--cold-users", type=int, default=1000, help="distinct users in the cold run (default 1000)")
+    p.add_argument("--cold-converge", type=float, default=90,
+                   help="seconds of round-robin after which the cold run stops waiting for the cache to fill")
     p.add_argument("--reload-spacing", type=float, default=3, help="seconds between reloads under load")
     p.add_argument("--mem-mpms", default="event,prefork")
     p.add_argument("--mem-formats", default="bcrypt10,sha")
@@ -1247,7 +1347,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     explicit = {x.split("=")[0] for x in argv if x.startswith("--")}
     if a.quick:
         defaults = {"--formats": "sha,bcrypt10", "--sizes": "1000,1000000", "--duration": 2, "--warmup": 0,
-                    "--cold-users": 100, "--mem-mpms": "event", "--mem-formats": "bcrypt10",
+                    "--cold-users": 100, "--cold-converge": 20, "--mem-mpms": "event", "--mem-formats": "bcrypt10",
                     "--reload-spacing": 2}
         for opt, val in defaults.items():
             if opt not in explicit:
@@ -1277,7 +1377,15 @@ def main(argv: list[str]) -> int:
     load_before = Path("/proc/loadavg").read_text().split()[0:3]
     work = Path(tempfile.mkdtemp(prefix="auth-proxy-bench-"))
     os.chmod(work, 0o755)
-    b = Bench(a, work, module)
+    # Every server of the run loads this copy, even if build/ is rebuilt meanwhile.
+    snapshot = work / "mod_auth_proxy.so"
+    shutil.copyfile(module, snapshot)
+    os.chmod(snapshot, 0o755)
+    digest = hashlib.sha256(snapshot.read_bytes()).hexdigest()[:12]
+    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                            capture_output=True, text=True).stdout.strip() or "?"
+    b = Bench(a, work, str(snapshot))
+    b.module_desc = f"{module} (sha256 {digest}…, tree at commit {commit} when the run started)"
     b.files = UserFiles(work / "files")
     b.wrk = Wrk(work)
     progress(f"work directory {work}")
