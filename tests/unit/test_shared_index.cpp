@@ -5,6 +5,8 @@
 #include "auth_proxy/shared_index.hpp"
 #include "auth_proxy/user_file.hpp"
 
+#include "test_support.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 #include <cstdio>
@@ -28,6 +30,10 @@ using auth_proxy::shared_index_path;
 using auth_proxy::stat_signature;
 using auth_proxy::UserFile;
 
+using test_support::TempDir;
+using test_support::write_file;
+using test_support::read_file;
+
 BOOST_AUTO_TEST_SUITE(shared_index)
 
 namespace {
@@ -39,40 +45,8 @@ const std::string kBcrypt = "$2y$04$fxEw42QHmPVcGLgMERxWeuZScXnG.1Xomj7P7a2xzwgB
 const std::string kContent = "# proxy users\nalice:" + kApr1 + "\nbob:" + kSha + "\ncarol:" + kBcrypt +
                              "\nalice:" + kSha + "\n";
 
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char pattern[] = "/tmp/auth_proxy_shared.XXXXXX";
-        if (::mkdtemp(pattern) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path = pattern;
-    }
-    ~TempDir()
-    {
-        std::error_code ignored;
-        std::filesystem::permissions(path, std::filesystem::perms::owner_all, ignored);
-        std::filesystem::remove_all(path, ignored);
-    }
-    std::string file(const std::string &name) const { return path + "/" + name; }
-};
 
-void write_file(const std::string &path, const std::string &content)
-{
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.close();
-    if (!out) {
-        throw std::runtime_error("cannot write " + path);
-    }
-}
 
-std::string read_file(const std::string &path)
-{
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 struct LogCapture {
     std::mutex mutex;

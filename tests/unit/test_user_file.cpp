@@ -5,6 +5,8 @@
 #include "auth_proxy/file_watcher.hpp"
 #include "auth_proxy/user_file.hpp"
 
+#include "test_support.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
@@ -31,6 +33,9 @@ using auth_proxy::UserFileRegistry;
 using auth_proxy::UserFileState;
 using namespace std::chrono_literals;
 
+using test_support::TempDir;
+using test_support::write_file;
+
 BOOST_AUTO_TEST_SUITE(user_file)
 
 namespace {
@@ -38,35 +43,7 @@ namespace {
 const std::string kSha = "{SHA}uE1+cBGmURe+4zihKsjfuHZgJbQ=";
 const std::string kApr1 = "$apr1$jFArcZ5m$wqCp4W1cQBmciHu1wOfG61";
 
-/** A private directory under /tmp, removed with everything in it. */
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char pattern[] = "/tmp/auth_proxy_unit.XXXXXX";
-        if (::mkdtemp(pattern) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path = pattern;
-    }
-    ~TempDir()
-    {
-        std::error_code ignored;
-        std::filesystem::remove_all(path, ignored);
-    }
-    std::string file(const std::string &name) const { return path + "/" + name; }
-};
 
-/** Rewrites @p path in place (truncate and write), as an editor might. */
-void write_file(const std::string &path, const std::string &content)
-{
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.close();
-    if (!out) {
-        throw std::runtime_error("cannot write " + path);
-    }
-}
 
 /** Replaces @p path by renaming a new file over it, as htpasswd-like tools do. */
 void replace_file(const std::string &path, const std::string &content)
