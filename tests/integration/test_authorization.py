@@ -11,7 +11,7 @@ httpd auth configuration.
 
 import pytest
 
-from harness import basic, curl, htpasswd, proxy_challenge
+from harness import basic, curl, htpasswd, proxy_challenge, proxy_basic_auth
 
 REALM = "Staff Proxy"
 
@@ -313,11 +313,7 @@ def nested(make_httpd, backend, users, other_users):
     return make_httpd(f"""
 <Location /app>
     ProxyPass {backend.url}/app
-    AuthType ProxyBasic
-    AuthName "{REALM}"
-    AuthUserFile {users}
-    Require valid-user
-</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 <Location /app/bob-only>
     Require user bob
 </Location>

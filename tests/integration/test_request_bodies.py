@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from harness import RawHttp, basic, client_env, curl, htpasswd, proxy_challenge
+from harness import RawHttp, basic, client_env, curl, htpasswd, proxy_challenge, proxy_basic_auth
 
 REALM = "Uploads"
 ALICE = basic("alice", "secret")
@@ -25,11 +25,7 @@ def proxy(make_httpd, backend, server_root):
     return make_httpd(f"""
 <Location /app>
     ProxyPass {backend.url}/app
-    AuthType ProxyBasic
-    AuthName "{REALM}"
-    AuthUserFile {users}
-    Require valid-user
-</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 """)
 
 
@@ -155,11 +151,7 @@ def test_http_1_0_forward_proxy_request_gets_the_challenge(make_httpd, backend, 
     h = make_httpd(f"""
 ProxyRequests On
 <Proxy "*">
-    AuthType ProxyBasic
-    AuthName "{REALM}"
-    AuthUserFile {users}
-    Require valid-user
-</Proxy>
+{proxy_basic_auth(users, REALM)}</Proxy>
 """)
     assert_challenged(curl("-0", "-x", h.url, f"{backend.url}/page"))
     r = curl("-0", "-x", h.url, "--proxy-user", "alice:secret", f"{backend.url}/page")
