@@ -5,6 +5,8 @@
  */
 #pragma once
 
+#include "auth_proxy/hmac_sha256.hpp"
+
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -82,7 +84,7 @@ private:
     std::size_t capacity_;
     std::size_t per_shard_;
     Clock::duration ttl_;
-    CacheSecret secret_;
+    HmacSha256 mac_;
     std::vector<std::unique_ptr<Shard>> shards_;
 };
 

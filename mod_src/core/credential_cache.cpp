@@ -1,11 +1,9 @@
 #include "auth_proxy/credential_cache.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
+#include <sys/random.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
@@ -15,22 +13,16 @@ namespace {
 
 constexpr std::size_t kShards = 16;
 
-/** Longest (user, password, hash) triple that is cached; longer ones are just verified. */
-constexpr std::size_t kMaxKeyInput = 8192;
-
-/** Appends a length-prefixed field, so ("ab","c") and ("a","bc") differ. */
-bool append_field(unsigned char *buffer, std::size_t &used, std::string_view field) noexcept
+/** Hashes a length-prefixed field, so ("ab","c") and ("a","bc") differ. */
+void add_field(Sha256 &hash, std::string_view field) noexcept
 {
-    if (kMaxKeyInput - used < field.size() + 4) {
-        return false;
+    const auto length = static_cast<std::uint64_t>(field.size());
+    std::uint8_t prefix[8];
+    for (int i = 0; i < 8; ++i) {
+        prefix[i] = static_cast<std::uint8_t>(length >> (8 * i));
     }
-    const auto length = static_cast<std::uint32_t>(field.size());
-    for (int i = 0; i < 4; ++i) {
-        buffer[used++] = static_cast<unsigned char>(length >> (8 * i));
-    }
-    std::memcpy(buffer + used, field.data(), field.size());
-    used += field.size();
-    return true;
+    hash.update(prefix, sizeof prefix);
+    hash.update(field);
 }
 
 } // namespace
@@ -38,8 +30,17 @@ bool append_field(unsigned char *buffer, std::size_t &used, std::string_view fie
 CacheSecret random_cache_secret()
 {
     CacheSecret secret;
-    if (RAND_bytes(secret.data(), static_cast<int>(secret.size())) != 1) {
-        throw std::runtime_error("no random bytes for the credential cache secret");
+    std::size_t filled = 0;
+    while (filled < secret.size()) {
+        const ssize_t got = getrandom(secret.data() + filled, secret.size() - filled, 0);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            throw std::runtime_error(std::string("no random bytes for the credential cache secret: ") +
+                                     std::strerror(errno));
+        }
+        filled += static_cast<std::size_t>(got);
     }
     return secret;
 }
@@ -53,7 +54,7 @@ std::size_t CredentialCache::KeyHash::operator()(const CacheKey &key) const noex
 }
 
 CredentialCache::CredentialCache(std::size_t capacity, Clock::duration ttl, const CacheSecret &secret)
-    : capacity_(capacity), ttl_(ttl), secret_(secret)
+    : capacity_(capacity), ttl_(ttl), mac_(secret.data(), secret.size())
 {
     // Never more shards than entries, and the shard limits add up to exactly
     // capacity (see remember), so the cache never holds more than asked.
@@ -68,20 +69,11 @@ CredentialCache::CredentialCache(std::size_t capacity, Clock::duration ttl, cons
 CacheKey CredentialCache::key_for(std::string_view user, std::string_view password,
                                   std::string_view stored_hash) const noexcept
 {
-    CacheKey key{};
-    unsigned char input[kMaxKeyInput];
-    std::size_t used = 0;
-    unsigned int length = 0;
-    // An all-zero key means "do not cache": contains() and remember() refuse it.
-    if (append_field(input, used, user) && append_field(input, used, password) &&
-        append_field(input, used, stored_hash)) {
-        if (HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()), input, used, key.data(),
-                 &length) == nullptr) {
-            key = CacheKey{};
-        }
-    }
-    OPENSSL_cleanse(input, used); // it held the password
-    return key;
+    Sha256 hash = mac_.begin();
+    add_field(hash, user);
+    add_field(hash, password);
+    add_field(hash, stored_hash);
+    return mac_.finish(hash); // hash's destructor wipes the password bytes it buffered
 }
 
 CredentialCache::Shard &CredentialCache::shard_for(const CacheKey &key) noexcept
