@@ -134,7 +134,7 @@ const command_rec directives[] = {
     {"AuthUserFile", handler(set_user_file), nullptr, OR_AUTHCFG, TAKE1,
      "text file containing user IDs and passwords"},
     {"AuthProxyReloadInterval", handler(set_reload_interval), nullptr, RSRC_CONF, TAKE1,
-     "seconds between checks of the user files for changes (0: never reload; default 0.5)"},
+     "seconds between checks of the user files, besides inotify notices (0: never reload; default 0.5)"},
     {"AuthProxyCacheTimeout", handler(set_cache_timeout), nullptr, RSRC_CONF, TAKE1,
      "seconds a verified credential is remembered (0: no cache; default 300)"},
     {"AuthProxyCacheEntries", handler(set_cache_entries), nullptr, RSRC_CONF, TAKE1,

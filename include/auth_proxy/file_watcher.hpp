@@ -9,12 +9,12 @@
 #include "auth_proxy/user_file.hpp"
 
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace auth_proxy {
 
@@ -32,6 +32,9 @@ public:
 
     std::size_t size() const;
 
+    /** The paths of every entry. */
+    std::vector<std::string> paths() const;
+
     /** Every file, present and future, shares its index through @p dir (see UserFile::set_shared_dir). */
     void set_shared_dir(const std::string &dir);
 
@@ -42,8 +45,16 @@ private:
 };
 
 /**
- * A background thread that refreshes a registry every @p interval, so a
- * changed file is seen without any request paying for the reload.
+ * A background thread that keeps a registry current without any request
+ * paying for a reload.
+ *
+ * It refreshes every @p interval, and at once when inotify reports that one
+ * of the files was written and closed, renamed into place or away, deleted,
+ * or had its attributes changed: it watches each file's directory (and, for
+ * a symbolic link, the target's), which sees replacement by rename as well
+ * as in-place edits. The interval is the fallback for what inotify cannot
+ * see (network file systems, a watched directory that was itself replaced,
+ * a writer that keeps the file open) and re-reads a file caught mid-write.
  */
 class FileWatcher {
 public:
@@ -55,15 +66,27 @@ public:
 
     void stop() noexcept;
 
+    /** True if change notifications are in use (false: the interval alone). */
+    bool notified() const noexcept { return inotify_fd_ >= 0; }
+
 private:
+    struct Watch {
+        std::string directory;
+        std::vector<std::string> names; ///< the files of ours in it
+        int descriptor = -1;            ///< -1: not (or no longer) watched
+    };
+
+    void watch_directories();
+    bool drain_events() noexcept; ///< true if an event concerned one of our files
+    void refresh() noexcept;
     void run() noexcept;
 
     UserFileRegistry &registry_;
     const std::chrono::milliseconds interval_;
     const Logger log_;
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    bool stopping_ = false;
+    int inotify_fd_ = -1;
+    int stop_fd_ = -1; ///< an eventfd: stop() writes, run() wakes up
+    std::vector<Watch> watches_;
     std::thread thread_;
 };
 

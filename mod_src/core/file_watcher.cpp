@@ -1,6 +1,17 @@
 #include "auth_proxy/file_watcher.hpp"
 
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <system_error>
 #include <vector>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 namespace auth_proxy {
 
@@ -48,47 +59,204 @@ void UserFileRegistry::set_shared_dir(const std::string &dir)
     }
 }
 
+std::vector<std::string> UserFileRegistry::paths() const
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> out;
+    out.reserve(files_.size());
+    for (const auto &entry : files_) {
+        out.push_back(entry.first);
+    }
+    return out;
+}
+
 std::size_t UserFileRegistry::size() const
 {
     std::lock_guard<std::mutex> lock(mutex_);
     return files_.size();
 }
 
+namespace {
+
+/** What makes a watched directory worth a look: a file of ours written, replaced, removed or re-permissioned. */
+constexpr std::uint32_t kFileEvents = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB;
+/** The directory itself went away or moved: its watch no longer stands for its path. */
+constexpr std::uint32_t kDirectoryGone = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_UNMOUNT;
+
+std::string directory_of(const std::string &path)
+{
+    const std::size_t slash = path.rfind('/');
+    if (slash == std::string::npos) {
+        return ".";
+    }
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string name_of(const std::string &path)
+{
+    const std::size_t slash = path.rfind('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+} // namespace
+
 FileWatcher::FileWatcher(UserFileRegistry &registry, std::chrono::milliseconds interval, Logger log)
     : registry_(registry), interval_(interval), log_(log)
 {
-    thread_ = std::thread([this] { run(); });
+    stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (stop_fd_ < 0) {
+        throw std::system_error(errno, std::generic_category(), "eventfd for the user file watcher");
+    }
+    inotify_fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (inotify_fd_ < 0) {
+        log_(LogLevel::warning, std::string("inotify is not available (") + std::strerror(errno) +
+                                    "): user files are checked every " + std::to_string(interval_.count()) +
+                                    " ms only");
+    }
+    try {
+        watch_directories();
+        thread_ = std::thread([this] { run(); });
+    }
+    catch (...) {
+        ::close(stop_fd_);
+        if (inotify_fd_ >= 0) {
+            ::close(inotify_fd_);
+        }
+        throw;
+    }
 }
 
-FileWatcher::~FileWatcher() { stop(); }
+FileWatcher::~FileWatcher()
+{
+    stop();
+    ::close(stop_fd_);
+    if (inotify_fd_ >= 0) {
+        ::close(inotify_fd_); // removes every watch
+    }
+}
 
 void FileWatcher::stop() noexcept
 {
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stopping_ = true;
+    const std::uint64_t one = 1;
+    if (::write(stop_fd_, &one, sizeof one) < 0) {
+        // Only EAGAIN (the counter is full: a stop is pending anyway) is possible.
     }
-    wake_.notify_all();
     if (thread_.joinable()) {
         thread_.join();
     }
 }
 
+void FileWatcher::watch_directories()
+{
+    if (inotify_fd_ < 0) {
+        return;
+    }
+    // Each file's directory, and for a symbolic link also the directory of
+    // what it points to, where an edit of the target shows up.
+    std::map<std::string, std::vector<std::string>> wanted;
+    for (const std::string &path : registry_.paths()) {
+        wanted[directory_of(path)].push_back(name_of(path));
+        char resolved[PATH_MAX];
+        if (::realpath(path.c_str(), resolved) != nullptr && path != resolved) {
+            wanted[directory_of(resolved)].push_back(name_of(resolved));
+        }
+    }
+    for (auto &[directory, names] : wanted) {
+        auto it = std::find_if(watches_.begin(), watches_.end(),
+                               [&directory](const Watch &w) { return w.directory == directory; });
+        if (it == watches_.end()) {
+            it = watches_.insert(watches_.end(), Watch{directory, {}, -1});
+        }
+        it->names = std::move(names);
+        if (it->descriptor < 0) {
+            // Fails for a directory that does not exist (yet): tried again on the next tick.
+            it->descriptor = ::inotify_add_watch(inotify_fd_, directory.c_str(), kFileEvents | kDirectoryGone | IN_ONLYDIR);
+        }
+    }
+}
+
+bool FileWatcher::drain_events() noexcept
+{
+    bool relevant = false;
+    alignas(struct inotify_event) char buffer[16384];
+    for (;;) {
+        const ssize_t n = ::read(inotify_fd_, buffer, sizeof buffer);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            return relevant; // EAGAIN: drained
+        }
+        for (ssize_t at = 0; at < n;) {
+            const auto *event = reinterpret_cast<const struct inotify_event *>(buffer + at);
+            at += static_cast<ssize_t>(sizeof(struct inotify_event) + event->len);
+            if (event->mask & IN_Q_OVERFLOW) {
+                relevant = true; // events were lost: look at everything
+                continue;
+            }
+            for (Watch &watch : watches_) {
+                if (watch.descriptor != event->wd) {
+                    continue;
+                }
+                if (event->mask & kDirectoryGone) {
+                    if (!(event->mask & IN_IGNORED)) {
+                        ::inotify_rm_watch(inotify_fd_, watch.descriptor);
+                    }
+                    watch.descriptor = -1; // watched again by path on the next tick
+                    relevant = true;
+                }
+                else if (event->len > 0 &&
+                         std::find(watch.names.begin(), watch.names.end(), event->name) != watch.names.end()) {
+                    relevant = true;
+                }
+            }
+        }
+    }
+}
+
+void FileWatcher::refresh() noexcept
+{
+    try {
+        registry_.refresh_all(log_);
+    }
+    catch (const std::exception &e) {
+        log_(LogLevel::error, std::string("reloading password files failed: ") + e.what());
+    }
+    catch (...) {
+        log_(LogLevel::error, "reloading password files failed");
+    }
+}
+
 void FileWatcher::run() noexcept
 {
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
-        lock.unlock();
-        try {
-            registry_.refresh_all(log_);
+    using std::chrono::steady_clock;
+    struct pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}}; // poll() skips fd -1
+    auto next_tick = steady_clock::now() + interval_;
+    for (;;) {
+        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - steady_clock::now());
+        const int timeout = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(wait.count() + 1, 0, 60000));
+        const int ready = ::poll(fds, 2, timeout);
+        if (ready < 0 && errno != EINTR) {
+            log_(LogLevel::error, std::string("user file watcher: poll failed: ") + std::strerror(errno));
+            return;
         }
-        catch (const std::exception &e) {
-            log_(LogLevel::error, std::string("reloading password files failed: ") + e.what());
+        if (ready > 0 && (fds[0].revents & POLLIN)) {
+            return; // stop()
         }
-        catch (...) {
-            log_(LogLevel::error, "reloading password files failed");
+        bool due = ready > 0 && (fds[1].revents & POLLIN) && drain_events();
+        if (steady_clock::now() >= next_tick) {
+            due = true;
+            next_tick = steady_clock::now() + interval_;
+            try {
+                watch_directories(); // directories that appeared or were replaced
+            }
+            catch (...) {
+                // Out of memory: the interval still covers every file.
+            }
         }
-        lock.lock();
+        if (due) {
+            refresh();
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
@@ -22,6 +23,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 using auth_proxy::FileSignature;
 using auth_proxy::FileWatcher;
@@ -131,6 +134,16 @@ std::string user_name(const std::string &prefix, int i)
 bool finds(const std::shared_ptr<const UserFileState> &state, const std::string &user)
 {
     return state && state->index && state->index->find(user) != nullptr;
+}
+
+/** Waits (up to 20 s) until @p file has @p user, or has not if @p present is false. */
+bool eventually_finds(UserFile &file, LogCapture &log, const std::string &user, bool present = true)
+{
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (finds(file.state(log.logger()), user) != present && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return finds(file.state(log.logger()), user) == present;
 }
 
 } // namespace
@@ -499,11 +512,7 @@ BOOST_AUTO_TEST_CASE(watcher_picks_up_a_changed_file, *boost::unit_test::timeout
         FileWatcher watcher(registry, 20ms, log.logger());
         write_file(path, "alice:" + kApr1 + "\nnewbie:" + kSha + "\n");
         // state() never reloads a loaded file itself: only the watcher can.
-        const auto deadline = std::chrono::steady_clock::now() + 10s;
-        while (!finds(file.state(log.logger()), "newbie") && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::sleep_for(5ms);
-        }
-        BOOST_TEST(finds(file.state(log.logger()), "newbie"));
+        BOOST_TEST(eventually_finds(file, log, "newbie"));
         BOOST_TEST(log.has(LogLevel::info, {"reloaded " + path}), log.dump());
     }
     // The watcher is gone: a later change stays unseen until someone refreshes.
@@ -512,6 +521,86 @@ BOOST_AUTO_TEST_CASE(watcher_picks_up_a_changed_file, *boost::unit_test::timeout
     BOOST_TEST(!finds(file.state(log.logger()), "late"));
     BOOST_TEST(file.refresh(log.logger()));
     BOOST_TEST(finds(file.state(log.logger()), "late"));
+}
+
+BOOST_AUTO_TEST_CASE(watcher_is_told_of_changes_without_waiting_for_the_interval, *boost::unit_test::timeout(120))
+{
+    // The interval is an hour: only a change notification can explain a reload.
+    TempDir dir;
+    TempDir elsewhere;
+    const std::string path = dir.file("users");
+    const std::string target = elsewhere.file("real-users");
+    const std::string linked = dir.file("linked-users");
+    write_file(path, "alice:" + kApr1 + "\n");
+    write_file(target, "carol:" + kApr1 + "\n");
+    BOOST_TEST_REQUIRE(::symlink(target.c_str(), linked.c_str()) == 0);
+    UserFileRegistry registry;
+    LogCapture log;
+    UserFile &file = registry.get(path);
+    UserFile &link = registry.get(linked);
+    BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
+    BOOST_TEST_REQUIRE(finds(link.state(log.logger()), "carol"));
+
+    FileWatcher watcher(registry, std::chrono::hours(1), log.logger());
+    BOOST_TEST_REQUIRE(watcher.notified());
+    struct Step {
+        const char *rule;
+        std::function<void()> change;
+        UserFile *file;
+        const char *user;
+        bool present;
+    };
+    const std::vector<Step> steps = {
+        {"edited in place", [&] { write_file(path, "alice:" + kApr1 + "\nbob:" + kSha + "\n"); }, &file, "bob", true},
+        {"replaced by rename",
+         [&] {
+             write_file(dir.file("users.new"), "dave:" + kSha + "\n");
+             std::filesystem::rename(dir.file("users.new"), path);
+         },
+         &file, "dave", true},
+        {"permissions changed",
+         [&] {
+             if (::geteuid() != 0) { // root reads it anyway: make it a non-file instead
+                 std::filesystem::permissions(path, std::filesystem::perms::none);
+             }
+             else {
+                 std::filesystem::remove(path);
+                 std::filesystem::create_directory(path);
+             }
+         },
+         &file, "dave", false},
+        {"symbolic link's target edited", [&] { write_file(target, "erin:" + kSha + "\n"); }, &link, "erin", true},
+    };
+    for (const Step &step : steps) {
+        BOOST_TEST_CONTEXT(step.rule)
+        {
+            step.change();
+            BOOST_TEST(eventually_finds(*step.file, log, step.user, step.present), log.dump());
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(watcher_ignores_other_files_in_the_directory, *boost::unit_test::timeout(60))
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\n");
+    UserFileRegistry registry;
+    LogCapture log;
+    BOOST_TEST_REQUIRE(finds(registry.get(path).state(log.logger()), "alice"));
+    FileWatcher watcher(registry, std::chrono::hours(1), log.logger());
+    // Our file changes without an event we listen for (written, not yet
+    // closed), then a neighbour is written and closed: that wakes the
+    // watcher, but names another file, so ours is not looked at.
+    std::ofstream open_writer(path, std::ios::binary | std::ios::app);
+    open_writer << "bob:" << kSha << "\n";
+    open_writer.flush();
+    write_file(dir.file("unrelated"), "x");
+    std::this_thread::sleep_for(300ms);
+    BOOST_TEST(!finds(registry.get(path).state(log.logger()), "bob"));
+    // Closing it is the event that counts.
+    open_writer.close();
+    BOOST_TEST(eventually_finds(registry.get(path), log, "bob"));
 }
 
 BOOST_AUTO_TEST_CASE(watcher_destructor_does_not_wait_out_the_interval, *boost::unit_test::timeout(60))
