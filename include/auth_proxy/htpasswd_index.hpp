@@ -124,9 +124,9 @@ private:
     const char *base_ = nullptr;
     std::size_t bytes_ = 0;
     const char *text_ = nullptr;
-    const std::uint32_t *entries_ = nullptr; ///< 4 words each: user, user length, hash, format
+    const std::uint32_t *entries_ = nullptr; ///< 3 words each: user, user length, hash
     std::size_t entry_count_ = 0;            ///< in file order, duplicates included
-    const std::uint32_t *slots_ = nullptr;   ///< entry index + 1, 0 = empty
+    const std::uint32_t *slots_ = nullptr;   ///< 2 words each: tag, entry index + 1 (0 = empty)
     std::size_t slot_count_ = 0;             ///< a power of two, never full
     std::size_t distinct_ = 0;
     FileSignature source_;

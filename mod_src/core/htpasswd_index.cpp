@@ -15,10 +15,12 @@ namespace auth_proxy {
 namespace {
 
 constexpr char kMagic[8] = {'A', 'P', 'X', 'I', 'D', 'X', '\r', '\n'};
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2; ///< 2: tagged slots, no stored format
 constexpr std::uint64_t kByteOrder = 0x0102030405060708ull; ///< a foreign-endian file fails this
-constexpr std::size_t kEntryWords = 4;                       ///< user, user length, hash, format
+constexpr std::size_t kEntryWords = 3;                       ///< user, user length, hash
 constexpr std::size_t kEntryBytes = kEntryWords * sizeof(std::uint32_t);
+constexpr std::size_t kSlotWords = 2; ///< tag (high half of the user's hash), entry index + 1 (0: empty)
+constexpr std::size_t kSlotBytes = kSlotWords * sizeof(std::uint32_t);
 constexpr std::size_t kMinSlots = 16;
 
 /** The start of every index buffer. Sections follow in this order, nothing between. */
@@ -37,7 +39,7 @@ struct Header {
     std::uint64_t text_bytes;     ///< the file's text plus a final NUL
     std::uint64_t entries_offset; ///< text end rounded up to 8
     std::uint64_t entry_count;
-    std::uint64_t slots_offset;   ///< right after the entries
+    std::uint64_t slots_offset;   ///< entries end rounded up to 8
     std::uint64_t slot_count;     ///< the slots end the buffer
     std::uint64_t distinct;
     std::uint64_t check;          ///< header_check() of all the fields above
@@ -86,6 +88,18 @@ std::size_t slots_for(std::size_t entries) noexcept
 }
 
 constexpr std::uint64_t align8(std::uint64_t n) noexcept { return (n + 7) & ~std::uint64_t{7}; }
+
+/**
+ * The slot's tag: the half of the user's hash the slot index does not use.
+ * A probe compares user names only when the tags agree, so walking past
+ * other users' slots never touches their text.
+ */
+constexpr std::uint32_t tag_of(std::uint64_t hash) noexcept { return static_cast<std::uint32_t>(hash >> 32); }
+
+bool same_user(const char *text, const std::uint32_t *entry, std::string_view user) noexcept
+{
+    return entry[1] == user.size() && std::memcmp(text + entry[0], user.data(), user.size()) == 0;
+}
 
 } // namespace
 
@@ -161,9 +175,9 @@ HtpasswdIndex::HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagn
     h.text_bytes = content.size();
     h.entries_offset = align8(h.text_offset + h.text_bytes);
     h.entry_count = pending.size();
-    h.slots_offset = h.entries_offset + h.entry_count * kEntryBytes;
+    h.slots_offset = align8(h.entries_offset + h.entry_count * kEntryBytes);
     h.slot_count = slots_for(pending.size());
-    h.total_bytes = h.slots_offset + h.slot_count * sizeof(std::uint32_t);
+    h.total_bytes = h.slots_offset + h.slot_count * kSlotBytes;
 
     heap_.assign(h.total_bytes, '\0');
     char *const buf = &heap_[0];
@@ -178,7 +192,6 @@ HtpasswdIndex::HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagn
         e[0] = pending[i].user;
         e[1] = pending[i].user_length;
         e[2] = pending[i].hash;
-        e[3] = static_cast<std::uint32_t>(classify_hash(text + pending[i].hash));
     }
 
     // The slot table; of duplicates the first one in the file wins.
@@ -186,17 +199,19 @@ HtpasswdIndex::HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagn
     const std::size_t mask = h.slot_count - 1;
     for (std::size_t i = 0; i < pending.size(); ++i) {
         const std::string_view user(text + pending[i].user, pending[i].user_length);
-        std::size_t slot = hash_user(user) & mask;
-        while (slots[slot] != 0) {
-            const std::uint32_t *other = entries + (slots[slot] - 1) * kEntryWords;
-            if (std::string_view(text + other[0], other[1]) == user) {
+        const std::uint64_t hash = hash_user(user);
+        std::size_t slot = hash & mask;
+        while (slots[slot * kSlotWords + 1] != 0) {
+            if (slots[slot * kSlotWords] == tag_of(hash) &&
+                same_user(text, entries + (slots[slot * kSlotWords + 1] - 1) * kEntryWords, user)) {
                 duplicate[i] = true;
                 break;
             }
             slot = (slot + 1) & mask;
         }
         if (!duplicate[i]) {
-            slots[slot] = static_cast<std::uint32_t>(i + 1);
+            slots[slot * kSlotWords] = tag_of(hash);
+            slots[slot * kSlotWords + 1] = static_cast<std::uint32_t>(i + 1);
             ++h.distinct;
         }
     }
@@ -221,7 +236,7 @@ HtpasswdIndex::HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagn
                      std::string("duplicate entry for user '") + user + "' ignored; the first one wins");
                 continue;
             }
-            if (static_cast<HashFormat>(entries[i * kEntryWords + 3]) == HashFormat::unknown) {
+            if (classify_hash(text + pending[i].hash) == HashFormat::unknown) {
                 note(pending[i].line, true,
                      std::string("password of user '") + user +
                          "' is not a recognised hash (bcrypt, APR1-MD5, {SHA}, crypt, SHA-256/512 crypt);"
@@ -324,9 +339,9 @@ bool HtpasswdIndex::attach(std::string &error, bool check_entries) noexcept
         h.entry_count > (size - h.entries_offset) / kEntryBytes) {
         return fail("entry section out of range");
     }
-    if (h.slots_offset != h.entries_offset + h.entry_count * kEntryBytes || h.slot_count < kMinSlots ||
-        (h.slot_count & (h.slot_count - 1)) != 0 || h.slot_count > (size - h.slots_offset) / sizeof(std::uint32_t) ||
-        h.slots_offset + h.slot_count * sizeof(std::uint32_t) != size) {
+    if (h.slots_offset != align8(h.entries_offset + h.entry_count * kEntryBytes) || h.slots_offset > size ||
+        h.slot_count < kMinSlots || (h.slot_count & (h.slot_count - 1)) != 0 ||
+        h.slot_count > (size - h.slots_offset) / kSlotBytes || h.slots_offset + h.slot_count * kSlotBytes != size) {
         return fail("slot section out of range");
     }
     // At least one empty slot, or a lookup of an absent user would never end.
@@ -351,8 +366,8 @@ bool HtpasswdIndex::attach(std::string &error, bool check_entries) noexcept
         source_ = FileSignature{h.source_device, h.source_inode, h.source_size, h.source_mtime_ns, h.source_ctime_ns};
         return true;
     }
-    // Each entry: a non-empty user terminated right after its length, a hash
-    // inside the text (the final NUL ends it), and the format a parse would give.
+    // Each entry: a non-empty user terminated right after its length, and a
+    // hash inside the text (the final NUL ends it).
     for (std::uint64_t i = 0; i < h.entry_count; ++i) {
         const std::uint32_t *e = entries + i * kEntryWords;
         const std::uint64_t user = e[0], user_length = e[1], hash = e[2];
@@ -363,17 +378,14 @@ bool HtpasswdIndex::attach(std::string &error, bool check_entries) noexcept
         if (hash >= text_bytes) {
             return fail("entry hash out of range");
         }
-        const std::string_view stored(text + hash, ::strnlen(text + hash, text_bytes - hash));
-        if (e[3] != static_cast<std::uint32_t>(classify_hash(stored))) {
-            return fail("entry hash format does not match the hash");
-        }
     }
     std::uint64_t used = 0;
     for (std::uint64_t s = 0; s < h.slot_count; ++s) {
-        if (slots[s] > h.entry_count) {
+        const std::uint32_t entry = slots[s * kSlotWords + 1];
+        if (entry > h.entry_count) {
             return fail("slot out of range");
         }
-        used += slots[s] != 0 ? 1 : 0;
+        used += entry != 0 ? 1 : 0;
     }
     if (used != h.distinct) {
         return fail("slot count does not match the user count");
@@ -392,20 +404,20 @@ bool HtpasswdIndex::attach(std::string &error, bool check_entries) noexcept
     source_.ctime_ns = h.source_ctime_ns;
 
     // The table answers as a fresh parse would: every user is found, at its
-    // first entry in the file.
+    // first entry in the file. (Reaching entry i itself needs no comparison.)
     const std::size_t mask = slot_count_ - 1;
     for (std::size_t i = 0; i < entry_count_; ++i) {
         const std::uint32_t *e = entries_ + i * kEntryWords;
         const std::string_view user(text_ + e[0], e[1]);
-        std::size_t slot = hash_user(user) & mask;
+        const std::uint64_t hash = hash_user(user);
+        std::size_t slot = hash & mask;
         std::size_t found = entry_count_;
-        while (slots_[slot] != 0) {
-            const std::uint32_t *other = entries_ + (slots_[slot] - 1) * kEntryWords;
-            if (other[1] == user.size() && std::memcmp(text_ + other[0], user.data(), user.size()) == 0) {
-                found = slots_[slot] - 1;
+        for (std::uint32_t entry; (entry = slots_[slot * kSlotWords + 1]) != 0; slot = (slot + 1) & mask) {
+            if (slots_[slot * kSlotWords] == tag_of(hash) &&
+                (entry - 1 == i || same_user(text_, entries_ + (entry - 1) * kEntryWords, user))) {
+                found = entry - 1;
                 break;
             }
-            slot = (slot + 1) & mask;
         }
         if (found > i) {
             entries_ = nullptr;
@@ -419,13 +431,13 @@ bool HtpasswdIndex::attach(std::string &error, bool check_entries) noexcept
 HtpasswdIndex::Found HtpasswdIndex::find(std::string_view user) const noexcept
 {
     const std::size_t mask = slot_count_ - 1;
-    std::size_t slot = hash_user(user) & mask;
-    while (slots_[slot] != 0) {
-        const std::uint32_t *e = entries_ + (slots_[slot] - 1) * kEntryWords;
-        if (e[1] == user.size() && std::memcmp(text_ + e[0], user.data(), user.size()) == 0) {
-            return Found(Entry{text_ + e[0], text_ + e[2], e[1], static_cast<HashFormat>(e[3])});
+    const std::uint64_t hash = hash_user(user);
+    for (std::size_t slot = hash & mask; slots_[slot * kSlotWords + 1] != 0; slot = (slot + 1) & mask) {
+        const std::uint32_t *e = entries_ + (slots_[slot * kSlotWords + 1] - 1) * kEntryWords;
+        if (slots_[slot * kSlotWords] == tag_of(hash) && same_user(text_, e, user)) {
+            const char *stored = text_ + e[2];
+            return Found(Entry{text_ + e[0], stored, e[1], classify_hash(stored)});
         }
-        slot = (slot + 1) & mask;
     }
     return Found();
 }

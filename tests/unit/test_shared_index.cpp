@@ -241,18 +241,15 @@ BOOST_AUTO_TEST_CASE(damaged_entries_and_slots_are_refused)
     };
     std::vector<Damage> damages;
     for (std::size_t i = 0; i < entry_count; ++i) {
-        const std::size_t e = entries_offset + i * 16;
+        const std::size_t e = entries_offset + i * 12;
         damages.push_back({"user offset past the text", e, 0x7fffffff});
         damages.push_back({"user length zero", e + 4, 0});
         damages.push_back({"user length past the text", e + 4, 0xffffffff});
         damages.push_back({"user length one short (no NUL after it)", e + 4, 2});
         damages.push_back({"hash offset past the text", e + 8, 0xfffffff0});
-        damages.push_back({"format out of range", e + 12, 99});
-        damages.push_back({"format of another kind", e + 12, static_cast<std::uint32_t>(
-                                                                  auth_proxy::HashFormat::crypt_des)});
     }
     for (std::size_t s = 0; s < slot_count; ++s) {
-        damages.push_back({"slot past the entries", slots_offset + s * 4, static_cast<std::uint32_t>(entry_count + 1)});
+        damages.push_back({"slot past the entries", slots_offset + s * 8 + 4, static_cast<std::uint32_t>(entry_count + 1)});
     }
     for (const Damage &d : damages) {
         std::string damaged = bytes;
@@ -268,18 +265,27 @@ BOOST_AUTO_TEST_CASE(damaged_entries_and_slots_are_refused)
 
     // A slot that leads to the second "alice" instead of the first, and a
     // table where a user is unreachable.
-    std::vector<std::uint32_t> slots(slot_count);
-    std::memcpy(slots.data(), bytes.data() + slots_offset, slot_count * 4);
+    // So is a slot whose tag no longer matches its user's.
+    std::vector<std::uint32_t> slots(slot_count * 2);
+    std::memcpy(slots.data(), bytes.data() + slots_offset, slot_count * 8);
+    std::size_t alice_slots = 0;
     for (std::size_t s = 0; s < slot_count; ++s) {
-        if (slots[s] == 1) { // the first alice
+        if (slots[2 * s + 1] == 1) { // the first alice
+            ++alice_slots;
             for (const std::uint32_t value : {std::uint32_t{4}, std::uint32_t{0}}) {
                 std::string damaged = bytes;
-                std::memcpy(&damaged[slots_offset + s * 4], &value, 4);
+                std::memcpy(&damaged[slots_offset + s * 8 + 4], &value, 4);
                 std::string error;
                 BOOST_TEST(HtpasswdIndex::from_serialized(damaged, error) == nullptr, "alice's slot = " << value);
             }
+            std::string damaged = bytes;
+            const std::uint32_t other_tag = slots[2 * s] ^ 0x10000u;
+            std::memcpy(&damaged[slots_offset + s * 8], &other_tag, 4);
+            std::string error;
+            BOOST_TEST(HtpasswdIndex::from_serialized(damaged, error) == nullptr, "alice's tag changed");
         }
     }
+    BOOST_TEST(alice_slots == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(an_index_file_name_depends_only_on_the_path)
