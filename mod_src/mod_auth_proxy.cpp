@@ -141,7 +141,18 @@ std::string prepare_shared_dir(apr_pool_t *pconf, server_rec *s)
     return dir;
 }
 
-/** Builds the cache and loads every user file, in the parent, before the fork. */
+/**
+ * Builds the cache and loads every user file, in the parent, before the fork.
+ *
+ * With a shared directory the parent builds each file's index file there
+ * and then lets go of it: every child maps that file when it starts (an
+ * mmap and O(users) checks, no parsing), so the page cache holds one copy
+ * for the whole server, and after a reload the old index is gone as soon as
+ * the children have moved on, instead of staying mapped by a parent that
+ * serves no requests. Without one (or with AuthProxyReloadInterval 0, where
+ * children never look at the file again) the parent keeps its index and the
+ * children inherit its pages.
+ */
 int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec *s) noexcept
 {
     try {
@@ -151,9 +162,11 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec *s) no
         rt.cache = std::make_unique<CredentialCache>(
             static_cast<std::size_t>(settings.cache_entries),
             std::chrono::microseconds(settings.cache_timeout_us), random_cache_secret());
-        // Before the first load, so children inherit mapped indexes.
         rt.files.set_shared_dir(prepare_shared_dir(pconf, s));
         rt.files.refresh_all(server_logger(s));
+        if (settings.reload_interval_us > 0) {
+            rt.files.release_shared_indexes();
+        }
         return OK;
     }
     catch (const std::exception &e) {
@@ -166,15 +179,18 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec *s) no
 }
 
 /**
- * The parent's maintenance tick (about every ten seconds): keep its copy of
- * the files current, so children forked later inherit a fresh index and
- * share its pages instead of each reading the file again.
+ * The parent's maintenance tick (about every ten seconds). Without a shared
+ * directory it keeps its private copy of the files current, so children
+ * forked later inherit a fresh index and share its pages instead of each
+ * reading the file again. With one there is nothing to keep: children map
+ * the shared index.
  */
 int monitor(apr_pool_t *, server_rec *s) noexcept
 {
     try {
-        if (effective_settings(s).reload_interval_us > 0) {
-            runtime().files.refresh_all(server_logger(s));
+        Runtime &rt = runtime();
+        if (effective_settings(s).reload_interval_us > 0 && !rt.files.sharing()) {
+            rt.files.refresh_all(server_logger(s));
         }
     }
     catch (...) {
@@ -203,8 +219,8 @@ void child_init(apr_pool_t *pchild, server_rec *s) noexcept
         if (settings.reload_interval_us <= 0 || rt.files.size() == 0) {
             return;
         }
-        // A child forked long after startup inherits the parent's index, which
-        // may be stale (the parent never reloads): catch up before serving.
+        // Map the index the parent shared (or, without sharing, catch up on
+        // a change since the parent's last look) before serving.
         rt.files.refresh_all(server_logger(s));
         const auto interval = std::chrono::milliseconds(std::max<std::int64_t>(1, settings.reload_interval_us / 1000));
         rt.watcher = std::make_unique<FileWatcher>(rt.files, interval, server_logger(s));

@@ -38,6 +38,12 @@ public:
     /** Every file, present and future, shares its index through @p dir (see UserFile::set_shared_dir). */
     void set_shared_dir(const std::string &dir);
 
+    /** True if a shared directory is set. */
+    bool sharing() const;
+
+    /** Calls release_shared_index() on every entry. */
+    void release_shared_indexes();
+
 private:
     mutable std::mutex mutex_;
     std::string shared_dir_;

@@ -63,6 +63,15 @@ public:
      */
     void set_shared_dir(const std::string &dir);
 
+    /**
+     * Forgets the current index if it is a mapped shared index file, so this
+     * process no longer keeps its pages: the next state() or refresh() maps
+     * it again (or the index of a newer version). A private index, or the
+     * state of an unreadable file, is kept.
+     * @return true if an index was let go.
+     */
+    bool release_shared_index();
+
 private:
     /**
      * The index of the file version @p now from the shared directory, if one

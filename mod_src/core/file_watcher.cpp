@@ -59,6 +59,20 @@ void UserFileRegistry::set_shared_dir(const std::string &dir)
     }
 }
 
+bool UserFileRegistry::sharing() const
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    return !shared_dir_.empty();
+}
+
+void UserFileRegistry::release_shared_indexes()
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto &entry : files_) {
+        entry.second->release_shared_index();
+    }
+}
+
 std::vector<std::string> UserFileRegistry::paths() const
 {
     std::lock_guard<std::mutex> lock(mutex_);

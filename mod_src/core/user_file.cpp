@@ -152,6 +152,17 @@ void UserFile::set_shared_dir(const std::string &dir)
     shared_dir_ = dir;
 }
 
+bool UserFile::release_shared_index()
+{
+    std::lock_guard<std::mutex> serial(refresh_mutex_);
+    const std::shared_ptr<const UserFileState> old = current();
+    if (!old || !old->index || !old->index->is_mapped()) {
+        return false;
+    }
+    publish(nullptr);
+    return true;
+}
+
 std::shared_ptr<const HtpasswdIndex> UserFile::map_shared(const std::string &index_path, const FileSignature &now,
                                                           const Logger &log, bool &broken)
 {

@@ -92,3 +92,56 @@ def test_after_a_reload_only_one_process_parses_and_the_others_map_its_index(mak
     assert parsed[0] not in mapped, lines
     assert all(status(h, "newbie", "newbie-pw") == 200 for _ in range(8))
     assert all(status(h, "newbie", "wrong") == 407 for _ in range(4))
+
+
+def index_mappings(pid: int) -> list[str]:
+    """'inode path' of each shared index file process ``pid`` maps ('(deleted)': replaced since)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except FileNotFoundError:
+        return []
+    fields = [line.split(None, 5) for line in maps.splitlines()]
+    return sorted({f"{f[4]} {f[5]}" for f in fields if len(f) == 6 and "/auth_proxy/" in f[5] and ".idx" in f[5]})
+
+
+def server_pids(h) -> tuple[int, list[int]]:
+    parent = int((h.root / "run" / "httpd.pid").read_text())
+    children = [int(p) for p in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+    return parent, children
+
+
+def test_the_parent_lets_go_of_the_index_and_children_drop_a_replaced_one(make_httpd, backend, server_root):
+    users = Path(server_root) / "users"
+    write_users(users, USERS)
+    h = make_httpd(config(users, backend), mpm="event")
+    assert status(h, "user0000001", "pw") == 200
+    parent, children = server_pids(h)
+    assert len(children) >= 2
+    # The parent built the index file and serves no requests: it maps nothing.
+    assert index_mappings(parent) == []
+    first = {c: index_mappings(c) for c in children}
+    assert all(len(m) == 1 and "(deleted)" not in m[0] for m in first.values()), first
+    assert len(set(m[0] for m in first.values())) == 1, f"children map different files: {first}"
+
+    write_users(users, USERS, sha_line("newbie", "newbie-pw"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = {c: index_mappings(c) for c in children}
+        if all(len(m) == 1 and m != first[c] for c, m in now.items()):
+            break
+        time.sleep(0.05)
+    print(f"\nbefore: {first}\nafter:  {now}")
+    # Every child moved to the new index and holds nothing of the old one.
+    assert all(len(m) == 1 and m != first[c] and "(deleted)" not in m[0] for c, m in now.items()), now
+    assert index_mappings(parent) == []
+    assert all(status(h, "newbie", "newbie-pw") == 200 for _ in range(8))
+
+
+def test_with_reloading_off_the_parent_keeps_the_index_its_children_inherit(make_httpd, backend, server_root):
+    users = Path(server_root) / "users"
+    write_users(users, 1000)
+    h = make_httpd("AuthProxyReloadInterval 0\n" + config(users, backend), mpm="event")
+    assert status(h, "user0000001", "pw") == 200
+    parent, children = server_pids(h)
+    assert len(index_mappings(parent)) == 1
+    assert all(index_mappings(c) == index_mappings(parent) for c in children)

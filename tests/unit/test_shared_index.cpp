@@ -308,6 +308,38 @@ std::string sha_users(const std::string &prefix, int n)
 
 } // namespace
 
+BOOST_AUTO_TEST_CASE(only_a_shared_index_is_released_and_the_next_look_maps_it_again)
+{
+    TempDir dir;
+    const std::string users = dir.file("users");
+    write_file(users, sha_users("u", 100));
+    ::mkdir(dir.file("shared").c_str(), 0700);
+    LogCapture log;
+
+    UserFile shared(users); // the parent: builds the index file, then lets go of it
+    shared.set_shared_dir(dir.file("shared"));
+    BOOST_TEST_REQUIRE(shared.state(log.logger())->index->is_mapped());
+    BOOST_TEST(shared.release_shared_index());
+    BOOST_TEST(!shared.release_shared_index()); // nothing left to release
+    const auto again = shared.state(log.logger());
+    BOOST_TEST_REQUIRE(again->index != nullptr);
+    BOOST_TEST(again->index->is_mapped());
+    BOOST_TEST(again->index->find("u99") != nullptr);
+    BOOST_TEST(log.count("mapped shared index") == 1u, log.dump()); // mapped, not parsed again
+
+    UserFile private_copy(users); // no shared directory: the index is kept
+    const auto kept = private_copy.state(log.logger());
+    BOOST_TEST(!private_copy.release_shared_index());
+    BOOST_TEST((private_copy.state(log.logger()) == kept));
+
+    UserFile broken(dir.file("missing")); // an error state is kept too
+    broken.set_shared_dir(dir.file("shared"));
+    const auto error = broken.state(log.logger());
+    BOOST_TEST_REQUIRE(error->index == nullptr);
+    BOOST_TEST(!broken.release_shared_index());
+    BOOST_TEST((broken.state(log.logger()) == error));
+}
+
 BOOST_AUTO_TEST_CASE(a_second_process_maps_the_index_the_first_one_built)
 {
     TempDir dir;
