@@ -38,12 +38,28 @@ bool is_proxied(const request_rec *r) noexcept
     return r->proxyreq != PROXYREQ_NONE;
 }
 
+constexpr const char *kProxyChallengeNote = "auth_proxy:Proxy-Authenticate";
+constexpr const char *kOriginChallengeNote = "auth_proxy:WWW-Authenticate";
+
 void set_challenge(request_rec *r, bool proxied)
 {
     const char *realm = ap_auth_name(r);
     const std::string challenge = basic_challenge(realm != nullptr ? unescape_quotes(realm) : "");
     apr_table_setn(r->err_headers_out, proxied ? "Proxy-Authenticate" : "WWW-Authenticate",
                    apr_pstrmemdup(r->pool, challenge.data(), challenge.size()));
+    if (r->main != nullptr) {
+        // A subrequest's headers reach the client only if the module that
+        // made it copies them; mod_dir, for one, answers the main request
+        // with the subrequest's 407 but not its challenge. Remember the
+        // challenge on the main request (in its own pool: the subrequest's
+        // may be gone by then) for restore_challenge().
+        request_rec *main = r->main;
+        while (main->main != nullptr) {
+            main = main->main;
+        }
+        apr_table_setn(main->notes, proxied ? kProxyChallengeNote : kOriginChallengeNote,
+                       apr_pstrmemdup(main->pool, challenge.data(), challenge.size()));
+    }
 }
 
 /** 407 + Proxy-Authenticate for proxied requests, 401 + WWW-Authenticate otherwise. */
@@ -187,6 +203,21 @@ int note_auth_failure(request_rec *r, const char *auth_type) noexcept
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01009) "could not set the authentication challenge");
     }
     return OK;
+}
+
+void restore_challenge(request_rec *r) noexcept
+{
+    // Only a 407/401 that one of our subrequest challenges led to, and only
+    // if nothing else put a challenge on the response.
+    const bool proxy = r->status == HTTP_PROXY_AUTHENTICATION_REQUIRED;
+    if (r->main != nullptr || !(proxy || r->status == HTTP_UNAUTHORIZED)) {
+        return;
+    }
+    const char *header = proxy ? "Proxy-Authenticate" : "WWW-Authenticate";
+    const char *challenge = apr_table_get(r->notes, proxy ? kProxyChallengeNote : kOriginChallengeNote);
+    if (challenge != nullptr && apr_table_get(r->err_headers_out, header) == nullptr) {
+        apr_table_setn(r->err_headers_out, header, challenge);
+    }
 }
 
 int keep_proxy_credentials(request_rec *r) noexcept

@@ -15,6 +15,13 @@ int check_authn(request_rec *r) noexcept;
 int note_auth_failure(request_rec *r, const char *auth_type) noexcept;
 
 /**
+ * insert_error_filter hook: a 407 (401) the main request answers because a
+ * subrequest in a ProxyBasic scope was refused gets that subrequest's
+ * challenge, which the module that made the subrequest (mod_dir) dropped.
+ */
+void restore_challenge(request_rec *r) noexcept;
+
+/**
  * fixups hook: in a ProxyBasic scope, Proxy-Authorization is not forwarded
  * unless the Proxy-Chain-Auth environment variable is set, also when access
  * was granted without a user (Require ip, Require all granted).

@@ -245,6 +245,7 @@ void register_hooks(apr_pool_t *) noexcept
     ap_hook_monitor(monitor, nullptr, nullptr, APR_HOOK_MIDDLE);
     ap_hook_check_authn(check_authn, nullptr, nullptr, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(restore_challenge, nullptr, nullptr, APR_HOOK_MIDDLE);
     // After mod_env/mod_rewrite set Proxy-Chain-Auth and mod_dir (LAST) redirected.
     ap_hook_fixups(keep_proxy_credentials, nullptr, nullptr, APR_HOOK_REALLY_LAST);
 }

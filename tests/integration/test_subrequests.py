@@ -50,6 +50,10 @@ ProxyPassMatch "^/site/down/(.*)$" "http://127.0.0.1:{free_port()}/$1"
     DirectoryIndex /site/api/home
     ErrorDocument 404 /site/errors/missing.html
 </Location>
+
+<Location /pub/mixed>
+    DirectoryIndex /site/api/home index.html
+</Location>
 """
     files = {
         "site/index.html": "site index\n",
@@ -59,6 +63,7 @@ ProxyPassMatch "^/site/down/(.*)$" "http://127.0.0.1:{free_port()}/$1"
         "site/app/.keep": "",                       # a directory without index.html
         "pub/page.shtml": 'before <!--#include virtual="/site/api/secret" --> after\n',
         "pub/dir/.keep": "",
+        "pub/mixed/index.html": "public index\n",
     }
     for name, text in files.items():
         path = h.root / "htdocs" / name
@@ -97,12 +102,27 @@ def test_directory_index_in_a_protected_scope_is_authenticated_on_its_own(site, 
     # /pub/ is public; its index lives in the protected scope.
     r = get(site, "/pub/dir/")
     assert r.status == 407
+    # mod_dir answers with its subrequest's status but drops its headers;
+    # the module puts the protected scope's challenge back (RFC 7235 §3.2).
+    assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
+    assert r.header("WWW-Authenticate") is None
     assert r.header("X-Backend") is None
     assert backend.received == []
     r = get(site, "/pub/dir/", *AS_PROXY)
     assert r.status == 200
     assert r.json()["path"] == "/api/home"
     assert "proxy-authorization" not in r.backend_headers()
+
+
+def test_a_refused_index_candidate_leaves_no_challenge_on_the_one_served(site, backend):
+    # mod_dir tries the protected /site/api/home (407), then the public
+    # index.html: the client gets that page, with no stray challenge.
+    r = get(site, "/pub/mixed/")
+    assert r.status == 200
+    assert r.body == b"public index\n"
+    assert r.header("Proxy-Authenticate") is None
+    assert r.header("WWW-Authenticate") is None
+    assert backend.received == []
 
 
 # ------------------------------------------------------------ ErrorDocument
