@@ -7,6 +7,7 @@
 #pragma once
 
 #include "auth_proxy/file_signature.hpp"
+#include "auth_proxy/page_allocator.hpp"
 #include "auth_proxy/password_hash.hpp"
 
 #include <cstddef>
@@ -69,7 +70,7 @@ public:
      * Parses @p content into a heap buffer; lines worth a log entry go to
      * @p diagnostics. @p source is recorded in the header for map() users.
      */
-    explicit HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagnostics = nullptr,
+    explicit HtpasswdIndex(std::string_view content, std::vector<Diagnostic> *diagnostics = nullptr,
                            const FileSignature &source = FileSignature{});
     ~HtpasswdIndex();
 
@@ -94,7 +95,7 @@ public:
     static bool peek_source(int fd, FileSignature &source) noexcept;
 
     /** The same checks as map(), for bytes already in memory (kept in a heap copy). */
-    static std::shared_ptr<const HtpasswdIndex> from_serialized(std::string bytes, std::string &error);
+    static std::shared_ptr<const HtpasswdIndex> from_serialized(std::string_view bytes, std::string &error);
 
     /** The entry for @p user, or nothing. O(1) expected. */
     Found find(std::string_view user) const noexcept;
@@ -119,7 +120,7 @@ private:
     /** Checks base_/bytes_ and sets the section pointers; false + @p error if invalid. */
     bool attach(std::string &error, bool check_entries = true) noexcept;
 
-    std::string heap_;                       ///< the buffer, unless mapped
+    PageString heap_;                        ///< the buffer, unless mapped
     void *mapping_ = nullptr;                ///< the buffer, if mapped (unmapped with the index)
     const char *base_ = nullptr;
     std::size_t bytes_ = 0;

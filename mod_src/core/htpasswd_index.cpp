@@ -1,5 +1,7 @@
 #include "auth_proxy/htpasswd_index.hpp"
 
+#include "auth_proxy/page_allocator.hpp"
+
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -103,19 +105,20 @@ bool same_user(const char *text, const std::uint32_t *entry, std::string_view us
 
 } // namespace
 
-HtpasswdIndex::HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagnostics, const FileSignature &source)
+HtpasswdIndex::HtpasswdIndex(std::string_view content, std::vector<Diagnostic> *diagnostics,
+                             const FileSignature &source)
 {
     if (content.size() >= std::numeric_limits<std::uint32_t>::max() - 8) {
         throw std::length_error("user file larger than 4 GiB");
     }
-    // Make sure the last line is terminated too, so every field can be.
-    content.push_back('\0');
 
+    // First the fields of every line, read in place; the buffer is laid out
+    // once their number is known.
     struct Pending {
-        std::uint32_t user, user_length, hash;
+        std::uint32_t user, user_length, hash, hash_length;
         std::size_t line;
     };
-    std::vector<Pending> pending;
+    PageVector<Pending> pending;
     pending.reserve(content.size() / 48);
 
     auto note = [&](std::size_t line, bool warning, std::string message) {
@@ -124,8 +127,8 @@ HtpasswdIndex::HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagn
         }
     };
 
-    char *const base = &content[0];
-    const std::size_t total = content.size() - 1;
+    const char *const base = content.data();
+    const std::size_t total = content.size();
     std::size_t line_no = 0;
     std::size_t start = 0;
     while (start < total) {
@@ -139,7 +142,7 @@ HtpasswdIndex::HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagn
         if (b == e || base[b] == '#') {
             continue;
         }
-        char *colon = static_cast<char *>(std::memchr(base + b, ':', e - b));
+        const char *colon = static_cast<const char *>(std::memchr(base + b, ':', e - b));
         if (colon == nullptr) {
             note(line_no, true, "line has no ':' between user and password hash; ignored");
             continue;
@@ -154,10 +157,9 @@ HtpasswdIndex::HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagn
         // mod_authn_file does) or at the end of the line.
         const char *next = static_cast<const char *>(std::memchr(base + hash_begin, ':', e - hash_begin));
         const std::size_t hash_end = next != nullptr ? static_cast<std::size_t>(next - base) : e;
-        *colon = '\0';
-        base[hash_end] = '\0';
         pending.push_back(Pending{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(user_length),
-                                  static_cast<std::uint32_t>(hash_begin), line_no});
+                                  static_cast<std::uint32_t>(hash_begin),
+                                  static_cast<std::uint32_t>(hash_end - hash_begin), line_no});
     }
 
     // Lay the buffer out once its size is known, and copy the text in.
@@ -172,7 +174,7 @@ HtpasswdIndex::HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagn
     h.source_mtime_ns = source.mtime_ns;
     h.source_ctime_ns = source.ctime_ns;
     h.text_offset = sizeof(Header);
-    h.text_bytes = content.size();
+    h.text_bytes = content.size() + 1; // a final NUL, so the last field can end too
     h.entries_offset = align8(h.text_offset + h.text_bytes);
     h.entry_count = pending.size();
     h.slots_offset = align8(h.entries_offset + h.entry_count * kEntryBytes);
@@ -182,7 +184,13 @@ HtpasswdIndex::HtpasswdIndex(std::string content, std::vector<Diagnostic> *diagn
     heap_.assign(h.total_bytes, '\0');
     char *const buf = &heap_[0];
     std::memcpy(buf + h.text_offset, content.data(), content.size());
-    std::string().swap(content);
+    // Every user and hash ends in a NUL, in the copy: at the ':' after the
+    // user, and at whatever followed the hash (':', white space, a newline,
+    // or the final NUL).
+    for (const Pending &p : pending) {
+        buf[h.text_offset + p.user + p.user_length] = '\0';
+        buf[h.text_offset + p.hash + p.hash_length] = '\0';
+    }
 
     auto *entries = reinterpret_cast<std::uint32_t *>(buf + h.entries_offset);
     auto *slots = reinterpret_cast<std::uint32_t *>(buf + h.slots_offset);
@@ -294,10 +302,10 @@ bool HtpasswdIndex::peek_source(int fd, FileSignature &source) noexcept
     return true;
 }
 
-std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::from_serialized(std::string bytes, std::string &error)
+std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::from_serialized(std::string_view bytes, std::string &error)
 {
     std::shared_ptr<HtpasswdIndex> index(new HtpasswdIndex);
-    index->heap_ = std::move(bytes);
+    index->heap_.assign(bytes.data(), bytes.size());
     index->base_ = index->heap_.data();
     index->bytes_ = index->heap_.size();
     if (!index->attach(error)) {

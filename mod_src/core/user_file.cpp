@@ -50,7 +50,7 @@ struct Fd {
 };
 
 /** Reads the whole file; returns 0 or an errno value. */
-int read_file(const std::string &path, std::string &content, FileSignature &before, FileSignature &after)
+int read_file(const std::string &path, PageString &content, FileSignature &before, FileSignature &after)
 {
     Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
     if (f.fd < 0) {
@@ -246,7 +246,7 @@ bool UserFile::refresh(const Logger &log)
         }
     }
     FileSignature after;
-    std::string content;
+    PageString content;
     int err = stat_error;
     for (int attempt = 0; err == 0; ++attempt) {
         err = read_file(path_, content, next->signature, after);
@@ -271,7 +271,8 @@ bool UserFile::refresh(const Logger &log)
 
     std::vector<Diagnostic> diagnostics;
     try {
-        next->index = std::make_shared<const HtpasswdIndex>(std::move(content), &diagnostics, next->signature);
+        next->index = std::make_shared<const HtpasswdIndex>(content, &diagnostics, next->signature);
+        PageString().swap(content); // the index holds its own copy
     }
     catch (const std::exception &e) {
         next->error = "could not index password file " + path_ + ": " + e.what();
