@@ -138,7 +138,7 @@ const command_rec directives[] = {
     {"AuthProxyCacheTimeout", handler(set_cache_timeout), nullptr, RSRC_CONF, TAKE1,
      "seconds a verified credential is remembered (0: no cache; default 300)"},
     {"AuthProxyCacheEntries", handler(set_cache_entries), nullptr, RSRC_CONF, TAKE1,
-     "most verified credentials remembered per process (0: no cache; default 10000)"},
+     "most verified credentials remembered, server-wide (0: no cache; default 10000)"},
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 

@@ -149,6 +149,9 @@ int authenticate(request_rec *r)
                           creds.user.data(), r->uri);
             return challenge(r, proxied);
         }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01010)
+                      "user %s: password verified against its %s hash", creds.user.data(),
+                      format_name(entry->format));
         if (cache != nullptr && cache->enabled()) {
             cache->remember(key, Clock::now()); // successes only: a guesser always pays the hash
         }

@@ -193,6 +193,33 @@ def test_repeated_credentials_skip_the_hash_unless_the_cache_is_off(make_httpd, 
     assert cpu_on * 5 <= cpu_off, f"server CPU: cache on {cpu_on:.2f} s, off {cpu_off:.2f} s"
 
 
+@pytest.mark.parametrize("mpm", MPMS)
+def test_one_verification_per_user_for_the_whole_server(make_httpd, backend, slow_users, mpm):
+    # Four connections held open at once: under prefork each is served by a
+    # process of its own, under event/worker by either of the two children.
+    # The cache is one table shared by every child, so alice's password is
+    # hashed once, whichever process she reaches.
+    processes = "StartServers 4\nMinSpareServers 4\nMaxSpareServers 8\n" if mpm == "prefork" else "StartServers 2\n"
+    h = make_httpd('LogFormat "%P %u %>s" with_pid\nCustomLog logs/pid_log with_pid\n' + processes +
+                   reverse_proxy(slow_users, backend), mpm=mpm)
+    h.mark_log()
+    clients = [KeepAlive(h) for _ in range(4)]
+    statuses = [c.timed("alice", "alice-pw")[0] for c in clients for _ in range(3)]
+    for c in clients:
+        c.close()
+    assert statuses == [200] * 12
+    pid_log = (h.root / "logs" / "pid_log")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and pid_log.read_text().count(" alice 200") < 12:
+        time.sleep(0.05)
+    pids = {line.split()[0] for line in pid_log.read_text().splitlines() if line.endswith(" alice 200")}
+    verified = h.log_since().count("APX01010: user alice: password verified against its bcrypt hash")
+    print(f"\n[{mpm}] 12 requests served by processes {sorted(pids)}; bcrypt verifications: {verified}")
+    if mpm == "prefork":
+        assert len(pids) == 4, "four open connections, four prefork children"
+    assert verified == 1
+
+
 def test_cache_entries_0_turns_the_cache_off(make_httpd, backend, slow_users):
     h = make_httpd(reverse_proxy(slow_users, backend, extra="AuthProxyCacheEntries 0"))
     client = KeepAlive(h)

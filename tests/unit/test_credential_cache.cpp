@@ -13,6 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 using auth_proxy::CacheKey;
 using auth_proxy::CacheSecret;
 using auth_proxy::Clock;
@@ -206,9 +209,9 @@ BOOST_AUTO_TEST_CASE(capacity_is_a_hard_bound_and_evictions_are_counted)
             }
             const CredentialCache::Stats s = cache.stats();
             BOOST_TEST(s.entries <= capacity);
-            // Four times as many keys as room: every shard is full, so all of
-            // the capacity is in use (none lost to rounding between shards).
-            BOOST_TEST(s.entries == capacity);
+            // Four times as many keys as room: nearly every bucket has been
+            // filled (a bucket holds 4; the keys spread at random).
+            BOOST_TEST(s.entries * 4 >= capacity * 3);
             BOOST_TEST(s.evictions == all.size() - s.entries);
 
             std::size_t found = 0;
@@ -235,8 +238,9 @@ BOOST_AUTO_TEST_CASE(capacity_16_keeps_at_most_16)
 
 BOOST_AUTO_TEST_CASE(recently_used_entries_survive_a_stream_of_new_ones)
 {
-    // 64 hot keys are touched after every 16 new keys. An LRU cache with room
-    // for 1024 keeps them all however many new keys pass through; a FIFO
+    // 64 hot keys are used after every 16 new keys, one new key every 10 ms.
+    // A cache with room for 1024 that replaces the least recently used entry
+    // of a bucket keeps them all however many new keys pass through; a FIFO
     // (or random) one would lose them.
     CredentialCache cache(1024, 1h, secret_of(7));
     const std::vector<CacheKey> hot = keys(cache, 64, "hot");
@@ -244,22 +248,28 @@ BOOST_AUTO_TEST_CASE(recently_used_entries_survive_a_stream_of_new_ones)
     for (const CacheKey &k : hot) {
         cache.remember(k, t0);
     }
+    auto now = t0;
     for (std::size_t i = 0; i < cold.size(); ++i) {
-        cache.remember(cold[i], t0);
+        now += 10ms;
+        cache.remember(cold[i], now);
         if (i % 16 == 15) {
             for (const CacheKey &k : hot) {
-                cache.contains(k, t0);
+                cache.contains(k, now);
             }
         }
     }
     std::size_t hot_found = 0;
     for (const CacheKey &k : hot) {
-        hot_found += cache.contains(k, t0) ? 1 : 0;
+        hot_found += cache.contains(k, now) ? 1 : 0;
     }
-    BOOST_TEST(hot_found == hot.size());
+    // Replacement is per bucket of 4: a hot key can still lose its slot when
+    // three new keys land in its bucket between two of its uses (rare here).
+    // Without the last-use stamp every hot key would be gone: each bucket
+    // sees about 78 new keys.
+    BOOST_TEST(hot_found >= hot.size() - 2);
     std::size_t early_cold_found = 0;
     for (std::size_t i = 0; i < 1000; ++i) {
-        early_cold_found += cache.contains(cold[i], t0) ? 1 : 0;
+        early_cold_found += cache.contains(cold[i], now) ? 1 : 0;
     }
     BOOST_TEST(early_cold_found == 0u);
     BOOST_TEST(cache.stats().entries <= 1024u);
@@ -365,6 +375,68 @@ BOOST_AUTO_TEST_CASE(concurrent_use_keeps_the_bound_and_the_counts)
     BOOST_TEST(lookups.load() == static_cast<std::uint64_t>(kThreads) * kOpsPerThread);
     BOOST_TEST(s.hits > 0u);
     BOOST_TEST(s.evictions > 0u);
+}
+
+// ---- Processes ------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(processes_forked_after_the_cache_was_made_share_its_entries, *boost::unit_test::timeout(60))
+{
+    // As httpd's children: the parent makes the cache, every child sees what
+    // any other verified, so a user costs one verification per TTL in all.
+    CredentialCache cache(1000, 1h, secret_of(7));
+    const CacheKey from_parent = cache.key_for("alice", "pw", kHash);
+    const CacheKey from_child = cache.key_for("bob", "pw", kHash);
+    cache.remember(from_parent, t0);
+
+    const pid_t child = ::fork();
+    BOOST_TEST_REQUIRE(child >= 0);
+    if (child == 0) {
+        // In the child: see the parent's entry, add one of its own. No
+        // Boost.Test here: the exit status is the verdict.
+        const bool saw = cache.contains(from_parent, t0);
+        cache.remember(from_child, t0);
+        ::_exit(saw ? 0 : 1);
+    }
+    int status = 0;
+    BOOST_TEST_REQUIRE(::waitpid(child, &status, 0) == child);
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0, "the child did not see the parent's entry");
+    BOOST_TEST(cache.contains(from_child, t0), "the parent does not see the child's entry");
+    BOOST_TEST(!cache.contains(cache.key_for("bob", "wrong", kHash), t0));
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_writers_in_two_processes_never_produce_a_false_hit, *boost::unit_test::timeout(120))
+{
+    // Two processes hammer one small table (every bucket contended) with
+    // distinct key sets; afterwards every hit must be a key someone
+    // remembered, never a torn mix of two.
+    CredentialCache cache(8, 1h, secret_of(7));
+    const std::vector<CacheKey> mine = keys(cache, 64, "parent");
+    const std::vector<CacheKey> theirs = keys(cache, 64, "child");
+    const std::vector<CacheKey> never = keys(cache, 64, "never");
+    const pid_t child = ::fork();
+    BOOST_TEST_REQUIRE(child >= 0);
+    auto hammer = [&](const std::vector<CacheKey> &set, int rounds) {
+        std::size_t false_hits = 0;
+        for (int r = 0; r < rounds; ++r) {
+            for (const CacheKey &k : set) {
+                cache.remember(k, t0);
+            }
+            for (const CacheKey &k : never) {
+                false_hits += cache.contains(k, t0) ? 1 : 0;
+            }
+        }
+        return false_hits;
+    };
+    if (child == 0) {
+        ::_exit(hammer(theirs, 2000) == 0 ? 0 : 1);
+    }
+    const std::size_t false_hits = hammer(mine, 2000);
+    int status = 0;
+    BOOST_TEST_REQUIRE(::waitpid(child, &status, 0) == child);
+    BOOST_TEST(false_hits == 0u);
+    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), "the child saw a false hit");
+    BOOST_TEST(cache.stats().entries <= 8u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
