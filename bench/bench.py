@@ -959,10 +959,10 @@ class Bench:
                     pool.close()
                 if spread:
                     self.cold_notes.append(
-                        f"mod_auth_proxy's credential cache is per process: the 8 client connections were served "
-                        f"by the httpd children as {spread}. A user first verified in one child is verified again "
-                        f"the first time one of its requests reaches the other child, so a user costs at most one "
-                        f"verification per child process per TTL (here 2 children).")
+                        f"The 8 client connections were served by the httpd children as {spread}. "
+                        f"mod_auth_proxy's credential cache is one table in shared memory for all children, so "
+                        f"a user verified in one child is a cache hit in the other: the shifted pass, which moves "
+                        f"users to other connections (and children), should need no verification at all.")
             # wrk cycles through all users over its 8 connections (any child):
             # slices of `duration` seconds until one needs no verification at all.
             rot = [(header, c) for c in creds]
