@@ -146,6 +146,21 @@ bool eventually_finds(UserFile &file, LogCapture &log, const std::string &user, 
     return finds(file.state(log.logger()), user) == present;
 }
 
+/** A registry holding one loaded user file with alice in it: where the watcher tests start. */
+struct RegistryWithAlice {
+    TempDir dir;
+    const std::string path = dir.file("users");
+    UserFileRegistry registry;
+    LogCapture log;
+    UserFile &file = registry.get(path); // no I/O yet
+
+    RegistryWithAlice()
+    {
+        write_file(path, "alice:" + kApr1 + "\n");
+        BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
+    }
+};
+
 } // namespace
 
 // ---- Loading and reloading -----------------------------------------------
@@ -499,15 +514,8 @@ BOOST_AUTO_TEST_CASE(refresh_all_loads_every_registered_file)
     BOOST_TEST(log.size() == logged); // state() found them already loaded
 }
 
-BOOST_AUTO_TEST_CASE(watcher_picks_up_a_changed_file, *boost::unit_test::timeout(60))
+BOOST_FIXTURE_TEST_CASE(watcher_picks_up_a_changed_file, RegistryWithAlice, *boost::unit_test::timeout(60))
 {
-    TempDir dir;
-    const std::string path = dir.file("users");
-    write_file(path, "alice:" + kApr1 + "\n");
-    UserFileRegistry registry;
-    LogCapture log;
-    UserFile &file = registry.get(path);
-    BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
     {
         FileWatcher watcher(registry, 20ms, log.logger());
         write_file(path, "alice:" + kApr1 + "\nnewbie:" + kSha + "\n");
@@ -580,14 +588,9 @@ BOOST_AUTO_TEST_CASE(watcher_is_told_of_changes_without_waiting_for_the_interval
     }
 }
 
-BOOST_AUTO_TEST_CASE(watcher_ignores_other_files_in_the_directory, *boost::unit_test::timeout(60))
+BOOST_FIXTURE_TEST_CASE(watcher_ignores_other_files_in_the_directory, RegistryWithAlice,
+                        *boost::unit_test::timeout(60))
 {
-    TempDir dir;
-    const std::string path = dir.file("users");
-    write_file(path, "alice:" + kApr1 + "\n");
-    UserFileRegistry registry;
-    LogCapture log;
-    BOOST_TEST_REQUIRE(finds(registry.get(path).state(log.logger()), "alice"));
     FileWatcher watcher(registry, std::chrono::hours(1), log.logger());
     // Our file changes without an event we listen for (written, not yet
     // closed), then a neighbour is written and closed: that wakes the
@@ -597,10 +600,10 @@ BOOST_AUTO_TEST_CASE(watcher_ignores_other_files_in_the_directory, *boost::unit_
     open_writer.flush();
     write_file(dir.file("unrelated"), "x");
     std::this_thread::sleep_for(300ms);
-    BOOST_TEST(!finds(registry.get(path).state(log.logger()), "bob"));
+    BOOST_TEST(!finds(file.state(log.logger()), "bob"));
     // Closing it is the event that counts.
     open_writer.close();
-    BOOST_TEST(eventually_finds(registry.get(path), log, "bob"));
+    BOOST_TEST(eventually_finds(file, log, "bob"));
 }
 
 BOOST_AUTO_TEST_CASE(watcher_destructor_does_not_wait_out_the_interval, *boost::unit_test::timeout(60))
@@ -618,16 +621,8 @@ BOOST_AUTO_TEST_CASE(watcher_destructor_does_not_wait_out_the_interval, *boost::
     BOOST_TEST(log.size() == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(stopped_watcher_no_longer_refreshes, *boost::unit_test::timeout(60))
+BOOST_FIXTURE_TEST_CASE(stopped_watcher_no_longer_refreshes, RegistryWithAlice, *boost::unit_test::timeout(60))
 {
-    TempDir dir;
-    const std::string path = dir.file("users");
-    write_file(path, "alice:" + kApr1 + "\n");
-    UserFileRegistry registry;
-    LogCapture log;
-    UserFile &file = registry.get(path);
-    BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
-
     FileWatcher watcher(registry, 20ms, log.logger());
     watcher.stop();
     watcher.stop(); // a second stop (and the destructor's) is harmless
