@@ -65,6 +65,28 @@ const char *set_auth_type(cmd_parms *cmd, void *dconf, const char *arg)
     return nullptr;
 }
 
+/**
+ * AuthProxyChallenge auto|proxy: "proxy" makes every request of the scope
+ * use Proxy-Authorization and 407, for requests httpd decides to proxy only
+ * after authentication (a RewriteRule [P] in <Location>/<Directory>, which
+ * mod_rewrite applies in its fixup; SetHandler "proxy:...", which mod_proxy
+ * takes up in the handler phase).
+ */
+const char *set_challenge(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    auto *conf = static_cast<DirConfig *>(dconf);
+    if (strcasecmp(arg, "proxy") == 0) {
+        conf->always_proxy = 1;
+    }
+    else if (strcasecmp(arg, "auto") == 0) {
+        conf->always_proxy = 0;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "AuthProxyChallenge: '%s' is neither 'auto' nor 'proxy'", arg);
+    }
+    return nullptr;
+}
+
 /** AuthUserFile, shared with mod_authn_file when that is loaded. */
 const char *set_user_file(cmd_parms *cmd, void *dconf, const char *arg)
 {
@@ -133,6 +155,9 @@ const command_rec directives[] = {
      "an HTTP authorization type (e.g., \"ProxyBasic\")"},
     {"AuthUserFile", handler(set_user_file), nullptr, OR_AUTHCFG, TAKE1,
      "text file containing user IDs and passwords"},
+    {"AuthProxyChallenge", handler(set_challenge), nullptr, OR_AUTHCFG, TAKE1,
+     "auto: 407/Proxy-Authorization for proxied requests, 401/Authorization for others (default); "
+     "proxy: 407/Proxy-Authorization for every request of the scope"},
     {"AuthProxyReloadInterval", handler(set_reload_interval), nullptr, RSRC_CONF, TAKE1,
      "seconds between checks of the user files, besides inotify notices (0: never reload; default 0.5)"},
     {"AuthProxyCacheTimeout", handler(set_cache_timeout), nullptr, RSRC_CONF, TAKE1,

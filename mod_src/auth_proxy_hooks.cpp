@@ -32,10 +32,14 @@ bool is_proxy_basic(const char *type) noexcept
     return type != nullptr && strcasecmp(type, kAuthType) == 0;
 }
 
-/** Any request mod_proxy will forward: reverse (ProxyPass, [P]) or forward. */
+/**
+ * Whether the request speaks proxy authentication (Proxy-Authorization,
+ * 407): any request mod_proxy will forward, reverse (ProxyPass, [P]) or
+ * forward, and every request of a scope with AuthProxyChallenge proxy.
+ */
 bool is_proxied(const request_rec *r) noexcept
 {
-    return r->proxyreq != PROXYREQ_NONE;
+    return r->proxyreq != PROXYREQ_NONE || dir_conf(r->per_dir_config)->always_proxy == 1;
 }
 
 constexpr const char *kProxyChallengeNote = "auth_proxy:Proxy-Authenticate";

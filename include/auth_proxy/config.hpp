@@ -17,6 +17,7 @@ struct DirConfig {
     const char *user_file_path = nullptr; ///< AuthUserFile, resolved against ServerRoot; null: unset
     UserFile *user_file = nullptr;        ///< the process-wide entry for user_file_path
     int proxy_basic = -1;                 ///< AuthType here is ProxyBasic: 1, another: 0, unset: -1
+    int always_proxy = -1;                ///< AuthProxyChallenge proxy: 1, auto: 0, unset: -1
 };
 
 /** Inner scope @p add over outer scope @p base: what @p add sets wins. */

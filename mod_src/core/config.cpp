@@ -24,6 +24,7 @@ DirConfig merge(const DirConfig &base, const DirConfig &add) noexcept
     out.user_file_path = file_from.user_file_path;
     out.user_file = file_from.user_file;
     out.proxy_basic = pick(add.proxy_basic, base.proxy_basic, -1);
+    out.always_proxy = pick(add.always_proxy, base.always_proxy, -1);
     return out;
 }
 

@@ -93,3 +93,62 @@ def test_balancer_members_are_reached_only_with_proxy_credentials(make_httpd, ba
         assert len(backend.received) == 2 and len(second.received) == 2
     finally:
         second.stop()
+
+
+# ------------------------------------------- proxied only after authentication
+# A RewriteRule [P] inside <Location>/<Directory> is applied in mod_rewrite's
+# fixup, and SetHandler "proxy:..." in mod_proxy's handler: both after
+# authentication, when the request still looks local. By default such a
+# scope therefore asks for Authorization (401); AuthProxyChallenge proxy makes
+# it speak proxy authentication whatever decides to proxy the request.
+
+def late_proxy_config(backend, users, challenge: str = "") -> str:
+    return f"""
+<Location /late-rewrite>
+    RewriteEngine On
+    RewriteRule "^.*/late-rewrite/(.*)$" "{backend.url}/store/$1" [P]
+{scope(users)}    {challenge}
+</Location>
+<Location /late-handler>
+    SetHandler "proxy:{backend.url}"
+{scope(users)}    {challenge}
+</Location>
+"""
+
+
+# SetHandler "proxy:URL" forwards the mapped file name (as for PHP-FPM).
+@pytest.mark.parametrize("path, backend_path", [("/late-rewrite/cart", "/store/cart"),
+                                                ("/late-handler/cart", "/htdocs/late-handler")])
+def test_auth_proxy_challenge_proxy_covers_requests_proxied_after_authentication(
+        make_httpd, backend, users, path, backend_path):
+    h = make_httpd(late_proxy_config(backend, users, "AuthProxyChallenge proxy"))
+    assert_challenged(get(h, path))
+    assert_challenged(get(h, path, basic("alice", "wrong")))
+    # Authorization is not proxy credentials, here either.
+    assert_challenged(curl("-H", f"Authorization: {ALICE}", f"{h.url}{path}"))
+    assert backend.received == []
+    r = get(h, path, ALICE, "-H", "Authorization: Bearer for-the-backend")
+    assert r.status == 200
+    assert r.json()["path"].endswith(backend_path)
+    headers = r.backend_headers()
+    assert "proxy-authorization" not in headers
+    assert headers.get("authorization") == ["Bearer for-the-backend"]
+    assert h.wait_for_access_log(rf'^127\.0\.0\.1 alice "GET {path} HTTP/1\.1" 200$')
+
+
+@pytest.mark.parametrize("path", ["/late-rewrite/cart", "/late-handler/cart"])
+def test_without_the_directive_requests_proxied_after_authentication_are_asked_as_local(
+        make_httpd, backend, users, path):
+    h = make_httpd(late_proxy_config(backend, users))
+    r = get(h, path)
+    assert r.status == 401
+    assert r.headers.get("www-authenticate") == [proxy_challenge(REALM)]
+    assert r.header("Proxy-Authenticate") is None
+    assert backend.received == []
+
+
+def test_auth_proxy_challenge_rejects_other_values(make_httpd, backend, users):
+    h = make_httpd(late_proxy_config(backend, users, "AuthProxyChallenge always"), start=False)
+    result = h.configtest()
+    assert result.returncode != 0
+    assert "AuthProxyChallenge: 'always' is neither 'auto' nor 'proxy'" in result.stderr

@@ -17,6 +17,7 @@ BOOST_AUTO_TEST_CASE(a_new_directory_config_sets_nothing)
     BOOST_TEST(conf.user_file_path == nullptr);
     BOOST_TEST(conf.user_file == nullptr);
     BOOST_TEST(conf.proxy_basic == -1);
+    BOOST_TEST(conf.always_proxy == -1);
 }
 
 BOOST_AUTO_TEST_CASE(an_inner_scope_inherits_what_it_does_not_set)
@@ -26,23 +27,26 @@ BOOST_AUTO_TEST_CASE(an_inner_scope_inherits_what_it_does_not_set)
     outer.user_file_path = "/outer";
     outer.user_file = &outer_file;
     outer.proxy_basic = 1;
+    outer.always_proxy = 1;
 
     const DirConfig merged = merge(outer, DirConfig{});
     BOOST_TEST(merged.user_file_path == outer.user_file_path);
     BOOST_TEST(merged.user_file == &outer_file);
     BOOST_TEST(merged.proxy_basic == 1);
+    BOOST_TEST(merged.always_proxy == 1);
 }
 
 BOOST_AUTO_TEST_CASE(an_inner_scope_overrides_what_it_sets)
 {
     UserFile outer_file("/outer"), inner_file("/inner");
-    DirConfig outer{"/outer", &outer_file, 1};
-    DirConfig inner{"/inner", &inner_file, 0};
+    DirConfig outer{"/outer", &outer_file, 1, 1};
+    DirConfig inner{"/inner", &inner_file, 0, 0};
 
     const DirConfig merged = merge(outer, inner);
     BOOST_TEST(merged.user_file_path == inner.user_file_path);
     BOOST_TEST(merged.user_file == &inner_file);
     BOOST_TEST(merged.proxy_basic == 0);
+    BOOST_TEST(merged.always_proxy == 0);
 }
 
 BOOST_AUTO_TEST_CASE(the_file_path_and_its_registry_entry_always_travel_together)
