@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <vector>
 #include <string>
 
 namespace auth_proxy {
@@ -82,8 +83,13 @@ private:
     /** Replaces a freshly parsed @p index by its mapped, shared copy, if that works. */
     void share(std::shared_ptr<const HtpasswdIndex> &index, const std::string &index_path, const Logger &log);
 
+    /** refresh() without the lock and the reaping. */
+    bool load(const Logger &log);
     std::shared_ptr<const UserFileState> current() const;
+    /** Swaps in @p next; the previous state is retired, not freed here. Under refresh_mutex_. */
     void publish(std::shared_ptr<const UserFileState> next);
+    /** Frees the retired states no reader holds any more. Under refresh_mutex_. */
+    void reap_retired() noexcept;
 
     const std::string path_;
     std::mutex refresh_mutex_;               ///< one loader at a time
@@ -91,6 +97,14 @@ private:
     std::shared_ptr<const UserFileState> state_;
     std::string shared_dir_;                 ///< guarded by refresh_mutex_
     std::string shared_failure_;             ///< last sharing failure logged, to log it once
+    /**
+     * Replaced states, until no reader holds them (guarded by
+     * refresh_mutex_). Freeing a large index (unmapping it, and dropping the
+     * page cache of a replaced index file) takes milliseconds: this way it
+     * happens in the loading thread at its next look, never in a request
+     * thread that happened to hold the last reference.
+     */
+    std::vector<std::shared_ptr<const UserFileState>> retired_;
 };
 
 /** Reads the signature of @p path; returns errno on failure (0 on success). */

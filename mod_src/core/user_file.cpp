@@ -2,6 +2,7 @@
 
 #include "auth_proxy/shared_index.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -113,8 +114,19 @@ void UserFile::publish(std::shared_ptr<const UserFileState> next)
         old = std::move(state_);
         state_ = std::move(next);
     }
-    // `old` (possibly a large index) is freed here, outside the lock, unless
-    // a reader still holds it.
+    if (old) {
+        retired_.push_back(std::move(old));
+    }
+    reap_retired();
+}
+
+void UserFile::reap_retired() noexcept
+{
+    // Unpublished, so nobody can take a new reference: a count of 1 (ours)
+    // means no reader has it any more.
+    retired_.erase(std::remove_if(retired_.begin(), retired_.end(),
+                                  [](const std::shared_ptr<const UserFileState> &s) { return s.use_count() == 1; }),
+                   retired_.end());
 }
 
 bool UserFile::check_readable(const Logger &log)
@@ -127,9 +139,11 @@ bool UserFile::check_readable(const Logger &log)
     const int err = errno;
     auto next = std::make_shared<UserFileState>();
     next->error = "could not open password file " + path_ + ": " + errno_text(err);
-    const std::shared_ptr<const UserFileState> old = current();
-    if (old && !old->index && old->error == next->error) {
-        return false;
+    {
+        const std::shared_ptr<const UserFileState> old = current();
+        if (old && !old->index && old->error == next->error) {
+            return false;
+        }
     }
     // The empty signature makes the next refresh() read the file again.
     log(LogLevel::error, next->error + "; refusing everyone until it is readable again");
@@ -155,11 +169,13 @@ void UserFile::set_shared_dir(const std::string &dir)
 bool UserFile::release_shared_index()
 {
     std::lock_guard<std::mutex> serial(refresh_mutex_);
-    const std::shared_ptr<const UserFileState> old = current();
-    if (!old || !old->index || !old->index->is_mapped()) {
-        return false;
+    {
+        const std::shared_ptr<const UserFileState> old = current();
+        if (!old || !old->index || !old->index->is_mapped()) {
+            return false;
+        }
     }
-    publish(nullptr);
+    publish(nullptr); // frees it now, unless a reader holds it
     return true;
 }
 
@@ -203,6 +219,15 @@ void UserFile::share(std::shared_ptr<const HtpasswdIndex> &index, const std::str
 bool UserFile::refresh(const Logger &log)
 {
     std::lock_guard<std::mutex> serial(refresh_mutex_);
+    const bool published = load(log);
+    // The state load() replaced (and whatever readers held at an earlier
+    // swap) is freed here, in the loading thread, unless a reader still has it.
+    reap_retired();
+    return published;
+}
+
+bool UserFile::load(const Logger &log)
+{
     const std::shared_ptr<const UserFileState> old = current();
 
     FileSignature now;

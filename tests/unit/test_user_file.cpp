@@ -514,6 +514,30 @@ BOOST_AUTO_TEST_CASE(refresh_all_loads_every_registered_file)
     BOOST_TEST(log.size() == logged); // state() found them already loaded
 }
 
+BOOST_FIXTURE_TEST_CASE(a_replaced_index_is_freed_by_the_loader_not_by_its_last_reader, RegistryWithAlice)
+{
+    // A request that still holds the old state when a reload swaps it must
+    // not be the one to free it (unmapping a large index takes milliseconds).
+    auto held = file.state(log.logger());
+    const std::weak_ptr<const auth_proxy::HtpasswdIndex> old_index = held->index;
+    write_file(path, "alice:" + kApr1 + "\nbob:" + kSha + "\n");
+    BOOST_TEST_REQUIRE(file.refresh(log.logger()));
+    BOOST_TEST(finds(file.state(log.logger()), "bob"));
+    BOOST_TEST(!old_index.expired()); // the reader still has it
+
+    held.reset(); // the reader is done: nothing is freed in its thread
+    BOOST_TEST(!old_index.expired());
+
+    BOOST_TEST(!file.refresh(log.logger())); // the loader's next look, file unchanged
+    BOOST_TEST(old_index.expired());
+
+    // Without a reader in the way, a replaced state goes at once.
+    const std::weak_ptr<const auth_proxy::HtpasswdIndex> current = file.state(log.logger())->index;
+    write_file(path, "alice:" + kApr1 + "\n");
+    BOOST_TEST_REQUIRE(file.refresh(log.logger()));
+    BOOST_TEST(current.expired());
+}
+
 BOOST_FIXTURE_TEST_CASE(watcher_picks_up_a_changed_file, RegistryWithAlice, *boost::unit_test::timeout(60))
 {
     {
