@@ -22,9 +22,6 @@ namespace auth_proxy {
 
 using Sha256Digest = std::array<std::uint8_t, 32>;
 
-/** Overwrites @p size bytes at @p data in a way the compiler may not drop. */
-void secure_wipe(void *data, std::size_t size) noexcept;
-
 /** Incremental SHA-256. Copyable: a copy continues from the same state. */
 class Sha256 {
 public:

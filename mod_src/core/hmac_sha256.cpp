@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string.h> // explicit_bzero: a wipe the compiler may not drop
 
 namespace auth_proxy {
 
@@ -49,19 +50,11 @@ constexpr std::size_t kBlock = 64;
 
 } // namespace
 
-void secure_wipe(void *data, std::size_t size) noexcept
-{
-    volatile auto *p = static_cast<volatile unsigned char *>(data);
-    while (size-- > 0) {
-        *p++ = 0;
-    }
-}
-
 Sha256::Sha256() noexcept : state_(kInitial) {}
 
 Sha256::~Sha256()
 {
-    secure_wipe(block_.data(), block_.size());
+    explicit_bzero(block_.data(), block_.size());
 }
 
 void Sha256::compress(const std::uint8_t *block) noexcept
@@ -101,7 +94,7 @@ void Sha256::compress(const std::uint8_t *block) noexcept
     state_[5] += f;
     state_[6] += g;
     state_[7] += h;
-    secure_wipe(w, sizeof w); // the schedule is derived from the message
+    explicit_bzero(w, sizeof w); // the schedule is derived from the message
 }
 
 void Sha256::update(const void *data, std::size_t size) noexcept
@@ -182,8 +175,8 @@ HmacSha256::HmacSha256(const void *key, std::size_t size) noexcept
         pad[i] = padded[i] ^ 0x5c;
     }
     outer_.update(pad, kBlock);
-    secure_wipe(padded, sizeof padded);
-    secure_wipe(pad, sizeof pad);
+    explicit_bzero(padded, sizeof padded);
+    explicit_bzero(pad, sizeof pad);
 }
 
 Sha256Digest HmacSha256::finish(Sha256 &inner) const noexcept
