@@ -2,12 +2,17 @@
 
 #include "auth_proxy_runtime.hpp"
 
+#include "auth_proxy/client_address.hpp"
+
+#include <ap_provider.h>
+#include <ap_socache.h>
 #include <http_core.h>
 #include <http_log.h>
 
 #include <apr_strings.h>
 
 #include <cstring>
+#include <string>
 #include <new>
 #include <type_traits>
 
@@ -95,9 +100,16 @@ const char *set_user_file(cmd_parms *cmd, void *dconf, const char *arg)
     if (path == nullptr) {
         return apr_pstrcat(cmd->pool, "Invalid AuthUserFile path ", arg, nullptr);
     }
+    conf->user_file_path = path;
+    Runtime &rt = runtime();
+    if (cmd->pool != rt.pconf) {
+        // .htaccess: looked up when a ProxyBasic request uses it, so that
+        // files of other auth types never enter the registry.
+        return nullptr;
+    }
     try {
-        conf->user_file_path = path;
-        conf->user_file = &runtime().files.get(path);
+        // A dormant entry: nothing is read until a ProxyBasic scope uses it.
+        conf->user_file = &rt.files.get(path);
     }
     catch (const std::exception &e) {
         return apr_pstrcat(cmd->pool, "AuthUserFile ", path, ": ", e.what(), nullptr);
@@ -137,6 +149,107 @@ const char *set_cache_timeout(cmd_parms *cmd, void *, const char *arg)
     return set_seconds(cmd, arg, main_server_conf(cmd)->cache_timeout_us);
 }
 
+/** A server-wide directive: the main server's record, or the context error. */
+const char *global_only(cmd_parms *cmd)
+{
+    return ap_check_cmd_context(cmd, GLOBAL_ONLY);
+}
+
+const char *set_throttle(cmd_parms *cmd, void *, int on)
+{
+    if (const char *err = global_only(cmd)) {
+        return err;
+    }
+    main_server_conf(cmd)->throttle = on ? 1 : 0;
+    return nullptr;
+}
+
+const char *set_count_in(cmd_parms *cmd, const char *arg, long min, long max, long &out)
+{
+    if (const char *err = global_only(cmd)) {
+        return err;
+    }
+    if (!parse_count(arg, max, out) || out < min) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a count from %ld to %ld", cmd->cmd->name, arg, min, max);
+    }
+    return nullptr;
+}
+
+const char *set_throttle_failures(cmd_parms *cmd, void *, const char *arg)
+{
+    return set_count_in(cmd, arg, 1, 1000000, main_server_conf(cmd)->throttle_failures);
+}
+
+const char *set_throttle_user_failures(cmd_parms *cmd, void *, const char *arg)
+{
+    return set_count_in(cmd, arg, 0, 1000000, main_server_conf(cmd)->throttle_user_failures);
+}
+
+const char *set_throttle_entries(cmd_parms *cmd, void *, const char *arg)
+{
+    return set_count_in(cmd, arg, 16, 10000000, main_server_conf(cmd)->throttle_entries);
+}
+
+/** A throttle period: at least one second. */
+const char *set_period(cmd_parms *cmd, const char *arg, std::int64_t &out)
+{
+    if (const char *err = global_only(cmd)) {
+        return err;
+    }
+    if (const char *err = set_seconds(cmd, arg, out)) {
+        return err;
+    }
+    if (out < 1000000) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is shorter than one second", cmd->cmd->name, arg);
+    }
+    return nullptr;
+}
+
+const char *set_throttle_window(cmd_parms *cmd, void *, const char *arg)
+{
+    return set_period(cmd, arg, main_server_conf(cmd)->throttle_window_us);
+}
+
+const char *set_throttle_lockout(cmd_parms *cmd, void *, const char *arg)
+{
+    return set_period(cmd, arg, main_server_conf(cmd)->throttle_lockout_us);
+}
+
+/** AuthProxyThrottleExempt block...: checked here, parsed again at start into an AddressList. */
+const char *add_throttle_exempt(cmd_parms *cmd, void *, const char *arg)
+{
+    if (const char *err = global_only(cmd)) {
+        return err;
+    }
+    AddressList check;
+    std::string error;
+    if (!check.add(arg, error)) {
+        return apr_pstrcat(cmd->pool, "AuthProxyThrottleExempt: ", error.c_str(), nullptr);
+    }
+    ServerConfig *conf = main_server_conf(cmd);
+    conf->throttle_exempt = conf->throttle_exempt == nullptr
+                                ? apr_pstrdup(cmd->pool, arg)
+                                : apr_pstrcat(cmd->pool, conf->throttle_exempt, " ", arg, nullptr);
+    return nullptr;
+}
+
+/** AuthProxyThrottleSOCache provider[:args]: the provider must be loaded already, as for AuthnCacheSOCache. */
+const char *set_throttle_socache(cmd_parms *cmd, void *, const char *arg)
+{
+    if (const char *err = global_only(cmd)) {
+        return err;
+    }
+    const char *colon = std::strchr(arg, ':');
+    const char *name = colon != nullptr ? apr_pstrmemdup(cmd->pool, arg, static_cast<apr_size_t>(colon - arg)) : arg;
+    if (ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name, AP_SOCACHE_PROVIDER_VERSION) == nullptr) {
+        return apr_psprintf(cmd->pool,
+                            "AuthProxyThrottleSOCache: unknown socache provider '%s' (load mod_socache_%s first)",
+                            name, name);
+    }
+    main_server_conf(cmd)->throttle_socache = apr_pstrdup(cmd->pool, arg);
+    return nullptr;
+}
+
 const char *set_cache_entries(cmd_parms *cmd, void *, const char *arg)
 {
     if (const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) {
@@ -164,6 +277,22 @@ const command_rec directives[] = {
      "seconds a verified credential is remembered (0: no cache; default 300)"},
     {"AuthProxyCacheEntries", handler(set_cache_entries), nullptr, RSRC_CONF, TAKE1,
      "most verified credentials remembered, server-wide (0: no cache; default 10000)"},
+    {"AuthProxyThrottle", handler(set_throttle), nullptr, RSRC_CONF, FLAG,
+     "On: lock out client addresses that make too many distinct failed logins (default On)"},
+    {"AuthProxyThrottleFailures", handler(set_throttle_failures), nullptr, RSRC_CONF, TAKE1,
+     "distinct failed logins from one address within the window that start a lockout (default 20)"},
+    {"AuthProxyThrottleWindow", handler(set_throttle_window), nullptr, RSRC_CONF, TAKE1,
+     "seconds over which failed logins are counted (default 600)"},
+    {"AuthProxyThrottleLockout", handler(set_throttle_lockout), nullptr, RSRC_CONF, TAKE1,
+     "seconds a locked-out address (or user) is answered 429 (default 600)"},
+    {"AuthProxyThrottleUserFailures", handler(set_throttle_user_failures), nullptr, RSRC_CONF, TAKE1,
+     "distinct failed logins for one user, from any address, that lock the user out (default 0: never)"},
+    {"AuthProxyThrottleExempt", handler(add_throttle_exempt), nullptr, RSRC_CONF, ITERATE,
+     "addresses or blocks (10.0.0.0/8, 2001:db8::/32) never counted or locked out"},
+    {"AuthProxyThrottleEntries", handler(set_throttle_entries), nullptr, RSRC_CONF, TAKE1,
+     "addresses and users the throttle keeps counters for, server-wide (default 16384)"},
+    {"AuthProxyThrottleSOCache", handler(set_throttle_socache), nullptr, RSRC_CONF, TAKE1,
+     "keep the throttle's counters in this socache (e.g. redis:host:port), shared with other servers"},
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 

@@ -1,8 +1,7 @@
 #include "auth_proxy_hooks.hpp"
 
-#include "auth_proxy/basic_credentials.hpp"
+#include "auth_proxy/authenticator.hpp"
 #include "auth_proxy/challenge.hpp"
-#include "auth_proxy/password_hash.hpp"
 #include "auth_proxy_config.hpp"
 #include "auth_proxy_log.hpp"
 #include "auth_proxy_runtime.hpp"
@@ -17,7 +16,6 @@
 
 #include <cstring>
 #include <exception>
-#include <string.h> // explicit_bzero
 
 APLOG_USE_MODULE(auth_proxy);
 
@@ -73,11 +71,87 @@ int challenge(request_rec *r, bool proxied)
     return proxied ? HTTP_PROXY_AUTHENTICATION_REQUIRED : HTTP_UNAUTHORIZED;
 }
 
-/** Holds the decoded pair; wiped however the request leaves the hook. */
-struct CredentialBuffer {
-    char bytes[kCredentialBufferSize];
-    ~CredentialBuffer() { explicit_bzero(bytes, sizeof bytes); }
-};
+/** The ProxyBasic scope's user file: set up at start, or (.htaccess) looked up now. */
+UserFile *user_file_of(const DirConfig *conf)
+{
+    if (conf->user_file != nullptr) {
+        return conf->user_file;
+    }
+    return conf->user_file_path != nullptr ? &runtime().files.get(conf->user_file_path) : nullptr;
+}
+
+/**
+ * Proxy credentials never travel further than the proxy: once they have
+ * been refused (or an error ends the request), not to an ErrorDocument
+ * that is itself proxied either. Internal redirects share headers_in.
+ */
+void forget_proxy_credentials(request_rec *r, bool proxied)
+{
+    if (proxied) {
+        apr_table_unset(r->headers_in, "Proxy-Authorization");
+    }
+}
+
+/**
+ * A refusal, logged so that fail2ban's stock apache-auth filter reads it:
+ * that filter allows nothing but an "AH\d+: " prefix before "user X: ...",
+ * so these lines carry our number at the end instead.
+ */
+void log_refusal(request_rec *r, const Verdict &v, const char *header_name, const UserFile &file)
+{
+    const char *user = apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
+    switch (v.reason) {
+    case Reason::malformed:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01003)
+                      "malformed %s header for \"%s\": %s", header_name, r->uri, describe(v.parse_error));
+        break;
+    case Reason::unknown_user:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "user %s not found in %s: \"%s\" (APX01005)", user,
+                      file.path().c_str(), r->uri);
+        break;
+    case Reason::unusable_entry:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "user %s: authentication failure for \"%s\": the password hash in %s is unusable: %s (APX01006)",
+                      user, r->uri, file.path().c_str(), v.detail.c_str());
+        break;
+    case Reason::wrong_password:
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01015)
+                      "user %s: password checked against its %s hash: no match", user, format_name(v.format));
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "user %s: authentication failure for \"%s\": Password Mismatch (APX01007)", user, r->uri);
+        break;
+    case Reason::repeated_failure:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "user %s: authentication failure for \"%s\": Password Mismatch, the same as before (APX01013)",
+                      user, r->uri);
+        break;
+    case Reason::address_locked:
+    case Reason::user_locked:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "user %s: authentication failure for \"%s\": too many failed logins from %s, "
+                      "refused for %ld s more (APX01012)",
+                      user, r->uri, v.reason == Reason::user_locked ? "anywhere for this user" : "this address",
+                      static_cast<long>(v.retry_after.count()));
+        break;
+    default:
+        break;
+    }
+    if (v.dummy) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01014)
+                      "user %s: dummy verification against a %s hash of cost %u (%s)", user, format_name(v.format),
+                      v.cost, describe(v.reason));
+    }
+    if (v.counted.address_locked_now || v.counted.user_locked_now) {
+        const ThrottlePolicy &policy = runtime().throttle->policy();
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APXLOGNO(01011)
+                      "%s %s locked out for %ld s after %u distinct failed logins within %ld s (last user %s)",
+                      v.counted.address_locked_now ? "client" : "user",
+                      v.counted.address_locked_now ? r->useragent_ip : user,
+                      static_cast<long>(policy.lockout.count()),
+                      v.counted.address_locked_now ? policy.address_limit : policy.user_limit,
+                      static_cast<long>(policy.window.count()), user);
+    }
+}
 
 int authenticate(request_rec *r)
 {
@@ -91,79 +165,58 @@ int authenticate(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01001)
                       "AuthName not specified for AuthType ProxyBasic at %s; refusing the request",
                       r->uri);
+        forget_proxy_credentials(r, proxied);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (conf->user_file == nullptr) {
+    UserFile *file = user_file_of(conf);
+    if (file == nullptr) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01002)
                       "AuthUserFile not specified for AuthType ProxyBasic at %s; refusing the request",
                       r->uri);
+        forget_proxy_credentials(r, proxied);
         return HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    const char *header_name = proxied ? "Proxy-Authorization" : "Authorization";
-    const char *header = apr_table_get(r->headers_in, header_name);
-    if (header == nullptr) {
-        // The normal first step of every client: not worth an error line.
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "no %s header: sending a challenge", header_name);
-        return challenge(r, proxied);
-    }
-
-    CredentialBuffer buffer;
-    BasicCredentials creds;
-    const CredentialError parse_error = parse_basic_credentials(header, buffer.bytes, sizeof buffer.bytes, creds);
-    if (parse_error != CredentialError::none) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01003)
-                      "malformed %s header for \"%s\": %s", header_name, r->uri, describe(parse_error));
-        return challenge(r, proxied);
     }
 
     Runtime &rt = runtime();
-    const auto state = conf->user_file->state(server_logger(r->server));
-    if (!state->index) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01004)
-                      "%s; refusing user %s", state->error.c_str(), creds.user.data());
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
+    const char *header_name = proxied ? "Proxy-Authorization" : "Authorization";
+    AuthRequest request;
+    request.header = apr_table_get(r->headers_in, header_name);
+    request.client = ClientAddress::parse(r->useragent_ip != nullptr ? r->useragent_ip : "");
+    request.now = Now::current();
+    CredentialBuffer buffer;
+    const auto state = file->state(server_logger(r->server));
+    const Verdict v = rt.authenticator->authenticate(*state, request, buffer);
 
-    const auto entry = state->index->find(creds.user);
-    if (entry == nullptr) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01005)
-                      "user %s not found in %s: \"%s\"", creds.user.data(),
-                      conf->user_file->path().c_str(), r->uri);
-        return challenge(r, proxied);
-    }
-    if (entry->format == HashFormat::unknown) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APXLOGNO(01006)
-                      "user %s in %s has a password that is not a recognised hash; refusing: \"%s\"",
-                      creds.user.data(), conf->user_file->path().c_str(), r->uri);
-        return challenge(r, proxied);
-    }
-
-    CredentialCache *cache = rt.cache.get();
-    CacheKey key{};
-    bool verified = false;
-    if (cache != nullptr && cache->enabled()) {
-        key = cache->key_for(creds.user, creds.password, entry->hash);
-        verified = cache->contains(key, Clock::now());
-    }
-    if (!verified) {
-        if (!verify_password(creds.password.data(), entry->hash, entry->format)) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01007)
-                          "user %s: authentication failure for \"%s\": Password Mismatch",
-                          creds.user.data(), r->uri);
-            return challenge(r, proxied);
+    switch (v.outcome) {
+    case Outcome::admitted:
+        if (v.verified) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01010)
+                          "user %s: password verified against its %s hash", buffer.bytes, format_name(v.format));
         }
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01010)
-                      "user %s: password verified against its %s hash", creds.user.data(),
-                      format_name(entry->format));
-        if (cache != nullptr && cache->enabled()) {
-            cache->remember(key, Clock::now()); // successes only: a guesser always pays the hash
-        }
+        r->user = apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
+        r->ap_auth_type = const_cast<char *>(kAuthType);
+        return OK;
+    case Outcome::challenged:
+        // The normal first step of every client: not worth an error line.
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "no %s header: sending a challenge", header_name);
+        return challenge(r, proxied);
+    case Outcome::refused:
+        log_refusal(r, v, header_name, *file);
+        forget_proxy_credentials(r, proxied);
+        return challenge(r, proxied);
+    case Outcome::throttled:
+        log_refusal(r, v, header_name, *file);
+        forget_proxy_credentials(r, proxied);
+        apr_table_setn(r->err_headers_out, "Retry-After",
+                       apr_psprintf(r->pool, "%ld", static_cast<long>(v.retry_after.count())));
+        return HTTP_TOO_MANY_REQUESTS;
+    case Outcome::failed:
+        break;
     }
-
-    r->user = apr_pstrmemdup(r->pool, creds.user.data(), creds.user.size());
-    r->ap_auth_type = const_cast<char *>(kAuthType);
-    return OK;
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01004)
+                  "%s; refusing user %s", v.detail.c_str(), apr_pstrmemdup(r->pool, v.user.data(), v.user.size()));
+    forget_proxy_credentials(r, proxied);
+    return HTTP_INTERNAL_SERVER_ERROR;
 }
 
 } // namespace
@@ -192,6 +245,9 @@ int note_auth_failure(request_rec *r, const char *auth_type) noexcept
     try {
         const bool proxied = is_proxied(r);
         set_challenge(r, proxied);
+        // Refused by authorization: the request ends here, and its (valid)
+        // proxy credentials must not reach a proxied ErrorDocument.
+        forget_proxy_credentials(r, proxied);
         if (proxied) {
             // Authorization refused an authenticated user and the request dies
             // with 401 next. ap_die() turns 401 into 407 only for forward
@@ -229,12 +285,14 @@ void restore_challenge(request_rec *r) noexcept
 
 int keep_proxy_credentials(request_rec *r) noexcept
 {
-    // mod_proxy drops Proxy-Authorization itself when r->user is set (on its
-    // own copy of the headers). A scope that admits the client without
-    // authenticating it (or mod_dir's index redirect, which leaves r->user
-    // empty) would otherwise pass the client's proxy password on.
-    if (r->user == nullptr && is_proxied(r) && is_proxy_basic(ap_auth_type(r)) &&
-        apr_table_get(r->subprocess_env, "Proxy-Chain-Auth") == nullptr) {
+    // mod_proxy drops Proxy-Authorization itself only in the HTTP header
+    // builder (mod_proxy_http, mod_proxy_wstunnel) and only when r->user is
+    // set; mod_proxy_ajp and mod_proxy_http2 copy every request header, and
+    // mod_proxy_fcgi, _scgi and _uwsgi pass it as HTTP_PROXY_AUTHORIZATION
+    // under CGIPassAuth. So in a ProxyBasic scope it goes here, before any
+    // handler, whatever admitted the request and whatever scheme follows,
+    // unless the operator chains credentials with Proxy-Chain-Auth.
+    if (is_proxy_basic(ap_auth_type(r)) && apr_table_get(r->subprocess_env, "Proxy-Chain-Auth") == nullptr) {
         apr_table_unset(r->headers_in, "Proxy-Authorization");
     }
     return DECLINED;

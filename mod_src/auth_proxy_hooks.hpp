@@ -22,9 +22,10 @@ int note_auth_failure(request_rec *r, const char *auth_type) noexcept;
 void restore_challenge(request_rec *r) noexcept;
 
 /**
- * fixups hook: in a ProxyBasic scope, Proxy-Authorization is not forwarded
- * unless the Proxy-Chain-Auth environment variable is set, also when access
- * was granted without a user (Require ip, Require all granted).
+ * fixups hook: in a ProxyBasic scope, Proxy-Authorization is removed before
+ * any handler runs, so no proxy scheme (http, ajp, h2, fcgi, scgi, uwsgi,
+ * balancer members, CONNECT) forwards it, unless the Proxy-Chain-Auth
+ * environment variable is set; also when access was granted without a user.
  */
 int keep_proxy_credentials(request_rec *r) noexcept;
 

@@ -3,6 +3,13 @@
 #include "auth_proxy_log.hpp"
 
 #include <http_log.h>
+#include <httpd.h>
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
 
 APLOG_USE_MODULE(auth_proxy);
 
@@ -41,6 +48,21 @@ void log_to_server(void *ctx, LogLevel level, const std::string &message)
     }
 }
 
+/**
+ * Plain data in the process pool (ap_retained_data_*), which lives as long
+ * as the httpd parent: no pointer into this module's code or static data,
+ * which a restart unloads and loads again elsewhere.
+ */
+struct RetainedThrottle {
+    void *memory;
+    std::size_t bytes;
+    std::size_t counters;
+    std::size_t failures;
+    CacheSecret secret;
+};
+
+constexpr const char *kRetainedKey = "mod_auth_proxy:throttle";
+
 } // namespace
 
 Runtime &create_runtime(apr_pool_t *pconf)
@@ -62,6 +84,35 @@ Runtime &runtime()
 Logger server_logger(server_rec *s)
 {
     return Logger{log_to_server, s};
+}
+
+ThrottleMemory retained_throttle_memory(std::size_t counters, std::size_t failures)
+{
+    auto *kept = static_cast<RetainedThrottle *>(ap_retained_data_get(kRetainedKey));
+    if (kept == nullptr) {
+        kept = static_cast<RetainedThrottle *>(ap_retained_data_create(kRetainedKey, sizeof(RetainedThrottle)));
+        std::memset(kept, 0, sizeof *kept);
+    }
+    const std::size_t counter_bytes = (SharedCounterTable::bytes_for(counters) + 4095) & ~std::size_t{4095};
+    const std::size_t bytes = counter_bytes + SharedKeySet::bytes_for(failures);
+    if (kept->memory == nullptr || kept->counters != counters || kept->failures != failures) {
+        // Children of the previous generation keep their own mapping of
+        // the old table until they exit.
+        if (kept->memory != nullptr) {
+            ::munmap(kept->memory, kept->bytes);
+            kept->memory = nullptr;
+        }
+        void *p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            throw std::runtime_error(std::string("cannot map the throttle's counters: ") + std::strerror(errno));
+        }
+        kept->memory = p;
+        kept->bytes = bytes;
+        kept->counters = counters;
+        kept->failures = failures;
+        kept->secret = random_cache_secret();
+    }
+    return ThrottleMemory{kept->memory, static_cast<char *>(kept->memory) + counter_bytes, kept->secret};
 }
 
 } // namespace auth_proxy

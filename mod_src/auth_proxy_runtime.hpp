@@ -1,14 +1,17 @@
 /**
  * @file auth_proxy_runtime.hpp
- * The process-wide state of mod_auth_proxy: the user files, the credential
- * cache and the reload thread. One instance per configuration cycle, owned
- * by pconf.
+ * The process-wide state of mod_auth_proxy: the user files, the index
+ * directory, the credential cache, the throttle and the reload thread. One
+ * instance per configuration cycle, owned by pconf.
  */
 #pragma once
 
+#include "auth_proxy/authenticator.hpp"
 #include "auth_proxy/credential_cache.hpp"
 #include "auth_proxy/file_watcher.hpp"
+#include "auth_proxy/index_directory.hpp"
 #include "auth_proxy/log.hpp"
+#include "auth_proxy/throttle.hpp"
 #include "auth_proxy_config.hpp"
 
 #include <memory>
@@ -16,7 +19,7 @@
 
 namespace auth_proxy {
 
-/** A section that set AuthType ProxyBasic or AuthUserFile, for configtest. */
+/** A section that set AuthType ProxyBasic or AuthUserFile, for configtest and to know which files are ours. */
 struct ScopeRecord {
     server_rec *server;
     const char *path;       ///< section argument as httpd stores it; NULL at server level
@@ -28,7 +31,14 @@ struct Runtime {
     apr_pool_t *pconf = nullptr;
     server_rec *server = nullptr; ///< for log lines outside requests; set in post_config
     UserFileRegistry files;
+    IndexDirectory index_dir;     ///< unusable: every process keeps private indexes
+    bool builder_running = false; ///< an index builder process was started this cycle
     std::unique_ptr<CredentialCache> cache;
+    std::unique_ptr<SharedCounterTable> counters; ///< this server's counters (the front of a socache)
+    std::unique_ptr<ThrottleStore> remote_counters; ///< AuthProxyThrottleSOCache, if set
+    std::unique_ptr<SharedKeySet> failures;
+    std::unique_ptr<Throttle> throttle;
+    std::unique_ptr<Authenticator> authenticator;
     std::unique_ptr<FileWatcher> watcher;
     std::vector<ScopeRecord> scopes;
 };
@@ -41,5 +51,19 @@ Runtime &runtime();
 
 /** A Logger that writes to the error log of @p s (NULL: the main server). */
 Logger server_logger(server_rec *s);
+
+/**
+ * Shared memory that outlives configuration cycles (it lives as long as the
+ * httpd parent), so the throttle's counters survive graceful restarts.
+ * Holds @p counters counter slots and @p failures failure-memory slots and
+ * the secret that keys the failure memory; made anew (zeroed, with a new
+ * secret) only when the sizes change.
+ */
+struct ThrottleMemory {
+    void *counters;
+    void *failures;
+    CacheSecret secret;
+};
+ThrottleMemory retained_throttle_memory(std::size_t counters, std::size_t failures);
 
 } // namespace auth_proxy

@@ -7,10 +7,12 @@
  * per configuration cycle, user files are loaded before the MPM forks, and
  * each child runs its own reload thread.
  */
+#include "auth_proxy_builder.hpp"
 #include "auth_proxy_config.hpp"
 #include "auth_proxy_hooks.hpp"
 #include "auth_proxy_log.hpp"
 #include "auth_proxy_runtime.hpp"
+#include "auth_proxy_socache.hpp"
 
 #include <http_core.h>
 #include <http_log.h>
@@ -19,9 +21,11 @@
 #include <mpm_common.h>
 #include <mod_auth.h>
 #include <unixd.h>
+#include <util_mutex.h>
 
 #include <apr_strings.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -40,6 +44,8 @@ int pre_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *) noexcept
 {
     try {
         create_runtime(pconf);
+        // Only used with AuthProxyThrottleSOCache; registered so Mutex can name it.
+        ap_mutex_register(pconf, SocacheThrottleStore::kMutexType, nullptr, APR_LOCK_DEFAULT, 0);
         return OK;
     }
     catch (const std::exception &e) {
@@ -100,71 +106,178 @@ int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexce
     }
 }
 
-/**
- * The directory where processes share user indexes: under the runtime dir,
- * owned by the User the children run as, 0700. Empty if it cannot be used
- * (then every process keeps a private index, as before).
- */
-std::string prepare_shared_dir(apr_pool_t *pconf, server_rec *s)
+/** The sections a ProxyBasic scope covers: its own, and those inside it (by path) in the same server. */
+bool covered_by_proxy_basic(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
 {
-    const char *dir = ap_runtime_dir_relative(pconf, "auth_proxy");
-    const char *failed = nullptr;
-    if (dir == nullptr) {
-        failed = "no runtime directory";
+    if (scope.conf->proxy_basic == 1) {
+        return true;
     }
-    else if (::mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        failed = "mkdir";
+    if (scope.conf->proxy_basic == 0) {
+        return false;
     }
-    else {
-        struct stat st;
-        if (::lstat(dir, &st) != 0) {
-            failed = "lstat";
-        }
-        else if (!S_ISDIR(st.st_mode)) {
-            errno = ENOTDIR;
-            failed = "not a directory";
-        }
-        else if (::geteuid() == 0 &&
-                 ::chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
-            failed = "chown";
-        }
-        else if (::chmod(dir, 0700) != 0) {
-            failed = "chmod";
+    for (server_rec *s : {scope.server, main_server}) {
+        const DirConfig *defaults = dir_conf(s->lookup_defaults);
+        if (defaults != nullptr && defaults->proxy_basic == 1) {
+            return true;
         }
     }
-    if (failed != nullptr) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s, APXLOGNO(03005)
-                     "cannot share user file indexes through %s (%s); every process keeps a private copy",
-                     dir != nullptr ? dir : "(none)", failed);
-        return std::string();
+    for (const ScopeRecord &other : rt.scopes) {
+        if (other.conf->proxy_basic == 1 && (other.server == scope.server || other.server == main_server) &&
+            is_prefix(other.path, scope.path)) {
+            return true;
+        }
     }
-    return dir;
+    return false;
 }
 
 /**
- * Builds the cache and loads every user file, in the parent, before the fork.
- *
- * With a shared directory the parent builds each file's index file there
- * and then lets go of it: every child maps that file when it starts (an
- * mmap and O(users) checks, no parsing), so the page cache holds one copy
- * for the whole server, and after a reload the old index is gone as soon as
- * the children have moved on, instead of staying mapped by a parent that
- * serves no requests. Without one (or with AuthProxyReloadInterval 0, where
- * children never look at the file again) the parent keeps its index and the
- * children inherit its pages.
+ * Marks the user files ProxyBasic scopes use, as far as the configuration
+ * shows: only they are read, indexed, watched and logged about. A file that
+ * only a ProxyBasic request reveals (.htaccess, unusual inheritance) is
+ * activated when that request first uses it.
  */
-int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec *s) noexcept
+void activate_proxy_basic_files(Runtime &rt, server_rec *main_server)
+{
+    auto activate = [](DirConfig *conf) {
+        if (conf != nullptr && conf->user_file != nullptr) {
+            conf->user_file->activate();
+        }
+    };
+    for (server_rec *s = main_server; s != nullptr; s = s->next) {
+        DirConfig *defaults = dir_conf(s->lookup_defaults);
+        if (defaults != nullptr && defaults->proxy_basic == 1) {
+            activate(defaults);
+        }
+    }
+    for (const ScopeRecord &scope : rt.scopes) {
+        if (!covered_by_proxy_basic(rt, scope, main_server)) {
+            continue;
+        }
+        if (scope.conf->user_file != nullptr) {
+            activate(scope.conf);
+            continue;
+        }
+        // The file comes from further out: the server level or an enclosing section.
+        for (server_rec *s : {scope.server, main_server}) {
+            activate(dir_conf(s->lookup_defaults));
+        }
+        for (const ScopeRecord &other : rt.scopes) {
+            if (other.conf->user_file != nullptr && (other.server == scope.server || other.server == main_server) &&
+                is_prefix(other.path, scope.path)) {
+                activate(other.conf);
+            }
+        }
+    }
+}
+
+/**
+ * The index directory under the runtime dir, made by and for the parent's
+ * identity: owned by root and readable by the server's Group when httpd
+ * starts as root, so that nothing running as the User can write it. Logs
+ * and leaves it unusable (private indexes) if it cannot be trusted.
+ */
+void prepare_index_directory(Runtime &rt, apr_pool_t *pconf, server_rec *s)
+{
+    const bool root = ::geteuid() == 0;
+    const IndexOwnership owner{::geteuid(), root ? ap_unixd_config.group_id : ::getegid(),
+                               static_cast<mode_t>(root ? 0750 : 0700), static_cast<mode_t>(root ? 0640 : 0600)};
+    const char *runtime_dir = ap_runtime_dir_relative(pconf, "");
+    std::string error;
+    std::vector<std::string> notes;
+    rt.index_dir = runtime_dir != nullptr
+                       ? IndexDirectory::prepare(runtime_dir, "auth_proxy", owner, error, notes)
+                       : IndexDirectory();
+    for (const std::string &note : notes) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APXLOGNO(03006) "%s", note.c_str());
+    }
+    if (!rt.index_dir.usable()) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APXLOGNO(03005)
+                     "cannot share user file indexes through %s/auth_proxy (%s); every process keeps a private copy",
+                     runtime_dir != nullptr ? runtime_dir : "(no runtime directory)", error.c_str());
+        return;
+    }
+    // What a crash or an older version left: temporary files, locks, and
+    // indexes of files no ProxyBasic scope uses any more.
+    std::vector<std::string> keep;
+    for (const std::string &path : rt.files.paths()) {
+        keep.push_back(index_file_name(path));
+    }
+    for (const std::string &name : rt.index_dir.remove_stale(keep)) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, APXLOGNO(03009) "removed stale %s/%s",
+                     rt.index_dir.path().c_str(), name.c_str());
+    }
+}
+
+/** The throttle, over counters that survive graceful restarts (or a socache shared with other servers). */
+void make_throttle(Runtime &rt, const ServerConfig &settings, apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    ThrottlePolicy policy;
+    policy.enabled = settings.throttle == 1;
+    if (!policy.enabled) {
+        return;
+    }
+    policy.address_limit = static_cast<std::uint32_t>(settings.throttle_failures);
+    policy.window = std::chrono::seconds(settings.throttle_window_us / 1000000);
+    policy.lockout = std::chrono::seconds(settings.throttle_lockout_us / 1000000);
+    policy.user_limit = static_cast<std::uint32_t>(settings.throttle_user_failures);
+    if (settings.throttle_exempt != nullptr) {
+        std::string error;
+        const std::string list = settings.throttle_exempt;
+        for (std::size_t at = 0; at < list.size();) {
+            const std::size_t end = std::min(list.find(' ', at), list.size());
+            if (end > at) {
+                policy.exempt.add(std::string_view(list).substr(at, end - at), error); // checked by the directive
+            }
+            at = end + 1;
+        }
+    }
+    const auto counters = static_cast<std::size_t>(settings.throttle_entries);
+    const std::size_t failures = counters * 4; // a window's distinct failures outnumber the addresses
+    const ThrottleMemory memory = retained_throttle_memory(counters, failures);
+    rt.counters = std::make_unique<SharedCounterTable>(memory.counters, counters);
+    rt.failures = std::make_unique<SharedKeySet>(memory.failures, failures, policy.window);
+    ThrottleStore *store = rt.counters.get();
+    if (settings.throttle_socache != nullptr) {
+        rt.remote_counters =
+            std::make_unique<SocacheThrottleStore>(settings.throttle_socache, *rt.counters, pconf, ptemp, s);
+        store = rt.remote_counters.get();
+    }
+    rt.throttle = std::make_unique<Throttle>(std::move(policy), *store, *rt.failures, memory.secret);
+}
+
+/**
+ * Builds the cache, the throttle and every ProxyBasic user file's index, in
+ * the parent, before the fork.
+ *
+ * With an index directory the parent writes each file's index there and
+ * lets go of it; children map it when they start, and a builder process
+ * (root, like the parent) writes the index of every later version. Without
+ * one (or with AuthProxyReloadInterval 0, where children never look at the
+ * file again) the parent keeps its index and the children inherit its pages.
+ */
+int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *ptemp, server_rec *s) noexcept
 {
     try {
+        if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+            return OK; // httpd's trial run of the configuration: the real one follows
+        }
         Runtime &rt = runtime();
         rt.server = s;
         const ServerConfig settings = effective_settings(s);
         rt.cache = std::make_unique<CredentialCache>(
             static_cast<std::size_t>(settings.cache_entries),
             std::chrono::microseconds(settings.cache_timeout_us), random_cache_secret());
-        rt.files.set_shared_dir(prepare_shared_dir(pconf, s));
+        make_throttle(rt, settings, pconf, ptemp, s);
+        rt.authenticator = std::make_unique<Authenticator>(rt.cache.get(), rt.throttle.get());
+
+        activate_proxy_basic_files(rt, s);
+        prepare_index_directory(rt, pconf, s);
+        rt.files.set_index_directory(&rt.index_dir, IndexRole::writer);
         rt.files.refresh_all(server_logger(s));
-        if (settings.reload_interval_us > 0) {
+        if (settings.reload_interval_us > 0 && rt.index_dir.usable() && rt.files.active_count() > 0) {
+            rt.builder_running = start_index_builder(pconf, s);
+        }
+        if (rt.builder_running) {
             rt.files.release_shared_indexes();
         }
         return OK;
@@ -179,8 +292,8 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *, server_rec *s) no
 }
 
 /**
- * The parent's maintenance tick (about every ten seconds). Without a shared
- * directory it keeps its private copy of the files current, so children
+ * The parent's maintenance tick (about every ten seconds). Without a
+ * builder it keeps its private copy of the files current, so children
  * forked later inherit a fresh index and share its pages instead of each
  * reading the file again. With one there is nothing to keep: children map
  * the shared index.
@@ -189,7 +302,7 @@ int monitor(apr_pool_t *, server_rec *s) noexcept
 {
     try {
         Runtime &rt = runtime();
-        if (effective_settings(s).reload_interval_us > 0 && !rt.files.sharing()) {
+        if (effective_settings(s).reload_interval_us > 0 && !rt.builder_running) {
             rt.files.refresh_all(server_logger(s));
         }
     }
@@ -199,32 +312,44 @@ int monitor(apr_pool_t *, server_rec *s) noexcept
     return DECLINED;
 }
 
+/**
+ * Run from pchild's cleanup, which prefork runs inside its SIGTERM handler:
+ * only tell the thread to stop (one write(2)), never wait for it or free
+ * anything. The process is about to exit; the thread goes with it.
+ */
 apr_status_t stop_watcher(void *data)
 {
-    static_cast<Runtime *>(data)->watcher.reset();
+    static_cast<FileWatcher *>(data)->request_stop();
     return APR_SUCCESS;
 }
 
 /**
- * Each child keeps the files current, off the request path; after a change
- * one process builds the shared index and the others map it.
+ * Each child keeps the files current, off the request path: it maps the
+ * index the builder writes after a change (or, without a builder, parses
+ * the file itself).
  */
 void child_init(apr_pool_t *pchild, server_rec *s) noexcept
 {
     try {
         Runtime &rt = runtime();
+        if (rt.remote_counters) {
+            static_cast<SocacheThrottleStore *>(rt.remote_counters.get())->child_init(pchild, s);
+        }
         const ServerConfig settings = effective_settings(s);
+        const bool sharing = rt.builder_running || settings.reload_interval_us <= 0;
+        rt.files.set_index_directory(sharing ? &rt.index_dir : nullptr, IndexRole::reader);
         // The parent loaded the files as root; this child serves as the User.
         rt.files.check_readable_all(server_logger(s));
-        if (settings.reload_interval_us <= 0 || rt.files.size() == 0) {
+        if (settings.reload_interval_us <= 0 || rt.files.active_count() == 0) {
             return;
         }
         // Map the index the parent shared (or, without sharing, catch up on
         // a change since the parent's last look) before serving.
         rt.files.refresh_all(server_logger(s));
         const auto interval = std::chrono::milliseconds(std::max<std::int64_t>(1, settings.reload_interval_us / 1000));
-        rt.watcher = std::make_unique<FileWatcher>(rt.files, interval, server_logger(s));
-        apr_pool_cleanup_register(pchild, &rt, stop_watcher, apr_pool_cleanup_null);
+        rt.watcher = std::make_unique<FileWatcher>(rt.files, interval, server_logger(s),
+                                                   rt.builder_running ? rt.index_dir.path() : std::string());
+        apr_pool_cleanup_register(pchild, rt.watcher.get(), stop_watcher, apr_pool_cleanup_null);
     }
     catch (const std::exception &e) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, APXLOGNO(03004)

@@ -23,11 +23,19 @@ struct DirConfig {
 /** Inner scope @p add over outer scope @p base: what @p add sets wins. */
 DirConfig merge(const DirConfig &base, const DirConfig &add) noexcept;
 
-/** Process-wide settings in microseconds / entries; -1: unset. */
+/** Process-wide settings in microseconds / entries; -1 (or null): unset. */
 struct ServerConfig {
-    std::int64_t reload_interval_us = -1; ///< AuthProxyReloadInterval
-    std::int64_t cache_timeout_us = -1;   ///< AuthProxyCacheTimeout
-    long cache_entries = -1;              ///< AuthProxyCacheEntries
+    std::int64_t reload_interval_us = -1;  ///< AuthProxyReloadInterval
+    std::int64_t cache_timeout_us = -1;    ///< AuthProxyCacheTimeout
+    long cache_entries = -1;               ///< AuthProxyCacheEntries
+    int throttle = -1;                     ///< AuthProxyThrottle On: 1, Off: 0
+    long throttle_failures = -1;           ///< AuthProxyThrottleFailures
+    std::int64_t throttle_window_us = -1;  ///< AuthProxyThrottleWindow
+    std::int64_t throttle_lockout_us = -1; ///< AuthProxyThrottleLockout
+    long throttle_user_failures = -1;      ///< AuthProxyThrottleUserFailures (0: no per-user lockout)
+    long throttle_entries = -1;            ///< AuthProxyThrottleEntries
+    const char *throttle_exempt = nullptr; ///< AuthProxyThrottleExempt, the blocks space-separated
+    const char *throttle_socache = nullptr; ///< AuthProxyThrottleSOCache "provider[:args]"
 };
 
 ServerConfig merge(const ServerConfig &base, const ServerConfig &add) noexcept;
@@ -35,6 +43,10 @@ ServerConfig merge(const ServerConfig &base, const ServerConfig &add) noexcept;
 constexpr std::int64_t kDefaultReloadIntervalUs = 500 * 1000;
 constexpr std::int64_t kDefaultCacheTimeoutUs = 300 * 1000 * 1000LL;
 constexpr long kDefaultCacheEntries = 10000;
+constexpr long kDefaultThrottleFailures = 20;
+constexpr std::int64_t kDefaultThrottleWindowUs = 600 * 1000 * 1000LL;
+constexpr std::int64_t kDefaultThrottleLockoutUs = 600 * 1000 * 1000LL;
+constexpr long kDefaultThrottleEntries = 16384;
 
 /** @p conf with the defaults filled in where unset. */
 ServerConfig with_defaults(const ServerConfig &conf) noexcept;

@@ -18,35 +18,45 @@
 
 namespace auth_proxy {
 
-/** Path -> UserFile. Entries live as long as the registry. Thread-safe. */
+class IndexDirectory;
+
+/**
+ * Path -> UserFile. Entries live as long as the registry. Only active
+ * entries (used by a ProxyBasic scope) are refreshed, checked and watched.
+ * Thread-safe.
+ */
 class UserFileRegistry {
 public:
-    /** The entry for @p path, created on first use (no I/O here). */
+    /** The entry for @p path, created dormant on first use (no I/O here). */
     UserFile &get(const std::string &path);
 
-    /** Calls refresh() on every entry. */
+    /** Calls refresh() on every active entry. */
     void refresh_all(const Logger &log);
 
-    /** Calls check_readable() on every entry. */
+    /** Calls check_readable() on every active entry. */
     void check_readable_all(const Logger &log);
 
-    std::size_t size() const;
+    /** How many entries are active. */
+    std::size_t active_count() const;
 
-    /** The paths of every entry. */
+    /** The paths of the active entries. */
     std::vector<std::string> paths() const;
 
-    /** Every file, present and future, shares its index through @p dir (see UserFile::set_shared_dir). */
-    void set_shared_dir(const std::string &dir);
+    /** Every entry, present and future, shares its index through @p dir in @p role (see UserFile). */
+    void set_index_directory(const IndexDirectory *dir, IndexRole role);
 
-    /** True if a shared directory is set. */
+    /** True if an index directory is set. */
     bool sharing() const;
 
     /** Calls release_shared_index() on every entry. */
     void release_shared_indexes();
 
 private:
+    std::vector<UserFile *> active_files() const;
+
     mutable std::mutex mutex_;
-    std::string shared_dir_;
+    const IndexDirectory *directory_ = nullptr;
+    IndexRole role_ = IndexRole::private_copy;
     std::map<std::string, std::unique_ptr<UserFile>> files_;
 };
 
@@ -64,13 +74,34 @@ private:
  */
 class FileWatcher {
 public:
-    FileWatcher(UserFileRegistry &registry, std::chrono::milliseconds interval, Logger log);
+    /** Where the loop runs. */
+    enum class Thread { own, caller };
+
+    /**
+     * Watches the active files of @p registry, and the directory
+     * @p index_directory (if not empty), where a new index appearing is a
+     * reason to refresh. Thread::own starts the loop in a thread of its
+     * own; Thread::caller leaves it to the caller to call run().
+     */
+    FileWatcher(UserFileRegistry &registry, std::chrono::milliseconds interval, Logger log,
+                std::string index_directory = std::string(), Thread thread = Thread::own);
     ~FileWatcher(); ///< stops and joins
 
     FileWatcher(const FileWatcher &) = delete;
     FileWatcher &operator=(const FileWatcher &) = delete;
 
+    /** Stops the loop and waits for its thread. */
     void stop() noexcept;
+
+    /**
+     * Tells the loop to end and returns at once, without waiting for it or
+     * freeing anything: async-signal-safe (one write(2)), so a pool cleanup
+     * run from a signal handler (prefork's child exit) may call it.
+     */
+    void request_stop() noexcept;
+
+    /** The loop: returns once stop is requested. For Thread::caller. */
+    void run() noexcept;
 
     /** True if change notifications are in use (false: the interval alone). */
     bool notified() const noexcept { return inotify_fd_ >= 0; }
@@ -78,20 +109,20 @@ public:
 private:
     struct Watch {
         std::string directory;
-        std::vector<std::string> names; ///< the files of ours in it
+        std::vector<std::string> names; ///< the files of ours in it; empty: any ".idx" file
         int descriptor = -1;            ///< -1: not (or no longer) watched
     };
 
     void watch_directories();
     bool drain_events() noexcept; ///< true if an event concerned one of our files
     void refresh() noexcept;
-    void run() noexcept;
 
     UserFileRegistry &registry_;
     const std::chrono::milliseconds interval_;
     const Logger log_;
+    const std::string index_directory_;
     int inotify_fd_ = -1;
-    int stop_fd_ = -1; ///< an eventfd: stop() writes, run() wakes up
+    int stop_fd_ = -1; ///< an eventfd: request_stop() writes, run() wakes up
     std::vector<Watch> watches_;
     std::thread thread_;
 };

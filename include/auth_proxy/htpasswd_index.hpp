@@ -37,7 +37,8 @@ struct Diagnostic {
  * content of an index file, and map() uses such a file without parsing.
  * Lines follow mod_authn_file: '#' comments and blank lines are skipped,
  * CR/LF endings and surrounding white space are ignored, the hash ends at
- * the next ':', and of duplicate users the first one wins. Immutable once
+ * the next ':', and of duplicate users the first one wins; a line with a NUL
+ * byte is ignored with a warning. Immutable once
  * built, so any number of threads may read it; lookups allocate nothing.
  */
 class HtpasswdIndex {
@@ -78,14 +79,19 @@ public:
     HtpasswdIndex(const HtpasswdIndex &) = delete;
     HtpasswdIndex &operator=(const HtpasswdIndex &) = delete;
 
+    /** How much of a mapped or copied index is checked before use. */
+    enum class Checks {
+        header, ///< header and section bounds: O(1); for files only a trusted writer can have made
+        full,   ///< also every entry and the slot table against the user names: O(users)
+    };
+
     /**
-     * Uses the index file open on @p fd, mapped read-only and shared, after
-     * checking every byte a lookup could touch. Returns null and sets
-     * @p error for anything that is not a complete, consistent index.
-     * @p check_entries false skips the per-entry checks (O(users)): only for
-     * a file this process has just written itself from a built index.
+     * Uses the index file open on @p fd, mapped read-only and shared.
+     * Returns null and sets @p error for anything that is not a consistent
+     * index. Whatever the checks, a lookup never reads outside the mapping
+     * and never loops: find() bounds-checks what it reads.
      */
-    static std::shared_ptr<const HtpasswdIndex> map(int fd, std::string &error, bool check_entries = true);
+    static std::shared_ptr<const HtpasswdIndex> map(int fd, std::string &error, Checks checks = Checks::full);
 
     /**
      * Reads only the header of the index file open on @p fd: true and the
@@ -106,6 +112,15 @@ public:
     /** Bytes held by the index, including the file's text (mapped or not). */
     std::size_t memory_bytes() const noexcept;
 
+    /**
+     * The hash format and cost most of the file's users share (APR1-MD5, the
+     * htpasswd default, if none is usable): an unknown user is verified
+     * against a dummy hash of this kind, so that it costs what a wrong
+     * password for a real user costs.
+     */
+    HashFormat typical_format() const noexcept { return typical_format_; }
+    std::uint32_t typical_cost() const noexcept { return typical_cost_; }
+
     /** The signature of the file the index was built from, as recorded in its header. */
     const FileSignature &source() const noexcept { return source_; }
 
@@ -118,18 +133,27 @@ public:
 private:
     HtpasswdIndex() = default;
     /** Checks base_/bytes_ and sets the section pointers; false + @p error if invalid. */
-    bool attach(std::string &error, bool check_entries = true) noexcept;
+    bool attach(std::string &error, Checks checks) noexcept;
+    /** Points the section members at the buffer described by @p header (a Header). */
+    void adopt(const void *header) noexcept;
+    /** The O(users) part of Checks::full. */
+    bool entries_consistent() const noexcept;
+    /** True if entry @p entry names @p user (bounds-checked). */
+    bool user_at(std::size_t entry, std::string_view user) const noexcept;
 
     PageString heap_;                        ///< the buffer, unless mapped
     void *mapping_ = nullptr;                ///< the buffer, if mapped (unmapped with the index)
     const char *base_ = nullptr;
     std::size_t bytes_ = 0;
     const char *text_ = nullptr;
+    std::size_t text_bytes_ = 0;             ///< including the final NUL
     const std::uint32_t *entries_ = nullptr; ///< 3 words each: user, user length, hash
     std::size_t entry_count_ = 0;            ///< in file order, duplicates included
-    const std::uint32_t *slots_ = nullptr;   ///< 2 words each: tag, entry index + 1 (0 = empty)
+    const std::uint32_t *slots_ = nullptr;   ///< 2 words each: tag, entry index + 1 (0 = empty); null: answers nothing
     std::size_t slot_count_ = 0;             ///< a power of two, never full
     std::size_t distinct_ = 0;
+    HashFormat typical_format_ = HashFormat::apr1_md5;
+    std::uint32_t typical_cost_ = 0;
     FileSignature source_;
 };
 

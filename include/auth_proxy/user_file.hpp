@@ -7,6 +7,8 @@
 #include "auth_proxy/htpasswd_index.hpp"
 #include "auth_proxy/log.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -14,6 +16,15 @@
 #include <string>
 
 namespace auth_proxy {
+
+class IndexDirectory;
+
+/** What a process does with the index directory (see index_directory.hpp). */
+enum class IndexRole {
+    private_copy, ///< no directory: parse into this process's own memory
+    writer,       ///< parse, write the index into the directory and map it (the parent at start, the builder)
+    reader,       ///< map what the writer wrote; parse a private copy only if it does not deliver in time
+};
 
 /**
  * The state readers see: either an index, or the reason there is none.
@@ -58,11 +69,17 @@ public:
     bool check_readable(const Logger &log);
 
     /**
-     * Shares indexes through @p dir (see shared_index.hpp): a reload maps an
-     * index another process built for the same file version, or builds it
-     * there for the others. Empty: every process keeps a private index.
+     * Shares indexes through @p dir (which must outlive this object) in
+     * @p role; null: a private index (IndexRole::private_copy).
      */
-    void set_shared_dir(const std::string &dir);
+    void set_index_directory(const IndexDirectory *dir, IndexRole role);
+
+    /**
+     * How long a reader keeps serving the previous index after the file
+     * changed while it waits for the writer's new one, before it parses a
+     * private copy instead (default 3 s; the writer normally takes far less).
+     */
+    void set_writer_grace(std::chrono::milliseconds grace);
 
     /**
      * Forgets the current index if it is a mapped shared index file, so this
@@ -73,15 +90,21 @@ public:
      */
     bool release_shared_index();
 
-private:
     /**
-     * The index of the file version @p now from the shared directory, if one
-     * is there; @p broken says a matching file was there but unusable.
+     * Marks the file as used by a ProxyBasic scope: only such files are
+     * read, indexed, watched and logged about. state() activates too.
      */
-    std::shared_ptr<const HtpasswdIndex> map_shared(const std::string &index_path, const FileSignature &now,
-                                                    const Logger &log, bool &broken);
-    /** Replaces a freshly parsed @p index by its mapped, shared copy, if that works. */
-    void share(std::shared_ptr<const HtpasswdIndex> &index, const std::string &index_path, const Logger &log);
+    void activate() noexcept { active_.store(true, std::memory_order_release); }
+    bool active() const noexcept { return active_.load(std::memory_order_acquire); }
+
+private:
+    /** A state with @p index for the file version @p signature, logged as loaded or reloaded. */
+    void publish_index(std::shared_ptr<const HtpasswdIndex> index, const FileSignature &signature,
+                       const std::string &how, bool reload, const Logger &log);
+    /** Parses the file into a new state, or a state saying why it could not. */
+    std::shared_ptr<UserFileState> parse(const Logger &log, bool &settled);
+    /** Replaces a freshly parsed @p index by its mapped copy in the directory, if that works. */
+    void write_shared(std::shared_ptr<const HtpasswdIndex> &index, const Logger &log);
 
     /** refresh() without the lock and the reaping. */
     bool load(const Logger &log);
@@ -92,10 +115,17 @@ private:
     void reap_retired() noexcept;
 
     const std::string path_;
+    std::atomic<bool> active_{false};
     std::mutex refresh_mutex_;               ///< one loader at a time
     mutable std::mutex state_mutex_;         ///< guards state_ pointer only
     std::shared_ptr<const UserFileState> state_;
-    std::string shared_dir_;                 ///< guarded by refresh_mutex_
+    // Guarded by refresh_mutex_:
+    const IndexDirectory *directory_ = nullptr;
+    IndexRole role_ = IndexRole::private_copy;
+    std::chrono::milliseconds writer_grace_{3000};
+    /** When this reader first saw a file version the writer had no index for yet. */
+    std::chrono::steady_clock::time_point waiting_since_{};
+    FileSignature waiting_for_;
     std::string shared_failure_;             ///< last sharing failure logged, to log it once
     /**
      * Replaced states, until no reader holds them (guarded by

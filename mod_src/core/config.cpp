@@ -34,6 +34,14 @@ ServerConfig merge(const ServerConfig &base, const ServerConfig &add) noexcept
     out.reload_interval_us = pick(add.reload_interval_us, base.reload_interval_us, std::int64_t{-1});
     out.cache_timeout_us = pick(add.cache_timeout_us, base.cache_timeout_us, std::int64_t{-1});
     out.cache_entries = pick(add.cache_entries, base.cache_entries, -1L);
+    out.throttle = pick(add.throttle, base.throttle, -1);
+    out.throttle_failures = pick(add.throttle_failures, base.throttle_failures, -1L);
+    out.throttle_window_us = pick(add.throttle_window_us, base.throttle_window_us, std::int64_t{-1});
+    out.throttle_lockout_us = pick(add.throttle_lockout_us, base.throttle_lockout_us, std::int64_t{-1});
+    out.throttle_user_failures = pick(add.throttle_user_failures, base.throttle_user_failures, -1L);
+    out.throttle_entries = pick(add.throttle_entries, base.throttle_entries, -1L);
+    out.throttle_exempt = pick<const char *>(add.throttle_exempt, base.throttle_exempt, nullptr);
+    out.throttle_socache = pick<const char *>(add.throttle_socache, base.throttle_socache, nullptr);
     return out;
 }
 
@@ -43,6 +51,12 @@ ServerConfig with_defaults(const ServerConfig &conf) noexcept
     if (out.reload_interval_us < 0) out.reload_interval_us = kDefaultReloadIntervalUs;
     if (out.cache_timeout_us < 0) out.cache_timeout_us = kDefaultCacheTimeoutUs;
     if (out.cache_entries < 0) out.cache_entries = kDefaultCacheEntries;
+    if (out.throttle < 0) out.throttle = 1;
+    if (out.throttle_failures < 0) out.throttle_failures = kDefaultThrottleFailures;
+    if (out.throttle_window_us < 0) out.throttle_window_us = kDefaultThrottleWindowUs;
+    if (out.throttle_lockout_us < 0) out.throttle_lockout_us = kDefaultThrottleLockoutUs;
+    if (out.throttle_user_failures < 0) out.throttle_user_failures = 0;
+    if (out.throttle_entries < 0) out.throttle_entries = kDefaultThrottleEntries;
     return out;
 }
 

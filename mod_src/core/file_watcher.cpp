@@ -1,5 +1,8 @@
 #include "auth_proxy/file_watcher.hpp"
 
+#include "auth_proxy/index_directory.hpp"
+#include "auth_proxy/posix.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -9,6 +12,8 @@
 #include <vector>
 
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -21,73 +26,74 @@ UserFile &UserFileRegistry::get(const std::string &path)
     auto &slot = files_[path];
     if (!slot) {
         slot = std::make_unique<UserFile>(path);
-        slot->set_shared_dir(shared_dir_);
+        slot->set_index_directory(directory_, role_);
     }
     return *slot;
 }
 
-void UserFileRegistry::refresh_all(const Logger &log)
+std::vector<UserFile *> UserFileRegistry::active_files() const
 {
+    std::lock_guard<std::mutex> lock(mutex_);
     std::vector<UserFile *> files;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        files.reserve(files_.size());
-        for (auto &entry : files_) {
+    files.reserve(files_.size());
+    for (const auto &entry : files_) {
+        if (entry.second->active()) {
             files.push_back(entry.second.get());
         }
     }
+    return files;
+}
+
+void UserFileRegistry::refresh_all(const Logger &log)
+{
     // Entries are never removed, so the pointers stay valid unlocked.
-    for (UserFile *file : files) {
+    for (UserFile *file : active_files()) {
         file->refresh(log);
     }
 }
 
 void UserFileRegistry::check_readable_all(const Logger &log)
 {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto &entry : files_) {
-        entry.second->check_readable(log);
+    for (UserFile *file : active_files()) {
+        file->check_readable(log);
     }
 }
 
-void UserFileRegistry::set_shared_dir(const std::string &dir)
+void UserFileRegistry::set_index_directory(const IndexDirectory *dir, IndexRole role)
 {
     std::lock_guard<std::mutex> lock(mutex_);
-    shared_dir_ = dir;
+    directory_ = dir;
+    role_ = role;
     for (auto &entry : files_) {
-        entry.second->set_shared_dir(dir);
+        entry.second->set_index_directory(dir, role);
     }
 }
 
 bool UserFileRegistry::sharing() const
 {
     std::lock_guard<std::mutex> lock(mutex_);
-    return !shared_dir_.empty();
+    return directory_ != nullptr && directory_->usable();
 }
 
 void UserFileRegistry::release_shared_indexes()
 {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto &entry : files_) {
-        entry.second->release_shared_index();
+    for (UserFile *file : active_files()) {
+        file->release_shared_index();
     }
 }
 
 std::vector<std::string> UserFileRegistry::paths() const
 {
-    std::lock_guard<std::mutex> lock(mutex_);
     std::vector<std::string> out;
-    out.reserve(files_.size());
-    for (const auto &entry : files_) {
-        out.push_back(entry.first);
+    for (const UserFile *file : active_files()) {
+        out.push_back(file->path());
     }
     return out;
 }
 
-std::size_t UserFileRegistry::size() const
+std::size_t UserFileRegistry::active_count() const
 {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return files_.size();
+    return active_files().size();
 }
 
 namespace {
@@ -106,6 +112,12 @@ std::string directory_of(const std::string &path)
     return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+bool is_index_name(std::string_view name)
+{
+    constexpr std::string_view kSuffix = ".idx";
+    return name.size() > kSuffix.size() && name.substr(name.size() - kSuffix.size()) == kSuffix;
+}
+
 std::string name_of(const std::string &path)
 {
     const std::size_t slash = path.rfind('/');
@@ -114,8 +126,9 @@ std::string name_of(const std::string &path)
 
 } // namespace
 
-FileWatcher::FileWatcher(UserFileRegistry &registry, std::chrono::milliseconds interval, Logger log)
-    : registry_(registry), interval_(interval), log_(log)
+FileWatcher::FileWatcher(UserFileRegistry &registry, std::chrono::milliseconds interval, Logger log,
+                         std::string index_directory, Thread thread)
+    : registry_(registry), interval_(interval), log_(log), index_directory_(std::move(index_directory))
 {
     stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (stop_fd_ < 0) {
@@ -123,13 +136,27 @@ FileWatcher::FileWatcher(UserFileRegistry &registry, std::chrono::milliseconds i
     }
     inotify_fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (inotify_fd_ < 0) {
-        log_(LogLevel::warning, std::string("inotify is not available (") + std::strerror(errno) +
-                                    "): user files are checked every " + std::to_string(interval_.count()) +
-                                    " ms only");
+        log_(LogLevel::warning, errno_text("inotify is not available", errno) + "; user files are checked every " +
+                                    std::to_string(interval_.count()) + " ms only");
     }
     try {
         watch_directories();
-        thread_ = std::thread([this] { run(); });
+        if (thread == Thread::own) {
+            // The thread takes no signals: they belong to the process's main
+            // thread (prefork's child waits in accept() for the one that
+            // tells it to stop). It inherits the mask it is created with.
+            sigset_t all, previous;
+            sigfillset(&all);
+            pthread_sigmask(SIG_BLOCK, &all, &previous);
+            try {
+                thread_ = std::thread([this] { run(); });
+            }
+            catch (...) {
+                pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+                throw;
+            }
+            pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+        }
     }
     catch (...) {
         ::close(stop_fd_);
@@ -149,12 +176,17 @@ FileWatcher::~FileWatcher()
     }
 }
 
-void FileWatcher::stop() noexcept
+void FileWatcher::request_stop() noexcept
 {
     const std::uint64_t one = 1;
     if (::write(stop_fd_, &one, sizeof one) < 0) {
         // Only EAGAIN (the counter is full: a stop is pending anyway) is possible.
     }
+}
+
+void FileWatcher::stop() noexcept
+{
+    request_stop();
     if (thread_.joinable()) {
         thread_.join();
     }
@@ -175,9 +207,12 @@ void FileWatcher::watch_directories()
             wanted[directory_of(resolved)].push_back(name_of(resolved));
         }
     }
+    if (!index_directory_.empty()) {
+        wanted[index_directory_]; // no names: any index file appearing counts
+    }
     for (auto &[directory, names] : wanted) {
         auto it = std::find_if(watches_.begin(), watches_.end(),
-                               [&directory](const Watch &w) { return w.directory == directory; });
+                               [&dir = directory](const Watch &w) { return w.directory == dir; });
         if (it == watches_.end()) {
             it = watches_.insert(watches_.end(), Watch{directory, {}, -1});
         }
@@ -220,7 +255,9 @@ bool FileWatcher::drain_events() noexcept
                     relevant = true;
                 }
                 else if (event->len > 0 &&
-                         std::find(watch.names.begin(), watch.names.end(), event->name) != watch.names.end()) {
+                         (watch.directory == index_directory_
+                              ? is_index_name(event->name)
+                              : std::find(watch.names.begin(), watch.names.end(), event->name) != watch.names.end())) {
                     relevant = true;
                 }
             }
@@ -251,7 +288,7 @@ void FileWatcher::run() noexcept
         const int timeout = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(wait.count() + 1, 0, 60000));
         const int ready = ::poll(fds, 2, timeout);
         if (ready < 0 && errno != EINTR) {
-            log_(LogLevel::error, std::string("user file watcher: poll failed: ") + std::strerror(errno));
+            log_(LogLevel::error, errno_text("user file watcher: poll failed", errno));
             return;
         }
         if (ready > 0 && (fds[0].revents & POLLIN)) {

@@ -99,6 +99,9 @@ void Sha256::compress(const std::uint8_t *block) noexcept
 
 void Sha256::update(const void *data, std::size_t size) noexcept
 {
+    if (size == 0) {
+        return; // an empty view's data() may be null, which memcpy may not get
+    }
     auto in = static_cast<const std::uint8_t *>(data);
     length_ += size;
     if (buffered_ > 0) {

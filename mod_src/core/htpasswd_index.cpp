@@ -1,8 +1,11 @@
 #include "auth_proxy/htpasswd_index.hpp"
 
 #include "auth_proxy/page_allocator.hpp"
+#include "auth_proxy/posix.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <map>
 #include <cstddef>
 #include <cstring>
 #include <limits>
@@ -17,7 +20,7 @@ namespace auth_proxy {
 namespace {
 
 constexpr char kMagic[8] = {'A', 'P', 'X', 'I', 'D', 'X', '\r', '\n'};
-constexpr std::uint32_t kVersion = 2; ///< 2: tagged slots, no stored format
+constexpr std::uint32_t kVersion = 3; ///< 3: the typical hash format and cost are in the header
 constexpr std::uint64_t kByteOrder = 0x0102030405060708ull; ///< a foreign-endian file fails this
 constexpr std::size_t kEntryWords = 3;                       ///< user, user length, hash
 constexpr std::size_t kEntryBytes = kEntryWords * sizeof(std::uint32_t);
@@ -44,25 +47,21 @@ struct Header {
     std::uint64_t slots_offset;   ///< entries end rounded up to 8
     std::uint64_t slot_count;     ///< the slots end the buffer
     std::uint64_t distinct;
+    std::uint32_t typical_format; ///< HashFormat of the most common usable (format, cost) among users
+    std::uint32_t typical_cost;
     std::uint64_t check;          ///< header_check() of all the fields above
 };
-static_assert(sizeof(Header) == 136, "the header layout is part of the file format");
+static_assert(sizeof(Header) == 144, "the header layout is part of the file format");
 
 bool is_space(char c) noexcept
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-/**
- * FNV-1a with a final mix: our own, because the slot table is stored in
- * files that another build of the module may read.
- */
+/** FNV-1a with a final mix, so that the low bits (the slot) depend on every byte. */
 std::uint64_t hash_user(std::string_view user) noexcept
 {
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    for (const char c : user) {
-        h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
-    }
+    std::uint64_t h = fnv1a(user);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
@@ -72,12 +71,7 @@ std::uint64_t hash_user(std::string_view user) noexcept
 /** Catches damage to header fields that would still be in range (e.g. a text size into the padding). */
 std::uint64_t header_check(const Header &h) noexcept
 {
-    std::uint64_t c = 0xcbf29ce484222325ull;
-    const auto *bytes = reinterpret_cast<const unsigned char *>(&h);
-    for (std::size_t i = 0; i < offsetof(Header, check); ++i) {
-        c = (c ^ bytes[i]) * 0x100000001b3ull;
-    }
-    return c;
+    return fnv1a(&h, offsetof(Header, check));
 }
 
 std::size_t slots_for(std::size_t entries) noexcept
@@ -98,10 +92,55 @@ constexpr std::uint64_t align8(std::uint64_t n) noexcept { return (n + 7) & ~std
  */
 constexpr std::uint32_t tag_of(std::uint64_t hash) noexcept { return static_cast<std::uint32_t>(hash >> 32); }
 
-bool same_user(const char *text, const std::uint32_t *entry, std::string_view user) noexcept
+/**
+ * The one probe walk of the slot table (linear probing from the user's
+ * hash). Calls @p visit(slot, entry index) for every occupied slot whose tag
+ * matches, until it returns true; stops at an empty slot, at a slot that
+ * names no entry, and after one lap. @return the slot where the walk
+ * stopped, or @p slot_count if it ran out.
+ */
+template <typename Visit>
+std::size_t walk(const std::uint32_t *slots, std::size_t slot_count, std::size_t entry_count, std::uint64_t hash,
+                 Visit visit) noexcept
 {
-    return entry[1] == user.size() && std::memcmp(text + entry[0], user.data(), user.size()) == 0;
+    const std::size_t mask = slot_count - 1;
+    std::size_t slot = hash & mask;
+    for (std::size_t n = 0; n < slot_count; ++n, slot = (slot + 1) & mask) {
+        const std::uint32_t entry = slots[slot * kSlotWords + 1];
+        if (entry == 0 || entry > entry_count) {
+            return slot;
+        }
+        if (slots[slot * kSlotWords] == tag_of(hash) && visit(slot, static_cast<std::size_t>(entry - 1))) {
+            return slot;
+        }
+    }
+    return slot_count;
 }
+
+/** The (format, cost) class most users' hashes share: what an unknown user is made to cost. */
+class TypicalHash {
+public:
+    void add(HashFormat format, std::uint32_t cost)
+    {
+        const std::uint64_t key = (static_cast<std::uint64_t>(format) << 32) | cost;
+        const std::size_t n = ++counts_[key];
+        // Ties go to the more expensive class: a guess never costs less than a real entry.
+        if (n > best_count_ || (n == best_count_ && key > best_)) {
+            best_ = key;
+            best_count_ = n;
+        }
+    }
+    HashFormat format() const noexcept
+    {
+        return best_count_ == 0 ? HashFormat::apr1_md5 : static_cast<HashFormat>(best_ >> 32);
+    }
+    std::uint32_t cost() const noexcept { return static_cast<std::uint32_t>(best_ & 0xffffffffu); }
+
+private:
+    std::map<std::uint64_t, std::size_t> counts_;
+    std::uint64_t best_ = 0;
+    std::size_t best_count_ = 0;
+};
 
 } // namespace
 
@@ -140,6 +179,12 @@ HtpasswdIndex::HtpasswdIndex(std::string_view content, std::vector<Diagnostic> *
         while (b < e && is_space(base[b])) ++b;
         while (e > b && is_space(base[e - 1])) --e;
         if (b == e || base[b] == '#') {
+            continue;
+        }
+        if (std::memchr(base + b, '\0', e - b) != nullptr) {
+            // A name or hash with a NUL in it ends early wherever it is read
+            // as a C string; no tool writes one.
+            note(line_no, true, "line contains a NUL byte; ignored");
             continue;
         }
         const char *colon = static_cast<const char *>(std::memchr(base + b, ':', e - b));
@@ -202,55 +247,49 @@ HtpasswdIndex::HtpasswdIndex(std::string_view content, std::vector<Diagnostic> *
         e[2] = pending[i].hash;
     }
 
-    // The slot table; of duplicates the first one in the file wins.
-    std::vector<bool> duplicate(pending.size(), false);
-    const std::size_t mask = h.slot_count - 1;
+    // The slot table; of duplicates the first one in the file wins. Every
+    // distinct user's hash is classified once here, for the line warnings
+    // and for the typical (format, cost) unknown users are made to cost.
+    TypicalHash typical;
     for (std::size_t i = 0; i < pending.size(); ++i) {
         const std::string_view user(text + pending[i].user, pending[i].user_length);
         const std::uint64_t hash = hash_user(user);
-        std::size_t slot = hash & mask;
-        while (slots[slot * kSlotWords + 1] != 0) {
-            if (slots[slot * kSlotWords] == tag_of(hash) &&
-                same_user(text, entries + (slots[slot * kSlotWords + 1] - 1) * kEntryWords, user)) {
-                duplicate[i] = true;
-                break;
-            }
-            slot = (slot + 1) & mask;
+        bool duplicate = false;
+        const std::size_t slot = walk(slots, h.slot_count, i, hash, [&](std::size_t, std::size_t entry) {
+            const std::uint32_t *other = entries + entry * kEntryWords;
+            duplicate = other[1] == user.size() && std::memcmp(text + other[0], user.data(), user.size()) == 0;
+            return duplicate;
+        });
+        if (duplicate) {
+            note(pending[i].line, false, "duplicate entry for user '" + std::string(user) + "' ignored; the first one wins");
+            continue;
         }
-        if (!duplicate[i]) {
-            slots[slot * kSlotWords] = tag_of(hash);
-            slots[slot * kSlotWords + 1] = static_cast<std::uint32_t>(i + 1);
-            ++h.distinct;
+        slots[slot * kSlotWords] = tag_of(hash);
+        slots[slot * kSlotWords + 1] = static_cast<std::uint32_t>(i + 1);
+        ++h.distinct;
+
+        const std::string_view stored(text + pending[i].hash);
+        const HashFormat format = classify_hash(stored);
+        if (hash_usability(stored, format) == HashUsability::usable) {
+            typical.add(format, hash_cost(stored, format));
+        }
+        else {
+            note(pending[i].line, true,
+                 "password of user '" + std::string(user) + "': " + describe_unusable(stored, format) +
+                     "; the user can never log in");
         }
     }
+    h.typical_format = static_cast<std::uint32_t>(typical.format());
+    h.typical_cost = typical.cost();
     h.check = header_check(h);
     std::memcpy(buf, &h, sizeof h);
 
     base_ = buf;
     bytes_ = heap_.size();
-    text_ = text;
-    entries_ = entries;
-    entry_count_ = pending.size();
-    slots_ = slots;
-    slot_count_ = h.slot_count;
-    distinct_ = h.distinct;
-    source_ = source;
-
+    adopt(&h);
     if (diagnostics != nullptr) {
-        for (std::size_t i = 0; i < pending.size(); ++i) {
-            const char *user = text + pending[i].user;
-            if (duplicate[i]) {
-                note(pending[i].line, false,
-                     std::string("duplicate entry for user '") + user + "' ignored; the first one wins");
-                continue;
-            }
-            if (classify_hash(text + pending[i].hash) == HashFormat::unknown) {
-                note(pending[i].line, true,
-                     std::string("password of user '") + user +
-                         "' is not a recognised hash (bcrypt, APR1-MD5, {SHA}, crypt, SHA-256/512 crypt);"
-                         " the user can never log in");
-            }
-        }
+        std::stable_sort(diagnostics->begin(), diagnostics->end(),
+                         [](const Diagnostic &a, const Diagnostic &b) { return a.line < b.line; });
     }
 }
 
@@ -261,11 +300,11 @@ HtpasswdIndex::~HtpasswdIndex()
     }
 }
 
-std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::map(int fd, std::string &error, bool check_entries)
+std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::map(int fd, std::string &error, Checks checks)
 {
     struct stat st;
     if (::fstat(fd, &st) != 0) {
-        error = std::string("fstat: ") + std::strerror(errno);
+        error = errno_text("fstat", errno);
         return nullptr;
     }
     if (!S_ISREG(st.st_mode) || st.st_size < static_cast<off_t>(sizeof(Header))) {
@@ -274,14 +313,14 @@ std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::map(int fd, std::string &err
     }
     void *p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
-        error = std::string("mmap: ") + std::strerror(errno);
+        error = errno_text("mmap", errno);
         return nullptr;
     }
     std::shared_ptr<HtpasswdIndex> index(new HtpasswdIndex);
     index->mapping_ = p; // unmapped by the destructor, whatever happens next
     index->base_ = static_cast<const char *>(p);
     index->bytes_ = static_cast<std::size_t>(st.st_size);
-    if (!index->attach(error, check_entries)) {
+    if (!index->attach(error, checks)) {
         return nullptr;
     }
     return index;
@@ -294,11 +333,7 @@ bool HtpasswdIndex::peek_source(int fd, FileSignature &source) noexcept
         std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.version != kVersion || h.check != header_check(h)) {
         return false;
     }
-    source.device = h.source_device;
-    source.inode = h.source_inode;
-    source.size = h.source_size;
-    source.mtime_ns = h.source_mtime_ns;
-    source.ctime_ns = h.source_ctime_ns;
+    source = FileSignature{h.source_device, h.source_inode, h.source_size, h.source_mtime_ns, h.source_ctime_ns};
     return true;
 }
 
@@ -308,13 +343,28 @@ std::shared_ptr<const HtpasswdIndex> HtpasswdIndex::from_serialized(std::string_
     index->heap_.assign(bytes.data(), bytes.size());
     index->base_ = index->heap_.data();
     index->bytes_ = index->heap_.size();
-    if (!index->attach(error)) {
+    if (!index->attach(error, Checks::full)) {
         return nullptr;
     }
     return index;
 }
 
-bool HtpasswdIndex::attach(std::string &error, bool check_entries) noexcept
+void HtpasswdIndex::adopt(const void *header) noexcept
+{
+    const auto &h = *static_cast<const Header *>(header);
+    text_ = base_ + h.text_offset;
+    text_bytes_ = h.text_bytes;
+    entries_ = reinterpret_cast<const std::uint32_t *>(base_ + h.entries_offset);
+    entry_count_ = h.entry_count;
+    slots_ = reinterpret_cast<const std::uint32_t *>(base_ + h.slots_offset);
+    slot_count_ = h.slot_count;
+    distinct_ = h.distinct;
+    typical_format_ = static_cast<HashFormat>(h.typical_format);
+    typical_cost_ = h.typical_cost;
+    source_ = FileSignature{h.source_device, h.source_inode, h.source_size, h.source_mtime_ns, h.source_ctime_ns};
+}
+
+bool HtpasswdIndex::attach(std::string &error, Checks checks) noexcept
 {
     auto fail = [&](const char *why) {
         error = why;
@@ -352,102 +402,113 @@ bool HtpasswdIndex::attach(std::string &error, bool check_entries) noexcept
         h.slot_count > (size - h.slots_offset) / kSlotBytes || h.slots_offset + h.slot_count * kSlotBytes != size) {
         return fail("slot section out of range");
     }
-    // At least one empty slot, or a lookup of an absent user would never end.
+    // At least one empty slot, so a lookup of an absent user ends early.
     if (h.distinct > h.entry_count || h.distinct >= h.slot_count) {
         return fail("user count out of range");
     }
-    const char *text = base_ + h.text_offset;
-    const std::uint64_t text_bytes = h.text_bytes;
-    if (text[text_bytes - 1] != '\0') {
+    if (h.typical_format > static_cast<std::uint32_t>(HashFormat::sha512_crypt)) {
+        return fail("typical hash format out of range");
+    }
+    if (base_[h.text_offset + h.text_bytes - 1] != '\0') {
         return fail("text is not NUL-terminated");
     }
-    const auto *entries = reinterpret_cast<const std::uint32_t *>(base_ + h.entries_offset);
-    const auto *slots = reinterpret_cast<const std::uint32_t *>(base_ + h.slots_offset);
-
-    if (!check_entries) {
-        text_ = text;
-        entries_ = entries;
-        entry_count_ = h.entry_count;
-        slots_ = slots;
-        slot_count_ = h.slot_count;
-        distinct_ = h.distinct;
-        source_ = FileSignature{h.source_device, h.source_inode, h.source_size, h.source_mtime_ns, h.source_ctime_ns};
+    adopt(&h);
+    if (checks == Checks::header) {
         return true;
     }
+    if (!entries_consistent()) {
+        slots_ = nullptr; // find() answers "not found" from here on
+        return fail("entries or slot table inconsistent with the user names");
+    }
+    return true;
+}
+
+bool HtpasswdIndex::entries_consistent() const noexcept
+{
     // Each entry: a non-empty user terminated right after its length, and a
     // hash inside the text (the final NUL ends it).
-    for (std::uint64_t i = 0; i < h.entry_count; ++i) {
-        const std::uint32_t *e = entries + i * kEntryWords;
+    for (std::size_t i = 0; i < entry_count_; ++i) {
+        const std::uint32_t *e = entries_ + i * kEntryWords;
         const std::uint64_t user = e[0], user_length = e[1], hash = e[2];
-        if (user_length == 0 || user >= text_bytes || user_length >= text_bytes - user ||
-            text[user + user_length] != '\0' || std::memchr(text + user, '\0', user_length) != nullptr) {
-            return fail("entry user out of range");
-        }
-        if (hash >= text_bytes) {
-            return fail("entry hash out of range");
+        if (user_length == 0 || user >= text_bytes_ || user_length >= text_bytes_ - user ||
+            text_[user + user_length] != '\0' || std::memchr(text_ + user, '\0', user_length) != nullptr ||
+            hash >= text_bytes_) {
+            return false;
         }
     }
-    std::uint64_t used = 0;
-    for (std::uint64_t s = 0; s < h.slot_count; ++s) {
-        const std::uint32_t entry = slots[s * kSlotWords + 1];
-        if (entry > h.entry_count) {
-            return fail("slot out of range");
+    std::size_t used = 0;
+    for (std::size_t s = 0; s < slot_count_; ++s) {
+        const std::uint32_t entry = slots_[s * kSlotWords + 1];
+        if (entry > entry_count_) {
+            return false;
         }
         used += entry != 0 ? 1 : 0;
     }
-    if (used != h.distinct) {
-        return fail("slot count does not match the user count");
+    if (used != distinct_) {
+        return false;
     }
-
-    text_ = text;
-    entries_ = entries;
-    entry_count_ = h.entry_count;
-    slots_ = slots;
-    slot_count_ = h.slot_count;
-    distinct_ = h.distinct;
-    source_.device = h.source_device;
-    source_.inode = h.source_inode;
-    source_.size = h.source_size;
-    source_.mtime_ns = h.source_mtime_ns;
-    source_.ctime_ns = h.source_ctime_ns;
-
     // The table answers as a fresh parse would: every user is found, at its
     // first entry in the file. (Reaching entry i itself needs no comparison.)
-    const std::size_t mask = slot_count_ - 1;
     for (std::size_t i = 0; i < entry_count_; ++i) {
         const std::uint32_t *e = entries_ + i * kEntryWords;
         const std::string_view user(text_ + e[0], e[1]);
-        const std::uint64_t hash = hash_user(user);
-        std::size_t slot = hash & mask;
         std::size_t found = entry_count_;
-        for (std::uint32_t entry; (entry = slots_[slot * kSlotWords + 1]) != 0; slot = (slot + 1) & mask) {
-            if (slots_[slot * kSlotWords] == tag_of(hash) &&
-                (entry - 1 == i || same_user(text_, entries_ + (entry - 1) * kEntryWords, user))) {
-                found = entry - 1;
-                break;
+        walk(slots_, slot_count_, entry_count_, hash_user(user), [&](std::size_t, std::size_t entry) {
+            if (entry == i || user_at(entry, user)) {
+                found = entry;
+                return true;
             }
-        }
+            return false;
+        });
         if (found > i) {
-            entries_ = nullptr;
-            slots_ = nullptr;
-            return fail("slot table does not lead to every user's first entry");
+            return false;
+        }
+    }
+    // And every occupied slot is where the lookup of its own user stops:
+    // no slot is unreachable, no user has two.
+    for (std::size_t s = 0; s < slot_count_; ++s) {
+        const std::uint32_t entry = slots_[s * kSlotWords + 1];
+        if (entry == 0) {
+            continue;
+        }
+        const std::uint32_t *e = entries_ + (entry - 1) * kEntryWords;
+        const std::string_view user(text_ + e[0], e[1]);
+        const std::size_t stop = walk(slots_, slot_count_, entry_count_, hash_user(user),
+                                      [&](std::size_t, std::size_t other) { return user_at(other, user); });
+        if (stop != s) {
+            return false;
         }
     }
     return true;
 }
 
+bool HtpasswdIndex::user_at(std::size_t entry, std::string_view user) const noexcept
+{
+    const std::uint32_t *e = entries_ + entry * kEntryWords;
+    // Bounds are checked here rather than trusted: a lookup never reads
+    // outside the buffer, whatever the bytes of a mapped file say.
+    return e[1] == user.size() && e[0] < text_bytes_ && user.size() < text_bytes_ - e[0] &&
+           std::memcmp(text_ + e[0], user.data(), user.size()) == 0;
+}
+
 HtpasswdIndex::Found HtpasswdIndex::find(std::string_view user) const noexcept
 {
-    const std::size_t mask = slot_count_ - 1;
-    const std::uint64_t hash = hash_user(user);
-    for (std::size_t slot = hash & mask; slots_[slot * kSlotWords + 1] != 0; slot = (slot + 1) & mask) {
-        const std::uint32_t *e = entries_ + (slots_[slot * kSlotWords + 1] - 1) * kEntryWords;
-        if (slots_[slot * kSlotWords] == tag_of(hash) && same_user(text_, e, user)) {
-            const char *stored = text_ + e[2];
-            return Found(Entry{text_ + e[0], stored, e[1], classify_hash(stored)});
-        }
+    if (slots_ == nullptr) {
+        return Found();
     }
-    return Found();
+    Found found;
+    walk(slots_, slot_count_, entry_count_, hash_user(user), [&](std::size_t, std::size_t entry) {
+        if (!user_at(entry, user)) {
+            return false;
+        }
+        const std::uint32_t *e = entries_ + entry * kEntryWords;
+        if (e[2] < text_bytes_) { // the final NUL ends any hash that starts inside the text
+            const char *stored = text_ + e[2];
+            found = Found(Entry{text_ + e[0], stored, e[1], classify_hash(stored)});
+        }
+        return true;
+    });
+    return found;
 }
 
 std::size_t HtpasswdIndex::memory_bytes() const noexcept

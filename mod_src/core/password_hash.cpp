@@ -2,6 +2,7 @@
 
 #include <apr_md5.h> // apr_password_validate
 
+#include <algorithm>
 #include <cstring>
 
 namespace auth_proxy {
@@ -119,11 +120,106 @@ HashFormat classify_hash(std::string_view s) noexcept
     return HashFormat::unknown;
 }
 
-bool verify_password(const char *password, const char *stored, HashFormat format) noexcept
+std::uint32_t hash_cost(std::string_view s, HashFormat format) noexcept
 {
     switch (format) {
+    case HashFormat::bcrypt:
+        return static_cast<std::uint32_t>((s[4] - '0') * 10 + (s[5] - '0'));
+    case HashFormat::sha256_crypt:
+    case HashFormat::sha512_crypt: {
+        // classify_hash() admitted at most 9 digits after "$5$rounds=".
+        constexpr std::string_view kRounds = "rounds=";
+        const std::string_view rest = s.substr(3);
+        if (!starts_with(rest, kRounds)) {
+            return 5000;
+        }
+        std::uint32_t rounds = 0;
+        for (std::size_t i = kRounds.size(); i < rest.size() && rest[i] != '$'; ++i) {
+            rounds = rounds * 10 + static_cast<std::uint32_t>(rest[i] - '0');
+        }
+        return std::clamp<std::uint32_t>(rounds, 1000, 999999999);
+    }
+    default:
+        return 0;
+    }
+}
+
+HashUsability hash_usability(std::string_view stored, HashFormat format) noexcept
+{
+    if (format == HashFormat::unknown) {
+        return HashUsability::unknown_format;
+    }
+    const std::uint32_t cost = hash_cost(stored, format);
+    switch (format) {
+    case HashFormat::bcrypt:
+        return cost >= kMinBcryptCost && cost <= kMaxBcryptCost ? HashUsability::usable
+                                                                 : HashUsability::cost_out_of_range;
+    case HashFormat::sha256_crypt:
+    case HashFormat::sha512_crypt:
+        return cost <= kMaxShaCryptRounds ? HashUsability::usable : HashUsability::cost_out_of_range;
+    default:
+        return HashUsability::usable;
+    }
+}
+
+std::string describe_unusable(std::string_view stored, HashFormat format)
+{
+    switch (hash_usability(stored, format)) {
+    case HashUsability::usable:
+        return "usable";
+    case HashUsability::unknown_format:
+        return "not a recognised hash (bcrypt, APR1-MD5, {SHA}, crypt, SHA-256/512 crypt)";
+    case HashUsability::cost_out_of_range:
+        break;
+    }
+    const std::string cost = std::to_string(hash_cost(stored, format));
+    if (format == HashFormat::bcrypt) {
+        return "bcrypt of cost " + cost + ", outside htpasswd's range of " + std::to_string(kMinBcryptCost) +
+               " to " + std::to_string(kMaxBcryptCost);
+    }
+    return std::string(format_name(format)) + " of " + cost + " rounds, over the limit of " +
+           std::to_string(kMaxShaCryptRounds);
+}
+
+std::string dummy_hash(HashFormat format, std::uint32_t cost)
+{
+    // Salts in each format's alphabet; digests of one repeated character,
+    // which no known input produces.
+    switch (format) {
+    case HashFormat::bcrypt: {
+        const std::uint32_t c = std::clamp(cost, kMinBcryptCost, kMaxBcryptCost);
+        std::string out = "$2y$";
+        out += static_cast<char>('0' + c / 10);
+        out += static_cast<char>('0' + c % 10);
+        return out + "$.jrqOBtTCXHolDCnsTzt1u" + std::string(31, 'A');
+    }
+    case HashFormat::sha256_crypt:
+    case HashFormat::sha512_crypt: {
+        const std::uint32_t rounds = std::clamp<std::uint32_t>(cost, 1000, kMaxShaCryptRounds);
+        const bool sha256 = format == HashFormat::sha256_crypt;
+        return std::string(sha256 ? "$5$" : "$6$") + "rounds=" + std::to_string(rounds) + "$dUmMySaLtDuMmYsA$" +
+               std::string(sha256 ? 43 : 86, 'A');
+    }
+    case HashFormat::md5_crypt:
+        return "$1$dUmMySaL$" + std::string(22, 'A');
+    case HashFormat::sha1:
+        return "{SHA}" + std::string(27, 'A') + "=";
+    case HashFormat::crypt_des:
+        return "dU" + std::string(11, 'A');
+    case HashFormat::apr1_md5:
     case HashFormat::unknown:
+        break;
+    }
+    return "$apr1$dUmMySaL$" + std::string(22, 'A');
+}
+
+bool verify_password(const char *password, const char *stored, HashFormat format) noexcept
+{
+    // Never compared as plaintext, never run past the cost cap.
+    if (hash_usability(stored, format) != HashUsability::usable) {
         return false;
+    }
+    switch (format) {
     case HashFormat::bcrypt: {
         // $2b$ is the same algorithm as $2y$ (both fixed the 2011 $2x$ bug);
         // APR's bundled bcrypt knows $2y$ and $2a$, so ask it as $2y$.

@@ -1,11 +1,13 @@
 #include "auth_proxy/user_file.hpp"
 
-#include "auth_proxy/shared_index.hpp"
+#include "auth_proxy/index_directory.hpp"
+#include "auth_proxy/posix.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <thread>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -32,44 +34,39 @@ FileSignature signature_of(const struct stat &st) noexcept
     return sig;
 }
 
-std::string errno_text(int err)
+/**
+ * Opens a user file for reading. O_NONBLOCK: a FIFO or device planted
+ * under the configured name never makes the open wait (regular files
+ * ignore the flag).
+ */
+UniqueFd open_source(const std::string &path) noexcept
 {
-    char buf[256];
-    // GNU strerror_r returns the message (maybe not in buf).
-    return std::string(strerror_r(err, buf, sizeof buf));
+    return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
 }
-
-/** Closes a descriptor on every path out of read_file(). */
-struct Fd {
-    int fd;
-    ~Fd()
-    {
-        if (fd >= 0) {
-            ::close(fd);
-        }
-    }
-};
 
 /** Reads the whole file; returns 0 or an errno value. */
 int read_file(const std::string &path, PageString &content, FileSignature &before, FileSignature &after)
 {
-    Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-    if (f.fd < 0) {
+    const UniqueFd f = open_source(path);
+    if (!f) {
         return errno;
     }
     struct stat st;
-    if (::fstat(f.fd, &st) != 0) {
+    if (::fstat(f.get(), &st) != 0) {
         return errno;
     }
     if (!S_ISREG(st.st_mode)) {
         return EINVAL;
+    }
+    if (st.st_size >= static_cast<off_t>(std::numeric_limits<std::uint32_t>::max() - 8)) {
+        return EFBIG; // the index addresses the text with 32-bit offsets
     }
     before = signature_of(st);
     content.clear();
     content.reserve(static_cast<std::size_t>(st.st_size) + 1);
     char chunk[65536];
     for (;;) {
-        const ssize_t n = ::read(f.fd, chunk, sizeof chunk);
+        const ssize_t n = ::read(f.get(), chunk, sizeof chunk);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -86,6 +83,12 @@ int read_file(const std::string &path, PageString &content, FileSignature &befor
     }
     after = signature_of(st);
     return 0;
+}
+
+std::string milliseconds_since(std::chrono::steady_clock::time_point started)
+{
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - started).count());
 }
 
 } // namespace
@@ -132,8 +135,7 @@ void UserFile::reap_retired() noexcept
 bool UserFile::check_readable(const Logger &log)
 {
     std::lock_guard<std::mutex> serial(refresh_mutex_);
-    const Fd f{::open(path_.c_str(), O_RDONLY | O_CLOEXEC)};
-    if (f.fd >= 0) {
+    if (open_source(path_)) {
         return false;
     }
     const int err = errno;
@@ -156,14 +158,22 @@ std::shared_ptr<const UserFileState> UserFile::state(const Logger &log)
     if (auto s = current()) {
         return s;
     }
+    activate();
     refresh(log);
     return current();
 }
 
-void UserFile::set_shared_dir(const std::string &dir)
+void UserFile::set_index_directory(const IndexDirectory *dir, IndexRole role)
 {
     std::lock_guard<std::mutex> serial(refresh_mutex_);
-    shared_dir_ = dir;
+    directory_ = dir;
+    role_ = dir != nullptr && dir->usable() ? role : IndexRole::private_copy;
+}
+
+void UserFile::set_writer_grace(std::chrono::milliseconds grace)
+{
+    std::lock_guard<std::mutex> serial(refresh_mutex_);
+    writer_grace_ = grace;
 }
 
 bool UserFile::release_shared_index()
@@ -179,43 +189,6 @@ bool UserFile::release_shared_index()
     return true;
 }
 
-std::shared_ptr<const HtpasswdIndex> UserFile::map_shared(const std::string &index_path, const FileSignature &now,
-                                                          const Logger &log, bool &broken)
-{
-    std::string why;
-    auto index = open_shared_index(index_path, now, why);
-    broken = !index && !why.empty();
-    if (!index) {
-        if (broken) {
-            log(LogLevel::warning, "shared index " + index_path + " of " + path_ + " is unusable (" + why +
-                                       "); reading the file instead");
-        }
-        return nullptr;
-    }
-    // This process must be able to read the file itself, as if it parsed it.
-    const Fd f{::open(path_.c_str(), O_RDONLY | O_CLOEXEC)};
-    if (f.fd < 0) {
-        return nullptr;
-    }
-    return index;
-}
-
-void UserFile::share(std::shared_ptr<const HtpasswdIndex> &index, const std::string &index_path, const Logger &log)
-{
-    std::string why;
-    auto mapped = write_shared_index(*index, index_path, why);
-    if (!mapped) {
-        if (why != shared_failure_) {
-            log(LogLevel::warning, "cannot share the index of " + path_ + " through " + shared_dir_ + " (" + why +
-                                       "); this process keeps a private copy");
-            shared_failure_ = why;
-        }
-        return;
-    }
-    shared_failure_.clear();
-    index = std::move(mapped); // frees the heap copy
-}
-
 bool UserFile::refresh(const Logger &log)
 {
     std::lock_guard<std::mutex> serial(refresh_mutex_);
@@ -226,54 +199,26 @@ bool UserFile::refresh(const Logger &log)
     return published;
 }
 
-bool UserFile::load(const Logger &log)
+void UserFile::publish_index(std::shared_ptr<const HtpasswdIndex> index, const FileSignature &signature,
+                             const std::string &how, bool reload, const Logger &log)
 {
-    const std::shared_ptr<const UserFileState> old = current();
-
-    FileSignature now;
-    const int stat_error = stat_signature(path_, now);
-    if (stat_error == 0 && old && old->signature == now) {
-        return false; // unchanged since the last look (loaded or broken alike)
-    }
-
-    const auto started = std::chrono::steady_clock::now();
     auto next = std::make_shared<UserFileState>();
-    auto elapsed_ms = [&started] {
-        return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  std::chrono::steady_clock::now() - started).count());
-    };
+    next->index = std::move(index);
+    next->signature = signature;
+    log(LogLevel::info, (reload ? "reloaded " : "loaded ") + path_ + ": " + std::to_string(next->index->size()) +
+                            " users in " + how);
+    waiting_for_ = FileSignature{};
+    publish(std::move(next));
+}
 
-    // One process builds the shared index of this file version; the others
-    // wait for it and map it. Index files are renamed into place whole, so
-    // mapping (and its O(users) checks) needs no lock and runs in parallel;
-    // the lock only makes the others wait while one builds.
-    std::string index_path;
-    std::unique_ptr<SharedIndexLock> shared_lock;
-    if (stat_error == 0 && !shared_dir_.empty()) {
-        index_path = shared_index_path(shared_dir_, path_);
-        bool broken = false;
-        auto mapped = map_shared(index_path, now, log, broken);
-        if (!mapped) {
-            shared_lock = std::make_unique<SharedIndexLock>(index_path);
-            if (!broken && shared_index_is_for(index_path, now)) {
-                shared_lock.reset(); // another process built it while we waited
-                mapped = map_shared(index_path, now, log, broken);
-            }
-        }
-        if (mapped) {
-            next->index = std::move(mapped);
-            next->signature = now;
-            log(LogLevel::info, (old ? "reloaded " : "loaded ") + path_ + ": " +
-                                    std::to_string(next->index->size()) + " users in " + elapsed_ms() +
-                                    " ms (mapped shared index " + index_path + ")");
-            publish(std::move(next));
-            return true;
-        }
-    }
+std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled)
+{
+    auto next = std::make_shared<UserFileState>();
+    const std::shared_ptr<const UserFileState> old = current();
     FileSignature after;
     PageString content;
-    int err = stat_error;
-    for (int attempt = 0; err == 0; ++attempt) {
+    int err = 0;
+    for (int attempt = 0;; ++attempt) {
         err = read_file(path_, content, next->signature, after);
         const bool emptied = content.empty() && old && old->index && old->index->size() > 0;
         if (err != 0 || (after == next->signature && !emptied) || attempt == kSettleAttempts) {
@@ -286,24 +231,15 @@ bool UserFile::load(const Logger &log)
     if (err != 0) {
         next->error = "could not open password file " + path_ + ": " + errno_text(err);
         next->signature = FileSignature{};
-        if (old && !old->index && old->error == next->error) {
-            return false; // still broken the same way: said once already
-        }
-        log(LogLevel::error, next->error + "; refusing everyone until it is readable again");
-        publish(std::move(next));
-        return true;
+        return next;
     }
-
     std::vector<Diagnostic> diagnostics;
     try {
         next->index = std::make_shared<const HtpasswdIndex>(content, &diagnostics, next->signature);
-        PageString().swap(content); // the index holds its own copy
     }
     catch (const std::exception &e) {
         next->error = "could not index password file " + path_ + ": " + e.what();
-        log(LogLevel::error, next->error);
-        publish(std::move(next));
-        return true;
+        return next;
     }
     std::size_t logged = 0;
     for (const Diagnostic &d : diagnostics) {
@@ -315,19 +251,107 @@ bool UserFile::load(const Logger &log)
         log(d.warning ? LogLevel::warning : LogLevel::info,
             path_ + " line " + std::to_string(d.line) + ": " + d.message);
     }
-    if (after != next->signature) {
+    settled = after == next->signature;
+    if (!settled) {
         // Caught mid-write: serve what was read (it can only hold fewer or
         // truncated entries, which never match) and read again next time.
         log(LogLevel::info, path_ + " changed while it was read; it will be read again");
         next->signature = FileSignature{};
     }
-    else if (!index_path.empty()) {
-        // Only a settled read is shared: others trust its signature.
-        share(next->index, index_path, log);
+    return next;
+}
+
+void UserFile::write_shared(std::shared_ptr<const HtpasswdIndex> &index, const Logger &log)
+{
+    std::string why;
+    auto mapped = directory_->write_index(*index, index_file_name(path_), why);
+    if (!mapped) {
+        if (why != shared_failure_) {
+            log(LogLevel::warning, "cannot share the index of " + path_ + " through " + directory_->path() + " (" +
+                                       why + "); this process keeps a private copy");
+            shared_failure_ = why;
+        }
+        return;
     }
-    log(LogLevel::info, (old ? "reloaded " : "loaded ") + path_ + ": " +
-                            std::to_string(next->index->size()) + " users in " + elapsed_ms() + " ms");
-    publish(std::move(next));
+    shared_failure_.clear();
+    index = std::move(mapped); // frees the heap copy
+}
+
+bool UserFile::load(const Logger &log)
+{
+    const std::shared_ptr<const UserFileState> old = current();
+    const bool sharing = role_ != IndexRole::private_copy;
+    const std::string name = sharing ? index_file_name(path_) : std::string();
+    const std::string shared_path = sharing ? directory_->path() + "/" + name : std::string();
+    const auto started = std::chrono::steady_clock::now();
+
+    FileSignature now;
+    const int stat_error = stat_signature(path_, now);
+    if (stat_error == 0 && old && old->signature == now) {
+        // Unchanged. A reader that had to parse a private copy moves to the
+        // writer's index as soon as there is one.
+        if (role_ != IndexRole::reader || !old->index || old->index->is_mapped() ||
+            !directory_->has_index_for(name, now)) {
+            return false;
+        }
+        std::string why;
+        if (auto mapped = directory_->open_index(name, now, why)) {
+            publish_index(std::move(mapped), now, milliseconds_since(started) + " ms (mapped shared index " +
+                                                      shared_path + " instead of a private copy)",
+                          true, log);
+            return true;
+        }
+        return false;
+    }
+
+    if (stat_error == 0 && sharing) {
+        std::string why;
+        auto mapped = directory_->open_index(name, now, why);
+        // This process must be able to read the file itself, as if it parsed it.
+        if (mapped && (role_ != IndexRole::reader || open_source(path_))) {
+            publish_index(std::move(mapped), now,
+                          milliseconds_since(started) + " ms (mapped shared index " + shared_path + ")",
+                          old != nullptr, log);
+            return true;
+        }
+        if (!why.empty() && why != shared_failure_) {
+            log(LogLevel::warning, "shared index " + shared_path + " of " + path_ + " is unusable (" + why +
+                                       "); reading the file instead");
+            shared_failure_ = why;
+        }
+        if (role_ == IndexRole::reader && !mapped && old && old->index) {
+            // The writer is building it: serve the previous version a little
+            // longer rather than parse a copy in every process.
+            const auto clock = std::chrono::steady_clock::now();
+            if (waiting_for_ != now) {
+                waiting_for_ = now;
+                waiting_since_ = clock;
+                return false;
+            }
+            if (clock - waiting_since_ < writer_grace_) {
+                return false;
+            }
+            log(LogLevel::warning, "no shared index of " + path_ + " appeared within " +
+                                       std::to_string(writer_grace_.count()) +
+                                       " ms of its change; this process reads the file itself");
+        }
+    }
+
+    bool settled = true;
+    auto next = parse(log, settled);
+    if (!next->index) {
+        if (old && !old->index && old->error == next->error) {
+            return false; // still broken the same way: said once already
+        }
+        log(LogLevel::error, next->error + "; refusing everyone until it is readable again");
+        waiting_for_ = FileSignature{};
+        publish(std::move(next));
+        return true;
+    }
+    if (settled && role_ == IndexRole::writer) {
+        write_shared(next->index, log); // only a settled read: readers trust its signature
+    }
+    publish_index(std::move(next->index), next->signature, milliseconds_since(started) + " ms", old != nullptr, log);
     return true;
 }
 

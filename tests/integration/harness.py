@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -97,6 +98,13 @@ def proxy_basic_auth(user_file, realm: str = "Login Authentication", require: st
             f"    AuthUserFile {user_file}\n    Require {require}\n")
 
 
+def proxied_location(path: str, backend_url: str, user_file, realm: str = "Login Authentication",
+                     require: str = "valid-user") -> str:
+    """A <Location> that reverse-proxies @p path to the same path of @p backend_url under ProxyBasic."""
+    return (f"<Location {path}>\n    ProxyPass {backend_url}{path}\n"
+            f"{proxy_basic_auth(user_file, realm, require)}</Location>\n")
+
+
 def proxy_challenge(realm: str = "Login Authentication") -> str:
     """The exact Proxy-Authenticate / WWW-Authenticate value for a plain realm."""
     return f'Basic realm="{realm}", charset="UTF-8"'
@@ -161,12 +169,26 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _EchoServer(http.server.ThreadingHTTPServer):
+    # http.server listens with a backlog of 5; every new httpd child opens
+    # connections of its own, many at once at a start or a graceful restart,
+    # and SYNs past the backlog are retried 1 s, then 3 s later: stalls that
+    # would be the backend's, not httpd's.
+    request_queue_size = 256
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A child stopped mid-request resets its backend connection: expected
+        # when a test stops httpd under load, not worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Backend:
     """An echo server on 127.0.0.1 in a background thread."""
 
     def __init__(self) -> None:
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
-        self.server.daemon_threads = True
+        self.server = _EchoServer(("127.0.0.1", 0), _EchoHandler)
         self.server.received = []   # every request answered, in order (dicts like the JSON reply)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -315,11 +337,27 @@ class Httpd:
                 self.proc.wait()
         self.proc = None
 
-    def graceful(self) -> None:
-        """Graceful restart (SIGUSR1), then wait for the new generation to answer."""
+    def graceful(self, timeout: float = 30.0) -> None:
+        """Graceful restart (SIGUSR1); returns once the new generation has
+        read its configuration (every MPM's parent logs "configured --
+        resuming normal operations" again) and answers."""
+        ready = "configured -- resuming normal operations"
         self.write_config()
+        generations = self.log().count(ready)
         self.proc.send_signal(signal.SIGUSR1)
-        time.sleep(1.0)
+        deadline = time.time() + timeout
+        while self.log().count(ready) <= generations:
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"httpd did not restart gracefully: {self.log()}")
+            time.sleep(0.05)
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
 
     # -- logs
     def log(self) -> str:

@@ -5,31 +5,25 @@ same credentials skips the hash (AuthProxyCacheTimeout, AuthProxyCacheEntries;
 0 disables); a password change misses the cache at once; failures are never
 cached, so a guesser always pays the full hash.
 
-The effect is observed with a deliberately slow hash (bcrypt cost 12, about
-0.2 s of CPU): a cached request costs well under a millisecond. Whether a
-request paid for the hash is judged by the client's wall time and by the
-CPU time the httpd processes spent (/proc), which other load on the machine
-does not inflate. The margins are generous on purpose: these are functional
-checks that the cache is (not) used, not benchmarks (bench/ measures
-throughput).
+Whether a request paid for the hash is counted, not timed: the module logs
+every verification at debug level (APX01010 when the password matched,
+APX01015 when it did not), and an identical repeat of a failure, refused
+without hashing, as APX01013. bench/ measures what that is worth.
 """
 
 from __future__ import annotations
 
 import http.client
-import os
 import re
-import statistics
 import subprocess
 import time
-from dataclasses import dataclass
 
 import pytest
 
 from harness import basic, htpasswd
 
 MPMS = ["event", "worker", "prefork"]
-SLOW = ("-B", "-C", "12")        # the hash the cache exists to avoid
+SLOW = ("-B", "-C", "10")        # the hash the cache exists to avoid
 REQUESTS = 20
 
 
@@ -67,54 +61,21 @@ class KeepAlive:
         assert not resp.will_close, "the server closed the keep-alive connection"
         return resp.status, took
 
-    def run(self, user: str, password: str, n: int) -> tuple[set, list[float]]:
-        statuses, seconds = set(), []
-        for _ in range(n):
-            status, took = self.timed(user, password)
-            statuses.add(status)
-            seconds.append(took)
-        return statuses, seconds
-
-    def cpu_timed(self, user: str, password: str) -> "Timed":
-        """One request, with the CPU time the whole server spent meanwhile."""
-        before = server_cpu_seconds(self.h)
-        status, seconds = self.timed(user, password)
-        return Timed(status, seconds, server_cpu_seconds(self.h) - before)
+    def run(self, user: str, password: str, n: int) -> set:
+        return {self.timed(user, password)[0] for _ in range(n)}
 
     def close(self) -> None:
         self.conn.close()
 
 
-@dataclass
-class Timed:
-    status: int
-    seconds: float      # as the client saw it
-    cpu: float          # user + system CPU of all httpd processes
-
-    def __repr__(self) -> str:
-        return f"{self.status} in {self.seconds * 1000:.1f} ms ({self.cpu * 1000:.0f} ms CPU)"
+def verified(h, user: str = "alice") -> int:
+    """Hash verifications of @p user's password that matched, since mark_log()."""
+    return h.log_since().count(f"user {user}: password verified against its")
 
 
-def server_cpu_seconds(h) -> float:
-    """User + system CPU time of the httpd parent and its children so far."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue    # exited meanwhile
-        # fields[0] is the state (stat field 3): ppid is field 4, utime/stime 14/15.
-        if int(entry) == h.proc.pid or int(fields[1]) == h.proc.pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
-
-
-def ms(values) -> str:
-    return ", ".join(f"{v * 1000:.1f}" for v in values) + " ms"
+def mismatched(h, user: str = "alice") -> int:
+    """Hash verifications of @p user's password that did not match, since mark_log()."""
+    return h.log_since().count(f"user {user}: password checked against its")
 
 
 @pytest.fixture
@@ -175,22 +136,16 @@ def test_cache_directives_are_refused_inside_sections(make_httpd, backend, slow_
 def test_repeated_credentials_skip_the_hash_unless_the_cache_is_off(make_httpd, backend, slow_users, mpm):
     cached = make_httpd(reverse_proxy(slow_users, backend), mpm=mpm)
     uncached = make_httpd(reverse_proxy(slow_users, backend, extra="AuthProxyCacheTimeout 0"), mpm=mpm)
+    cached.mark_log(), uncached.mark_log()
     client_on, client_off = KeepAlive(cached), KeepAlive(uncached)
-    cpu = server_cpu_seconds(cached)
-    on_status, on = client_on.run("alice", "alice-pw", REQUESTS)
-    cpu_on = server_cpu_seconds(cached) - cpu
-    cpu = server_cpu_seconds(uncached)
-    off_status, off = client_off.run("alice", "alice-pw", REQUESTS)
-    cpu_off = server_cpu_seconds(uncached) - cpu
+    on_status = client_on.run("alice", "alice-pw", REQUESTS)
+    off_status = client_off.run("alice", "alice-pw", REQUESTS)
     client_on.close(), client_off.close()
-
-    print(f"\n[{mpm}] {REQUESTS} requests, cache on:  {sum(on):.3f} s, server CPU {cpu_on:.2f} s, "
-          f"first {ms(on[:1])}, median of the rest {ms([statistics.median(on[1:])])}"
-          f"\n[{mpm}] {REQUESTS} requests, cache off: {sum(off):.3f} s, server CPU {cpu_off:.2f} s, "
-          f"median {ms([statistics.median(off)])}")
+    print(f"\n[{mpm}] {REQUESTS} requests: {verified(cached)} verifications with the cache, "
+          f"{verified(uncached)} without")
     assert on_status == {200} and off_status == {200}
-    assert statistics.median(on[1:]) * 5 <= statistics.median(off), f"cache on {ms(on)} vs off {ms(off)}"
-    assert cpu_on * 5 <= cpu_off, f"server CPU: cache on {cpu_on:.2f} s, off {cpu_off:.2f} s"
+    assert verified(cached) == 1
+    assert verified(uncached) == REQUESTS
 
 
 @pytest.mark.parametrize("mpm", MPMS)
@@ -222,55 +177,53 @@ def test_one_verification_per_user_for_the_whole_server(make_httpd, backend, slo
 
 def test_cache_entries_0_turns_the_cache_off(make_httpd, backend, slow_users):
     h = make_httpd(reverse_proxy(slow_users, backend, extra="AuthProxyCacheEntries 0"))
+    h.mark_log()
     client = KeepAlive(h)
-    first = client.cpu_timed("alice", "alice-pw")
-    rest = [client.cpu_timed("alice", "alice-pw") for _ in range(3)]
+    statuses = client.run("alice", "alice-pw", 4)
     client.close()
-    print(f"\nAuthProxyCacheEntries 0: first {first}, then {rest}")
-    assert {first.status} | {r.status for r in rest} == {200}
-    # Every request pays for the hash, like the first one.
-    assert min(r.cpu for r in rest) >= 0.5 * first.cpu, rest
+    assert statuses == {200}
+    assert verified(h) == 4         # every request pays for the hash
 
 
 @pytest.mark.parametrize("mpm", MPMS)
 def test_wrong_passwords_are_never_cached(make_httpd, backend, slow_users, mpm):
     h = make_httpd(reverse_proxy(slow_users, backend), mpm=mpm)
+    h.mark_log()
     client = KeepAlive(h)
-    first = client.cpu_timed("alice", "alice-pw")                          # pays the hash
-    cached = [client.cpu_timed("alice", "alice-pw") for _ in range(5)]     # free
-    wrong = [client.cpu_timed("alice", "guess") for _ in range(5)]         # each pays again
+    assert client.timed("alice", "alice-pw")[0] == 200                    # pays the hash
+    assert client.run("alice", "alice-pw", 5) == {200}                    # free
+    guesses = {client.timed("alice", f"guess{i}")[0] for i in range(5)}   # each pays again
+    repeats = client.run("alice", "guess0", 5)                            # known to fail: no hash
     client.close()
-
-    print(f"\n[{mpm}] first {first}\n  cached {cached}\n  wrong password {wrong}")
-    assert {w.status for w in wrong} == {407}
-    assert statistics.median(w.seconds for w in wrong) >= 5 * statistics.median(c.seconds for c in cached)
-    assert sum(w.cpu for w in wrong) >= 0.5 * len(wrong) * first.cpu, "a failed guess skipped the hash"
-    assert sum(c.cpu for c in cached) <= 0.2 * len(cached) * first.cpu, "the right password was not cached"
+    log = h.log_since()
+    print(f"\n[{mpm}] matched {verified(h)}, mismatched {mismatched(h)}, "
+          f"repeats refused unhashed {log.count('Password Mismatch, the same as before (APX01013)')}")
+    assert guesses == {407} and repeats == {407}
+    assert verified(h) == 1
+    assert mismatched(h) == 5, "a distinct wrong password skipped the hash"
+    assert log.count("Password Mismatch, the same as before (APX01013)") == 5
 
 
 def test_cached_credential_expires_after_the_timeout(make_httpd, backend, slow_users):
     h = make_httpd(reverse_proxy(slow_users, backend, extra="AuthProxyCacheTimeout 1"))
+    h.mark_log()
     client = KeepAlive(h)
-    first = client.cpu_timed("alice", "alice-pw")
-    again = client.cpu_timed("alice", "alice-pw")
-    time.sleep(1.3)
-    expired = client.cpu_timed("alice", "alice-pw")
+    assert client.run("alice", "alice-pw", 2) == {200}
+    assert verified(h) == 1
+    time.sleep(1.3)                 # the TTL itself is what is tested: let it run out
+    assert client.timed("alice", "alice-pw")[0] == 200
     client.close()
-
-    print(f"\nAuthProxyCacheTimeout 1: first {first}, again {again}, after 1.3 s {expired}")
-    assert expired.status == 200
-    assert again.cpu <= 0.2 * first.cpu, "the second request was not served from the cache"
-    assert expired.cpu >= 0.5 * first.cpu, "the entry outlived AuthProxyCacheTimeout"
+    assert verified(h) == 2, "the entry outlived AuthProxyCacheTimeout"
 
 
 def test_changed_password_misses_the_cache_at_once(make_httpd, backend, slow_users):
     """The cache key covers the stored hash: once the reload sees the new
     hash, the old password is refused although it was cached (default TTL 300 s)."""
     h = make_httpd(reverse_proxy(slow_users, backend))
+    h.mark_log()
     client = KeepAlive(h)
-    first = client.cpu_timed("alice", "alice-pw")
-    again = client.cpu_timed("alice", "alice-pw")
-    assert again.status == 200 and again.cpu <= 0.2 * first.cpu, "the old password was not cached"
+    assert client.run("alice", "alice-pw", 2) == {200}
+    assert verified(h) == 1, "the old password was not cached"
 
     htpasswd(slow_users, "alice", "alice-new", *SLOW)
     changed = time.monotonic()
@@ -289,21 +242,14 @@ def test_changed_password_misses_the_cache_at_once(make_httpd, backend, slow_use
 @pytest.mark.parametrize("mpm", MPMS)
 def test_many_concurrent_clients_share_the_cache(make_httpd, backend, slow_users, mpm):
     """ab, 16 concurrent connections, 400 requests: all admitted, and the
-    server spends a small fraction of what 400 slow hashes would cost."""
+    password is hashed at most once per connection that raced the first."""
     h = make_httpd(reverse_proxy(slow_users, backend), mpm=mpm)
-    client = KeepAlive(h)
-    one_hash = client.cpu_timed("alice", "alice-pw").cpu
-    client.close()
-
-    cpu = server_cpu_seconds(h)
+    h.mark_log()
     out = subprocess.run(["ab", "-q", "-n", "400", "-c", "16", "-P", "alice:alice-pw", f"{h.url}/p/x"],
                          capture_output=True, text=True, timeout=300).stdout
-    spent = server_cpu_seconds(h) - cpu
     complete = int(re.search(r"Complete requests:\s+(\d+)", out).group(1))
     failed = int(re.search(r"Failed requests:\s+(\d+)", out).group(1))
-    taken = float(re.search(r"Time taken for tests:\s+([\d.]+)", out).group(1))
-    print(f"\n[{mpm}] ab -n 400 -c 16: {taken:.2f} s, server CPU {spent:.2f} s "
-          f"(one hash: {one_hash:.2f} s CPU, 400 hashes: {400 * one_hash:.0f} s)")
+    print(f"\n[{mpm}] ab -n 400 -c 16: {verified(h)} verifications")
     assert complete == 400 and failed == 0, out
     assert "Non-2xx responses" not in out, out
-    assert spent <= 0.25 * 400 * one_hash, out
+    assert 1 <= verified(h) <= 16

@@ -3,6 +3,8 @@
 
 #include "auth_proxy/basic_credentials.hpp"
 
+#include "test_support.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 #include <cstring>
@@ -26,33 +28,7 @@ namespace {
 /** Plain RFC 4648 base64 with padding, so rows can show the decoded text. */
 std::string b64(std::string_view plain)
 {
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    std::size_t i = 0;
-    for (; i + 3 <= plain.size(); i += 3) {
-        const unsigned v = (static_cast<unsigned char>(plain[i]) << 16) |
-                           (static_cast<unsigned char>(plain[i + 1]) << 8) |
-                           static_cast<unsigned char>(plain[i + 2]);
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += alphabet[(v >> 6) & 63];
-        out += alphabet[v & 63];
-    }
-    if (plain.size() - i == 1) {
-        const unsigned v = static_cast<unsigned char>(plain[i]) << 16;
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += "==";
-    }
-    else if (plain.size() - i == 2) {
-        const unsigned v =
-            (static_cast<unsigned char>(plain[i]) << 16) | (static_cast<unsigned char>(plain[i + 1]) << 8);
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += alphabet[(v >> 6) & 63];
-        out += '=';
-    }
-    return out;
+    return test_support::base64(plain);
 }
 
 std::string basic(std::string_view plain)

@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdint>
+#include <string>
 
 using namespace auth_proxy;
 
@@ -66,6 +67,43 @@ BOOST_AUTO_TEST_CASE(server_settings_default_when_unset)
     BOOST_TEST(conf.reload_interval_us == 500000);
     BOOST_TEST(conf.cache_timeout_us == 300000000LL);
     BOOST_TEST(conf.cache_entries == 10000);
+    // The throttle is on unless switched off, with an operator's defaults.
+    BOOST_TEST(conf.throttle == 1);
+    BOOST_TEST(conf.throttle_failures == 20);
+    BOOST_TEST(conf.throttle_window_us == 600000000LL);
+    BOOST_TEST(conf.throttle_lockout_us == 600000000LL);
+    BOOST_TEST(conf.throttle_user_failures == 0); // per-user lockout: off
+    BOOST_TEST(conf.throttle_entries == 16384);
+    BOOST_TEST(conf.throttle_exempt == nullptr);
+    BOOST_TEST(conf.throttle_socache == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(every_throttle_setting_merges_on_its_own)
+{
+    ServerConfig base;
+    base.throttle = 1;
+    base.throttle_failures = 5;
+    base.throttle_window_us = 60000000;
+    base.throttle_exempt = "10.0.0.0/8";
+    ServerConfig add;
+    add.throttle = 0; // "AuthProxyThrottle Off" is a value, not "unset"
+    add.throttle_lockout_us = 30000000;
+    add.throttle_user_failures = 3;
+    add.throttle_entries = 64;
+    add.throttle_socache = "redis:127.0.0.1:6379";
+
+    const ServerConfig merged = merge(base, add);
+    BOOST_TEST(merged.throttle == 0);
+    BOOST_TEST(merged.throttle_failures == 5);
+    BOOST_TEST(merged.throttle_window_us == 60000000);
+    BOOST_TEST(merged.throttle_lockout_us == 30000000);
+    BOOST_TEST(merged.throttle_user_failures == 3);
+    BOOST_TEST(merged.throttle_entries == 64);
+    BOOST_TEST(std::string(merged.throttle_exempt) == "10.0.0.0/8");
+    BOOST_TEST(std::string(merged.throttle_socache) == "redis:127.0.0.1:6379");
+    const ServerConfig unset = merge(ServerConfig{}, ServerConfig{});
+    BOOST_TEST(unset.throttle == -1);
+    BOOST_TEST(unset.throttle_exempt == nullptr);
 }
 
 BOOST_AUTO_TEST_CASE(server_settings_merge_field_by_field_and_zero_is_a_value)

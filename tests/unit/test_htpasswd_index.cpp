@@ -277,4 +277,55 @@ BOOST_AUTO_TEST_CASE(memory_bytes_counts_an_empty_index)
     BOOST_TEST(index.size() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(a_line_with_a_nul_byte_is_ignored_with_a_warning)
+{
+    // A name with a NUL in it would end early wherever it is read as a C
+    // string: the builder and every reader must agree it is not there.
+    const std::string content = "alice:" + kApr1 + "\n" + std::string("ma\0llory:", 9) + kSha + "\nbob:" + kSha + "\n";
+    std::vector<Diagnostic> diagnostics;
+    const HtpasswdIndex index(content, &diagnostics);
+    BOOST_TEST(index.size() == 2u);
+    BOOST_TEST(index.find(std::string("ma\0llory", 8)) == nullptr);
+    BOOST_TEST(index.find("ma") == nullptr);
+    BOOST_TEST_REQUIRE(diagnostics.size() == 1u);
+    BOOST_TEST(diagnostics[0].line == 2u);
+    BOOST_TEST(diagnostics[0].message.find("NUL") != std::string::npos);
+    std::string error;
+    BOOST_TEST(HtpasswdIndex::from_serialized(index.serialized(), error) != nullptr, error);
+}
+
+BOOST_AUTO_TEST_CASE(the_typical_hash_is_the_most_common_usable_format_and_cost)
+{
+    struct Case {
+        const char *rule;
+        std::string content;
+        HashFormat format;
+        std::uint32_t cost;
+    };
+    const std::string b4 = kBcrypt; // cost 4
+    const std::string b5 = "$2y$05$" + kBcrypt.substr(7);
+    const std::vector<Case> cases = {
+        {"an empty file: htpasswd's default", "", HashFormat::apr1_md5, 0},
+        {"one format", "a:" + b4 + "\nb:" + b4 + "\n", HashFormat::bcrypt, 4},
+        {"the majority wins", "a:" + b4 + "\nb:" + kSha + "\nc:" + kSha + "\n", HashFormat::sha1, 0},
+        {"a tie goes to the costlier", "a:" + b4 + "\nb:" + b5 + "\n", HashFormat::bcrypt, 5},
+        {"unusable entries do not count", "a:plain\nb:plain2\nc:" + kDes + "\n", HashFormat::crypt_des, 0},
+        {"duplicates do not count", "a:" + b4 + "\na:" + kSha + "\na:" + kSha + "\nb:" + b4 + "\n",
+         HashFormat::bcrypt, 4},
+    };
+    for (const Case &c : cases) {
+        BOOST_TEST_CONTEXT(c.rule)
+        {
+            const HtpasswdIndex index(c.content);
+            BOOST_TEST(std::string(format_name(index.typical_format())) == format_name(c.format));
+            BOOST_TEST(index.typical_cost() == c.cost);
+            std::string error;
+            const auto copy = HtpasswdIndex::from_serialized(index.serialized(), error);
+            BOOST_TEST_REQUIRE(copy != nullptr, error);
+            BOOST_TEST(std::string(format_name(copy->typical_format())) == format_name(c.format));
+            BOOST_TEST(copy->typical_cost() == c.cost);
+        }
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -30,6 +30,7 @@
 #include <iterator>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 using auth_proxy::classify_hash;
@@ -270,6 +271,80 @@ BOOST_AUTO_TEST_CASE(thirteen_character_plaintext_is_treated_as_des_not_as_plain
     const char *stored = "abcdefghijklm";
     BOOST_TEST_REQUIRE(std::string(format_name(classify_hash(stored))) == format_name(HashFormat::crypt_des));
     BOOST_TEST(!verify_password(stored, stored, HashFormat::crypt_des));
+}
+
+BOOST_AUTO_TEST_CASE(costs_and_the_cost_cap_table)
+{
+    using auth_proxy::describe_unusable;
+    using auth_proxy::hash_cost;
+    using auth_proxy::hash_usability;
+    using auth_proxy::HashUsability;
+    const std::string digest86(86, 'x'), digest43(43, 'x');
+    struct Case {
+        const char *rule;
+        std::string stored;
+        std::uint32_t cost;
+        HashUsability usability;
+    };
+    const std::vector<Case> cases = {
+        {"bcrypt at htpasswd's minimum", "$2y$04$" + std::string(53, 'a'), 4, HashUsability::usable},
+        {"bcrypt at htpasswd's maximum", "$2y$17$" + std::string(53, 'a'), 17, HashUsability::usable},
+        {"bcrypt past it (APR refuses it too)", "$2y$18$" + std::string(53, 'a'), 18, HashUsability::cost_out_of_range},
+        {"bcrypt below 4", "$2y$03$" + std::string(53, 'a'), 3, HashUsability::cost_out_of_range},
+        {"SHA-512 crypt without rounds= is glibc's 5000", "$6$saltsalt$" + digest86, 5000, HashUsability::usable},
+        {"SHA-256 crypt at the cap", "$5$rounds=20000000$saltsalt$" + digest43, 20000000, HashUsability::usable},
+        {"SHA-512 crypt one round over", "$6$rounds=20000001$saltsalt$" + digest86, 20000001,
+         HashUsability::cost_out_of_range},
+        {"glibc's maximum: minutes per verification", "$6$rounds=999999999$saltsalt$" + digest86, 999999999,
+         HashUsability::cost_out_of_range},
+        {"rounds below 1000 are run as 1000", "$5$rounds=10$saltsalt$" + digest43, 1000, HashUsability::usable},
+        {"APR1 has a fixed cost", "$apr1$jFArcZ5m$wqCp4W1cQBmciHu1wOfG61", 0, HashUsability::usable},
+        {"plaintext", "secret", 0, HashUsability::unknown_format},
+    };
+    for (const Case &c : cases) {
+        BOOST_TEST_CONTEXT(c.rule)
+        {
+            const HashFormat format = classify_hash(c.stored);
+            BOOST_TEST((hash_usability(c.stored, format) == c.usability));
+            if (format != HashFormat::unknown) {
+                BOOST_TEST(hash_cost(c.stored, format) == c.cost);
+            }
+            if (c.usability != HashUsability::usable) {
+                BOOST_TEST(!describe_unusable(c.stored, format).empty());
+                BOOST_TEST(!verify_password("anything", c.stored.c_str(), format)); // and it returns at once
+            }
+        }
+    }
+    BOOST_TEST(describe_unusable("$6$rounds=999999999$saltsalt$" + digest86, HashFormat::sha512_crypt) ==
+               "SHA-512-crypt of 999999999 rounds, over the limit of 20000000");
+}
+
+BOOST_AUTO_TEST_CASE(a_dummy_hash_has_the_format_and_cost_asked_for_and_matches_no_password)
+{
+    using auth_proxy::dummy_hash;
+    using auth_proxy::hash_cost;
+    using auth_proxy::hash_usability;
+    using auth_proxy::HashUsability;
+    const std::vector<std::pair<HashFormat, std::uint32_t>> kinds = {
+        {HashFormat::bcrypt, 4},         {HashFormat::bcrypt, 12},       {HashFormat::apr1_md5, 0},
+        {HashFormat::sha1, 0},           {HashFormat::crypt_des, 0},     {HashFormat::md5_crypt, 0},
+        {HashFormat::sha256_crypt, 5000}, {HashFormat::sha512_crypt, 1000},
+    };
+    for (const auto &[format, cost] : kinds) {
+        BOOST_TEST_CONTEXT(format_name(format) << " cost " << cost)
+        {
+            const std::string dummy = dummy_hash(format, cost);
+            BOOST_TEST(std::string(format_name(classify_hash(dummy))) == format_name(format));
+            BOOST_TEST(hash_cost(dummy, format) == cost);
+            BOOST_TEST((hash_usability(dummy, format) == HashUsability::usable));
+            for (const char *password : {"", "password", "dUmMySaL", "AAAAAAAA"}) {
+                BOOST_TEST(!verify_password(password, dummy.c_str(), format), password);
+            }
+        }
+    }
+    // Never more than the cap, whatever is asked for.
+    BOOST_TEST(hash_cost(dummy_hash(HashFormat::bcrypt, 31), HashFormat::bcrypt) == 17u);
+    BOOST_TEST(hash_cost(dummy_hash(HashFormat::sha512_crypt, 999999999), HashFormat::sha512_crypt) == 20000000u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,16 +1,23 @@
 /**
  * @file test_support.hpp
- * Scratch files for the unit tests that touch the file system.
+ * Scratch files for the unit tests that touch the file system, and a log
+ * sink that keeps what the core reports.
  */
 #pragma once
+
+#include "auth_proxy/log.hpp"
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <iterator>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace test_support {
 
@@ -52,5 +59,118 @@ inline std::string read_file(const std::string &path)
     std::ifstream in(path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
+
+/** RFC 4648 base64 with padding: what a client puts after "Basic ". */
+inline std::string base64(std::string_view plain)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t i = 0;
+    for (; i + 3 <= plain.size(); i += 3) {
+        const unsigned v = (static_cast<unsigned char>(plain[i]) << 16) |
+                           (static_cast<unsigned char>(plain[i + 1]) << 8) | static_cast<unsigned char>(plain[i + 2]);
+        for (int shift = 18; shift >= 0; shift -= 6) {
+            out += alphabet[(v >> shift) & 63];
+        }
+    }
+    const std::size_t rest = plain.size() - i;
+    if (rest > 0) {
+        unsigned v = static_cast<unsigned char>(plain[i]) << 16;
+        if (rest == 2) {
+            v |= static_cast<unsigned char>(plain[i + 1]) << 8;
+        }
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += rest == 2 ? alphabet[(v >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+/**
+ * What httpd's ap_escape_quotes() (server/util.c) stores for an AuthName,
+ * step for step: a '"' gets a '\\' before it; a '\\' that is not the last
+ * character is copied together with the character after it (a pair kept as
+ * it is); anything else is copied. It stops at a NUL, as the C original.
+ */
+inline std::string httpd_escape_quotes(std::string_view in)
+{
+    in = in.substr(0, in.find('\0'));
+    std::string out;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '"') {
+            out += '\\';
+        }
+        else if (in[i] == '\\' && i + 1 < in.size()) {
+            out += in[i++];
+        }
+        out += in[i];
+    }
+    return out;
+}
+
+/** A Logger that keeps every line, from any thread. */
+struct LogCapture {
+    struct Line {
+        auth_proxy::LogLevel level;
+        std::string text;
+    };
+    mutable std::mutex mutex;
+    std::vector<Line> lines;
+
+    auth_proxy::Logger logger()
+    {
+        auth_proxy::Logger log;
+        log.sink = [](void *ctx, auth_proxy::LogLevel level, const std::string &message) {
+            auto *self = static_cast<LogCapture *>(ctx);
+            std::lock_guard<std::mutex> lock(self->mutex);
+            self->lines.push_back(Line{level, message});
+        };
+        log.ctx = this;
+        return log;
+    }
+    std::size_t size() const
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        return lines.size();
+    }
+    /** Lines that contain @p piece. */
+    std::size_t count(const std::string &piece) const
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        std::size_t n = 0;
+        for (const Line &line : lines) {
+            n += line.text.find(piece) != std::string::npos ? 1 : 0;
+        }
+        return n;
+    }
+    /** True if a line at @p level contains every piece of @p pieces. */
+    bool has(auth_proxy::LogLevel level, std::initializer_list<std::string> pieces) const
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        for (const Line &line : lines) {
+            if (line.level != level) {
+                continue;
+            }
+            bool all = true;
+            for (const std::string &piece : pieces) {
+                all = all && line.text.find(piece) != std::string::npos;
+            }
+            if (all) {
+                return true;
+            }
+        }
+        return false;
+    }
+    std::string dump() const
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        std::string out;
+        for (const Line &line : lines) {
+            out += "\n  " + line.text;
+        }
+        return out;
+    }
+};
 
 } // namespace test_support

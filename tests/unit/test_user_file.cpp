@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include <csignal>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using auth_proxy::FileSignature;
@@ -36,6 +38,7 @@ using auth_proxy::UserFileRegistry;
 using auth_proxy::UserFileState;
 using namespace std::chrono_literals;
 
+using test_support::LogCapture;
 using test_support::TempDir;
 using test_support::write_file;
 
@@ -54,63 +57,6 @@ void replace_file(const std::string &path, const std::string &content)
     write_file(path + ".new", content);
     std::filesystem::rename(path + ".new", path);
 }
-
-/** Logger that keeps every line, from any thread. */
-struct LogCapture {
-    struct Line {
-        LogLevel level;
-        std::string text;
-    };
-    mutable std::mutex mutex;
-    std::vector<Line> lines;
-
-    Logger logger()
-    {
-        Logger log;
-        log.sink = [](void *ctx, LogLevel level, const std::string &message) {
-            auto *self = static_cast<LogCapture *>(ctx);
-            std::lock_guard<std::mutex> lock(self->mutex);
-            self->lines.push_back(Line{level, message});
-        };
-        log.ctx = this;
-        return log;
-    }
-
-    std::size_t size() const
-    {
-        std::lock_guard<std::mutex> lock(mutex);
-        return lines.size();
-    }
-
-    /** True if a line at @p level contains every piece of @p pieces. */
-    bool has(LogLevel level, std::initializer_list<std::string> pieces) const
-    {
-        std::lock_guard<std::mutex> lock(mutex);
-        for (const Line &line : lines) {
-            if (line.level != level) {
-                continue;
-            }
-            bool all = true;
-            for (const std::string &piece : pieces) {
-                all = all && line.text.find(piece) != std::string::npos;
-            }
-            if (all) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    std::string dump() const
-    {
-        std::lock_guard<std::mutex> lock(mutex);
-        std::string out;
-        for (const Line &line : lines) {
-            out += "\n  " + line.text;
-        }
-        return out;
-    }
-};
 
 /** "<prefix>000:{SHA}...\n" for @p n users. */
 std::string user_lines(const std::string &prefix, int n)
@@ -492,22 +438,30 @@ BOOST_AUTO_TEST_CASE(registry_returns_one_object_per_path)
     BOOST_TEST(&a != &b);
     BOOST_TEST(a.path() == "/nonexistent/a");
     BOOST_TEST(b.path() == "/nonexistent/b");
-    BOOST_TEST(registry.size() == 2u);
+    BOOST_TEST(registry.active_count() == 0u); // dormant: nothing read yet
 }
 
-BOOST_AUTO_TEST_CASE(refresh_all_loads_every_registered_file)
+BOOST_AUTO_TEST_CASE(refresh_all_loads_every_active_file_and_never_a_dormant_one)
 {
+    // A file only an AuthType Basic (or Digest) scope names stays dormant:
+    // never read, indexed, watched or logged about.
     TempDir dir;
-    const std::string one = dir.file("one"), two = dir.file("two");
+    const std::string one = dir.file("one"), two = dir.file("two"), other = dir.file("digest");
     write_file(one, "alice:" + kApr1 + "\n");
     write_file(two, "bob:" + kSha + "\n");
+    write_file(other, "carol:realm:0123456789abcdef0123456789abcdef\n");
     UserFileRegistry registry;
-    registry.get(one);
-    registry.get(two);
+    registry.get(one).activate();
+    registry.get(two).activate();
+    registry.get(other);
     LogCapture log;
     registry.refresh_all(log.logger());
+    registry.check_readable_all(log.logger());
+    BOOST_TEST(registry.active_count() == 2u);
+    BOOST_TEST(registry.paths() == (std::vector<std::string>{one, two}));
     BOOST_TEST(log.has(LogLevel::info, {"loaded " + one}), log.dump());
     BOOST_TEST(log.has(LogLevel::info, {"loaded " + two}), log.dump());
+    BOOST_TEST(log.count(other) == 0u, log.dump());
     const std::size_t logged = log.size();
     BOOST_TEST(finds(registry.get(one).state(log.logger()), "alice"));
     BOOST_TEST(finds(registry.get(two).state(log.logger()), "bob"));
@@ -653,6 +607,102 @@ BOOST_FIXTURE_TEST_CASE(stopped_watcher_no_longer_refreshes, RegistryWithAlice, 
     write_file(path, "alice:" + kApr1 + "\nbob:" + kSha + "\n");
     std::this_thread::sleep_for(150ms);
     BOOST_TEST(!finds(file.state(log.logger()), "bob"));
+}
+
+namespace {
+
+FileWatcher *signalled_watcher = nullptr;
+
+void stop_from_signal_handler(int)
+{
+    signalled_watcher->request_stop();
+}
+
+/** A log sink that, once armed, blocks the reporting thread until released. */
+struct BlockingLog {
+    int entered[2] = {-1, -1};  ///< the watcher thread writes here when it blocks
+    int release[2] = {-1, -1};  ///< the test writes here to let it go on
+    std::atomic<bool> armed{false};
+
+    BlockingLog()
+    {
+        if (::pipe(entered) != 0 || ::pipe(release) != 0) {
+            throw std::runtime_error("pipe");
+        }
+    }
+    Logger logger()
+    {
+        Logger log;
+        log.sink = [](void *ctx, LogLevel, const std::string &) {
+            auto *self = static_cast<BlockingLog *>(ctx);
+            if (self->armed.exchange(false)) {
+                char c = 'x';
+                if (::write(self->entered[1], &c, 1) == 1 && ::read(self->release[0], &c, 1) == 1) {
+                }
+            }
+        };
+        log.ctx = this;
+        return log;
+    }
+};
+
+/** The scenario of prefork's just_die(), run in a child process; exits 0 if the handler returned. */
+[[noreturn]] void stop_while_the_watcher_is_busy(const std::string &path)
+{
+    BlockingLog blocking;
+    UserFileRegistry registry;
+    UserFile &file = registry.get(path);
+    file.state(Logger{});
+    FileWatcher watcher(registry, std::chrono::hours(1), blocking.logger());
+    signalled_watcher = &watcher;
+    std::signal(SIGUSR1, stop_from_signal_handler);
+
+    // The watcher reloads and, while reporting it, waits for this thread.
+    blocking.armed = true;
+    write_file(path, "alice:" + kApr1 + "\nbob:" + kSha + "\n");
+    char c;
+    if (::read(blocking.entered[0], &c, 1) != 1) {
+        std::_Exit(3);
+    }
+    // The signal arrives now. A handler that joined the thread would wait
+    // for it forever: the thread waits for this one.
+    std::raise(SIGUSR1);
+    c = 'y';
+    if (::write(blocking.release[1], &c, 1) != 1) {
+        std::_Exit(4);
+    }
+    watcher.stop(); // outside the handler, joining is fine
+    std::_Exit(0);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_stop_requested_from_a_signal_handler_never_waits_for_the_watcher_thread,
+                     *boost::unit_test::timeout(120))
+{
+    // prefork runs pchild's cleanups inside its SIGTERM handler (just_die),
+    // while the main thread may hold anything the watcher thread needs.
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\n");
+    const pid_t child = ::fork();
+    BOOST_TEST_REQUIRE(child >= 0);
+    if (child == 0) {
+        stop_while_the_watcher_is_busy(path);
+    }
+    int status = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    pid_t done = 0;
+    while ((done = ::waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
+    if (done == 0) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, &status, 0);
+        BOOST_FAIL("the signal handler waited for the watcher thread (deadlock)");
+    }
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

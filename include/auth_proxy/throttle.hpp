@@ -1,0 +1,186 @@
+/**
+ * @file throttle.hpp
+ * The guessing throttle: counts distinct failed credentials per client
+ * address (and, if asked, per user) and locks a guesser out for a while.
+ *
+ * It is aimed at guessing, not at people: a failure counts once per
+ * distinct (address, user, password, stored hash), so a browser that
+ * resends one stale saved password with every request of a page makes one
+ * guess, not fifty. While an address is locked out its requests are refused
+ * before any password is looked at, so the right password from there
+ * learns nothing.
+ */
+#pragma once
+
+#include "auth_proxy/client_address.hpp"
+#include "auth_proxy/credential_cache.hpp"
+#include "auth_proxy/shared_key_set.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+
+namespace auth_proxy {
+
+/** The operator's settings. */
+struct ThrottlePolicy {
+    bool enabled = true;
+    std::uint32_t address_limit = 20; ///< distinct failures per address per window before a lockout
+    std::chrono::seconds window{600};
+    std::chrono::seconds lockout{600};
+    std::uint32_t user_limit = 0;     ///< distinct failures per user per window; 0: no per-user lockout
+    AddressList exempt;               ///< never counted, never locked out
+};
+
+/** Both clocks a decision needs: steady for the in-memory sets, wall time for counters other hosts read. */
+struct Now {
+    Clock::time_point steady;
+    std::int64_t wall_us; ///< microseconds since the epoch
+
+    static Now current() noexcept;
+};
+
+/** One counter (an address or a user). Times in microseconds since the epoch; 0: none. */
+struct CounterRecord {
+    std::int64_t window_start = 0; ///< the first failure of the current window
+    std::uint32_t failures = 0;    ///< distinct failures since window_start
+    std::int64_t locked_until = 0; ///< end of a lockout
+};
+
+/** The counting rule, in the units a store keeps. */
+struct FailureRule {
+    std::uint32_t limit;
+    std::int64_t window_us;
+    std::int64_t lockout_us;
+};
+
+/**
+ * The rule itself, a pure function: @p record after one more distinct
+ * failure at @p now. A window starts at its first failure and ends
+ * window_us later; the limit-th failure within it starts a lockout
+ * (@p locked_now); a record whose lockout is over starts afresh.
+ */
+CounterRecord count_failure(CounterRecord record, std::int64_t now, const FailureRule &rule, bool &locked_now) noexcept;
+
+/** Until when a store must keep @p record for the rule to work. */
+std::int64_t keep_until(const CounterRecord &record, const FailureRule &rule) noexcept;
+
+/** A counter's key: an address (its throttle subject) or a user (a digest of the name). */
+using CounterKey = std::array<std::uint8_t, 16>;
+
+CounterKey address_key(const ClientAddress &address) noexcept;
+CounterKey user_key(std::string_view user) noexcept;
+
+/** Where counters live: this server's shared memory, or an httpd socache shared with other servers. */
+class ThrottleStore {
+public:
+    virtual ~ThrottleStore() = default;
+
+    /** The record under @p key as of @p now (an empty record if none). */
+    virtual CounterRecord read(const CounterKey &key, std::int64_t now) = 0;
+
+    /** Applies count_failure() to the record under @p key as one step; returns the new record. */
+    virtual CounterRecord add_failure(const CounterKey &key, std::int64_t now, const FailureRule &rule,
+                                      bool &locked_now) = 0;
+};
+
+/**
+ * Counters in a shared mapping made before the fork (or kept across
+ * graceful restarts by the caller): buckets of 4 slots, readers lock-free
+ * (a seqlock per slot), writers one at a time per bucket. A bucket lock
+ * held by a process that died is taken over.
+ */
+class SharedCounterTable final : public ThrottleStore {
+public:
+    /** Bytes of shared memory a table of @p capacity counters takes. */
+    static std::size_t bytes_for(std::size_t capacity) noexcept;
+
+    /** A table in @p memory (bytes_for(@p capacity), zero-filled when first used, shared, outliving this). */
+    SharedCounterTable(void *memory, std::size_t capacity) noexcept;
+
+    CounterRecord read(const CounterKey &key, std::int64_t now) override;
+    CounterRecord add_failure(const CounterKey &key, std::int64_t now, const FailureRule &rule,
+                              bool &locked_now) override;
+
+    /**
+     * Stores @p record as read from another store at @p now, so
+     * read_fresh() answers from here until @p fresh_until: how a remote store
+     * keeps requests that succeed off the network.
+     */
+    void put(const CounterKey &key, const CounterRecord &record, std::int64_t now, std::int64_t fresh_until,
+             std::int64_t keep) noexcept;
+
+    /** The record under @p key if it was put() and is still fresh at @p now. */
+    bool read_fresh(const CounterKey &key, std::int64_t now, CounterRecord &out) noexcept;
+
+    /** Records currently kept (for status pages and tests). */
+    std::size_t occupied(std::int64_t now) const noexcept;
+
+private:
+    struct Slot;
+    class BucketLock;
+
+    /** The first slot of @p key's bucket; @p index: the bucket's number (for its lock). */
+    Slot *bucket(const CounterKey &key, std::size_t &index) const noexcept;
+    /** The slot of @p key in its bucket (reusing a free or the least useful one). Bucket locked. */
+    Slot *claim(Slot *first, std::size_t ways, const CounterKey &key, std::int64_t now) noexcept;
+    bool find(const CounterKey &key, std::int64_t now, CounterRecord &out, std::int64_t *fresh_until) const noexcept;
+
+    std::uint32_t *locks_ = nullptr;
+    Slot *slots_ = nullptr;
+    std::size_t capacity_ = 0;
+    std::size_t buckets_ = 0;
+};
+
+/** The throttle: the policy applied over a counter store and a memory of recent failures. */
+class Throttle {
+public:
+    /**
+     * @p failures remembers recent failed credentials (its TTL should be
+     * the window); @p secret keys them, so the memory holds no password.
+     */
+    Throttle(ThrottlePolicy policy, ThrottleStore &counters, SharedKeySet &failures, const CacheSecret &secret);
+
+    const ThrottlePolicy &policy() const noexcept { return policy_; }
+
+    /** Whether @p client is throttled at all (enabled and not exempt). */
+    bool applies_to(const ClientAddress &client) const noexcept;
+
+    struct Lock {
+        bool locked = false;
+        bool by_user = false;                ///< the user, not the address, is locked out
+        std::chrono::seconds retry_after{0}; ///< rounded up
+    };
+
+    /** Whether @p client (or @p user, with per-user lockout on) is locked out at @p now. */
+    Lock check(const ClientAddress &client, std::string_view user, const Now &now);
+
+    /** Names one failed credential from one client; keyed, so it holds no password. */
+    SetKey failure_key(const ClientAddress &client, std::string_view user, std::string_view password,
+                       std::string_view stored_hash) const noexcept;
+
+    /** True if @p failure was seen failing within the window: an identical repeat. */
+    bool is_repeat(const SetKey &failure, const Now &now) noexcept;
+
+    struct Counted {
+        bool counted = false;           ///< a new distinct failure
+        bool address_locked_now = false; ///< this failure started the address's lockout
+        bool user_locked_now = false;
+        std::uint32_t failures = 0;     ///< the address's distinct failures in its window
+    };
+
+    /** Records a failure of @p failure (see failure_key()) from @p client for @p user. */
+    Counted note_failure(const ClientAddress &client, std::string_view user, const SetKey &failure, const Now &now);
+
+private:
+    FailureRule address_rule() const noexcept;
+    FailureRule user_rule() const noexcept;
+
+    ThrottlePolicy policy_;
+    ThrottleStore &counters_;
+    SharedKeySet &failures_;
+    HmacSha256 mac_;
+};
+
+} // namespace auth_proxy

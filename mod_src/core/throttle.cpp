@@ -1,0 +1,408 @@
+#include "auth_proxy/throttle.hpp"
+
+#include "auth_proxy/posix.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+namespace auth_proxy {
+
+namespace {
+
+constexpr std::size_t kWays = 4;
+constexpr std::int64_t kMicro = 1000000;
+
+/** How long a writer waits for a bucket before it checks whether the holder is still alive. */
+constexpr int kSpinsBeforeCheck = 2000;
+/** How long it tries in all before it gives the one update up. */
+constexpr int kSpinsInAll = 200000;
+
+std::int64_t micros(std::chrono::seconds s) noexcept
+{
+    return static_cast<std::int64_t>(s.count()) * kMicro;
+}
+
+std::array<std::uint64_t, 2> words_of(const CounterKey &key) noexcept
+{
+    std::array<std::uint64_t, 2> w;
+    std::memcpy(w.data(), key.data(), sizeof w);
+    return w;
+}
+
+} // namespace
+
+Now Now::current() noexcept
+{
+    return Now{Clock::now(), std::chrono::duration_cast<std::chrono::microseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count()};
+}
+
+CounterRecord count_failure(CounterRecord r, std::int64_t now, const FailureRule &rule, bool &locked_now) noexcept
+{
+    locked_now = false;
+    if (r.locked_until > now) {
+        return r; // locked already: nothing more to count
+    }
+    if (r.locked_until != 0) {
+        r = CounterRecord{}; // a lockout that is over starts afresh
+    }
+    if (r.window_start == 0 || now - r.window_start >= rule.window_us || now < r.window_start) {
+        r.window_start = now;
+        r.failures = 0;
+    }
+    ++r.failures;
+    if (rule.limit > 0 && r.failures >= rule.limit) {
+        r.locked_until = now + rule.lockout_us;
+        locked_now = true;
+    }
+    return r;
+}
+
+std::int64_t keep_until(const CounterRecord &r, const FailureRule &rule) noexcept
+{
+    return std::max(r.window_start + rule.window_us, r.locked_until);
+}
+
+CounterKey address_key(const ClientAddress &address) noexcept
+{
+    return address.throttle_subject();
+}
+
+CounterKey user_key(std::string_view user) noexcept
+{
+    Sha256 hash;
+    hash.update("user\n");
+    hash.update(user);
+    const Sha256Digest d = hash.finish();
+    CounterKey key;
+    std::memcpy(key.data(), d.data(), key.size());
+    return key;
+}
+
+// ---------------------------------------------------------------- shared table
+
+/** One counter, one cache line. Atomics so that racing readers are well defined. */
+struct alignas(64) SharedCounterTable::Slot {
+    std::atomic<std::uint32_t> sequence; ///< odd while a writer is at work
+    std::atomic<std::uint32_t> failures;
+    std::atomic<std::uint64_t> key[2];
+    std::atomic<std::int64_t> window_start;
+    std::atomic<std::int64_t> locked_until;
+    std::atomic<std::int64_t> keep;        ///< the slot is free once this has passed; 0: never used
+    std::atomic<std::int64_t> fresh_until; ///< put(): read_fresh() answers until then
+};
+static_assert(sizeof(std::atomic<std::int64_t>) == 8 && std::atomic<std::int64_t>::is_always_lock_free &&
+                  std::atomic<std::uint32_t>::is_always_lock_free,
+              "the table is shared between processes: its atomics must not hide a lock");
+
+/**
+ * A bucket's writer lock: the word holds the holder's pid. A writer that
+ * waits long finds out whether the holder still exists, and takes the lock
+ * over from a dead one (a child killed mid-update must not freeze a bucket
+ * for the life of the server).
+ */
+class SharedCounterTable::BucketLock {
+public:
+    explicit BucketLock(std::uint32_t *word) noexcept : word_(reinterpret_cast<std::atomic<std::uint32_t> *>(word))
+    {
+        const auto me = static_cast<std::uint32_t>(::getpid());
+        for (int spin = 0; spin < kSpinsInAll; ++spin) {
+            std::uint32_t expected = 0;
+            if (word_->compare_exchange_weak(expected, me, std::memory_order_acquire)) {
+                held_ = true;
+                return;
+            }
+            if (spin % kSpinsBeforeCheck == kSpinsBeforeCheck - 1 && expected != 0 &&
+                ::kill(static_cast<pid_t>(expected), 0) != 0 && errno == ESRCH &&
+                word_->compare_exchange_strong(expected, me, std::memory_order_acquire)) {
+                held_ = true;
+                return;
+            }
+            if (spin > 64) {
+                ::sched_yield();
+            }
+        }
+    }
+    ~BucketLock()
+    {
+        if (held_) {
+            word_->store(0, std::memory_order_release);
+        }
+    }
+    BucketLock(const BucketLock &) = delete;
+    BucketLock &operator=(const BucketLock &) = delete;
+    bool held() const noexcept { return held_; }
+
+private:
+    std::atomic<std::uint32_t> *word_;
+    bool held_ = false;
+};
+
+std::size_t SharedCounterTable::bytes_for(std::size_t capacity) noexcept
+{
+    const std::size_t buckets = (capacity + kWays - 1) / kWays;
+    const std::size_t locks = (buckets * sizeof(std::uint32_t) + 63) & ~std::size_t{63};
+    return locks + buckets * kWays * sizeof(Slot);
+}
+
+SharedCounterTable::SharedCounterTable(void *memory, std::size_t capacity) noexcept
+{
+    if (memory == nullptr || capacity == 0) {
+        return;
+    }
+    buckets_ = (capacity + kWays - 1) / kWays;
+    capacity_ = buckets_ * kWays;
+    const std::size_t locks = (buckets_ * sizeof(std::uint32_t) + 63) & ~std::size_t{63};
+    locks_ = static_cast<std::uint32_t *>(memory);
+    slots_ = reinterpret_cast<Slot *>(static_cast<char *>(memory) + locks);
+}
+
+SharedCounterTable::Slot *SharedCounterTable::bucket(const CounterKey &key, std::size_t &index) const noexcept
+{
+    // Addresses are not uniformly distributed: mix before taking the bucket.
+    std::uint64_t h = fnv1a(key.data(), key.size());
+    h ^= h >> 29;
+    index = static_cast<std::size_t>(h % buckets_);
+    return slots_ + index * kWays;
+}
+
+bool SharedCounterTable::find(const CounterKey &key, std::int64_t now, CounterRecord &out,
+                              std::int64_t *fresh_until) const noexcept
+{
+    if (slots_ == nullptr) {
+        return false;
+    }
+    const auto want = words_of(key);
+    std::size_t index;
+    Slot *first = bucket(key, index);
+    for (std::size_t w = 0; w < kWays; ++w) {
+        Slot &slot = first[w];
+        for (int attempt = 0; attempt < 4; ++attempt) {
+            const std::uint32_t before = slot.sequence.load(std::memory_order_acquire);
+            if (before & 1) {
+                continue; // being written: read again
+            }
+            const std::uint64_t k0 = slot.key[0].load(std::memory_order_relaxed);
+            const std::uint64_t k1 = slot.key[1].load(std::memory_order_relaxed);
+            CounterRecord r;
+            r.window_start = slot.window_start.load(std::memory_order_relaxed);
+            r.failures = slot.failures.load(std::memory_order_relaxed);
+            r.locked_until = slot.locked_until.load(std::memory_order_relaxed);
+            const std::int64_t keep = slot.keep.load(std::memory_order_relaxed);
+            const std::int64_t fresh = slot.fresh_until.load(std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (slot.sequence.load(std::memory_order_relaxed) != before) {
+                continue;
+            }
+            if (k0 == want[0] && k1 == want[1] && keep > now) {
+                out = r;
+                if (fresh_until != nullptr) {
+                    *fresh_until = fresh;
+                }
+                return true;
+            }
+            break;
+        }
+    }
+    return false;
+}
+
+CounterRecord SharedCounterTable::read(const CounterKey &key, std::int64_t now)
+{
+    CounterRecord r;
+    find(key, now, r, nullptr);
+    return r;
+}
+
+bool SharedCounterTable::read_fresh(const CounterKey &key, std::int64_t now, CounterRecord &out) noexcept
+{
+    std::int64_t fresh = 0;
+    return find(key, now, out, &fresh) && fresh > now;
+}
+
+SharedCounterTable::Slot *SharedCounterTable::claim(Slot *first, std::size_t ways, const CounterKey &key,
+                                                    std::int64_t now) noexcept
+{
+    const auto want = words_of(key);
+    Slot *free_slot = nullptr;
+    Slot *soonest = nullptr;
+    for (std::size_t w = 0; w < ways; ++w) {
+        Slot &slot = first[w];
+        const std::int64_t keep = slot.keep.load(std::memory_order_relaxed);
+        if (keep > now && slot.key[0].load(std::memory_order_relaxed) == want[0] &&
+            slot.key[1].load(std::memory_order_relaxed) == want[1]) {
+            return &slot;
+        }
+        if (keep <= now) {
+            free_slot = free_slot != nullptr ? free_slot : &slot;
+        }
+        else if (soonest == nullptr || keep < soonest->keep.load(std::memory_order_relaxed)) {
+            soonest = &slot; // the record that would go first anyway
+        }
+    }
+    Slot *target = free_slot != nullptr ? free_slot : soonest;
+    target->key[0].store(want[0], std::memory_order_relaxed);
+    target->key[1].store(want[1], std::memory_order_relaxed);
+    target->window_start.store(0, std::memory_order_relaxed);
+    target->failures.store(0, std::memory_order_relaxed);
+    target->locked_until.store(0, std::memory_order_relaxed);
+    target->fresh_until.store(0, std::memory_order_relaxed);
+    return target;
+}
+
+CounterRecord SharedCounterTable::add_failure(const CounterKey &key, std::int64_t now, const FailureRule &rule,
+                                              bool &locked_now)
+{
+    locked_now = false;
+    if (slots_ == nullptr) {
+        return CounterRecord{};
+    }
+    std::size_t index;
+    Slot *first = bucket(key, index);
+    const BucketLock lock(locks_ + index);
+    if (!lock.held()) {
+        return CounterRecord{}; // one failure goes uncounted rather than a request waiting on a wedged bucket
+    }
+    // Claiming may move a record: readers see the whole bucket as busy meanwhile.
+    for (std::size_t w = 0; w < kWays; ++w) {
+        first[w].sequence.fetch_add(1, std::memory_order_relaxed);
+    }
+    std::atomic_thread_fence(std::memory_order_release);
+    Slot *slot = claim(first, kWays, key, now);
+    CounterRecord r;
+    r.window_start = slot->window_start.load(std::memory_order_relaxed);
+    r.failures = slot->failures.load(std::memory_order_relaxed);
+    r.locked_until = slot->locked_until.load(std::memory_order_relaxed);
+    r = count_failure(r, now, rule, locked_now);
+    slot->window_start.store(r.window_start, std::memory_order_relaxed);
+    slot->failures.store(r.failures, std::memory_order_relaxed);
+    slot->locked_until.store(r.locked_until, std::memory_order_relaxed);
+    slot->keep.store(keep_until(r, rule), std::memory_order_relaxed);
+    for (std::size_t w = 0; w < kWays; ++w) {
+        first[w].sequence.fetch_add(1, std::memory_order_release);
+    }
+    return r;
+}
+
+void SharedCounterTable::put(const CounterKey &key, const CounterRecord &record, std::int64_t now,
+                             std::int64_t fresh_until, std::int64_t keep) noexcept
+{
+    if (slots_ == nullptr) {
+        return;
+    }
+    std::size_t index;
+    Slot *first = bucket(key, index);
+    const BucketLock lock(locks_ + index);
+    if (!lock.held()) {
+        return;
+    }
+    for (std::size_t w = 0; w < kWays; ++w) {
+        first[w].sequence.fetch_add(1, std::memory_order_relaxed);
+    }
+    std::atomic_thread_fence(std::memory_order_release);
+    Slot *slot = claim(first, kWays, key, now);
+    slot->window_start.store(record.window_start, std::memory_order_relaxed);
+    slot->failures.store(record.failures, std::memory_order_relaxed);
+    slot->locked_until.store(record.locked_until, std::memory_order_relaxed);
+    slot->fresh_until.store(fresh_until, std::memory_order_relaxed);
+    slot->keep.store(std::max(keep, fresh_until), std::memory_order_relaxed);
+    for (std::size_t w = 0; w < kWays; ++w) {
+        first[w].sequence.fetch_add(1, std::memory_order_release);
+    }
+}
+
+std::size_t SharedCounterTable::occupied(std::int64_t now) const noexcept
+{
+    std::size_t n = 0;
+    for (std::size_t i = 0; slots_ != nullptr && i < capacity_; ++i) {
+        n += slots_[i].keep.load(std::memory_order_relaxed) > now ? 1 : 0;
+    }
+    return n;
+}
+
+// ---------------------------------------------------------------- policy
+
+Throttle::Throttle(ThrottlePolicy policy, ThrottleStore &counters, SharedKeySet &failures, const CacheSecret &secret)
+    : policy_(std::move(policy)), counters_(counters), failures_(failures), mac_(secret.data(), secret.size())
+{
+}
+
+FailureRule Throttle::address_rule() const noexcept
+{
+    return FailureRule{policy_.address_limit, micros(policy_.window), micros(policy_.lockout)};
+}
+
+FailureRule Throttle::user_rule() const noexcept
+{
+    return FailureRule{policy_.user_limit, micros(policy_.window), micros(policy_.lockout)};
+}
+
+bool Throttle::applies_to(const ClientAddress &client) const noexcept
+{
+    return policy_.enabled && client.valid && !policy_.exempt.contains(client);
+}
+
+Throttle::Lock Throttle::check(const ClientAddress &client, std::string_view user, const Now &now)
+{
+    Lock lock;
+    if (!applies_to(client)) {
+        return lock;
+    }
+    std::int64_t until = counters_.read(address_key(client), now.wall_us).locked_until;
+    if (policy_.user_limit > 0 && !user.empty()) {
+        const std::int64_t user_until = counters_.read(user_key(user), now.wall_us).locked_until;
+        if (user_until > now.wall_us && user_until > until) {
+            until = user_until;
+            lock.by_user = true;
+        }
+    }
+    if (until > now.wall_us) {
+        lock.locked = true;
+        lock.retry_after = std::chrono::seconds((until - now.wall_us + kMicro - 1) / kMicro);
+    }
+    else {
+        lock.by_user = false;
+    }
+    return lock;
+}
+
+SetKey Throttle::failure_key(const ClientAddress &client, std::string_view user, std::string_view password,
+                             std::string_view stored_hash) const noexcept
+{
+    const auto subject = client.throttle_subject();
+    Sha256 hash = mac_.begin();
+    add_field(hash, std::string_view(reinterpret_cast<const char *>(subject.data()), subject.size()));
+    add_field(hash, user);
+    add_field(hash, password);
+    add_field(hash, stored_hash);
+    return mac_.finish(hash);
+}
+
+bool Throttle::is_repeat(const SetKey &failure, const Now &now) noexcept
+{
+    return failures_.contains(failure, now.steady);
+}
+
+Throttle::Counted Throttle::note_failure(const ClientAddress &client, std::string_view user, const SetKey &failure,
+                                         const Now &now)
+{
+    Counted counted;
+    if (!applies_to(client) || failures_.contains(failure, now.steady)) {
+        return counted;
+    }
+    failures_.remember(failure, now.steady);
+    counted.counted = true;
+    const CounterRecord r = counters_.add_failure(address_key(client), now.wall_us, address_rule(),
+                                                  counted.address_locked_now);
+    counted.failures = r.failures;
+    if (policy_.user_limit > 0 && !user.empty()) {
+        counters_.add_failure(user_key(user), now.wall_us, user_rule(), counted.user_locked_now);
+    }
+    return counted;
+}
+
+} // namespace auth_proxy

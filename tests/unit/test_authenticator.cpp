@@ -1,0 +1,260 @@
+// Specification of the authentication policy: every verdict, what each one
+// costs in hash verifications, and how the cache and the throttle take
+// part. No httpd: the glue only maps these verdicts to statuses and lines.
+
+#include "auth_proxy/authenticator.hpp"
+
+#include "test_support.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <sys/mman.h>
+
+using namespace auth_proxy;
+using namespace std::chrono_literals;
+
+BOOST_AUTO_TEST_SUITE(authenticator)
+
+namespace {
+
+// htpasswd -nbB -C 4 alice alice-pw / bob bob-pw; htpasswd -nbs sam sam-pw
+const std::string kAlice = "$2y$04$eWw0M1Ae6xRNNe02vAcqLOjkQ7/i85Q3hXPWbp4LUGDTM4mGCS3Ke";
+const std::string kBob = "$2y$04$OecULbVElMYfZY6O.9TSXuAlZrqVwIUh1TjpAL7HSrbWzHfH2WXo2";
+const std::string kSam = "{SHA}SdVhZmytf1Ws1rU8bbM1WwLutKE=";
+
+const std::string kUsers = "alice:" + kAlice + "\n" + "bob:" + kBob + "\n" + "sam:" + kSam + "\n" +
+                           "plain:not-a-hash\n" +
+                           "slow:$6$rounds=999999999$abcdefgh$" + std::string(86, 'x') + "\n";
+
+/** Every verification the authenticator asks for: what it would have cost. */
+struct Call {
+    std::string stored;
+    HashFormat format;
+};
+std::vector<Call> calls;
+
+bool counting_verify(const char *password, const char *stored, HashFormat format) noexcept
+{
+    calls.push_back(Call{stored, format});
+    return verify_password(password, stored, format);
+}
+
+std::string basic(const std::string &pair)
+{
+    return "Basic " + test_support::base64(pair);
+}
+
+struct Harness {
+    UserFileState users;
+    void *counter_memory;
+    std::unique_ptr<SharedCounterTable> counters;
+    std::unique_ptr<SharedKeySet> failures;
+    std::unique_ptr<Throttle> throttle;
+    std::unique_ptr<CredentialCache> cache;
+    std::unique_ptr<Authenticator> auth;
+    Now now{Clock::time_point{} + 1000h, 1700000000LL * 1000000};
+
+    explicit Harness(ThrottlePolicy policy = ThrottlePolicy{}, const std::string &content = kUsers)
+    {
+        users.index = std::make_shared<const HtpasswdIndex>(content);
+        counter_memory = ::mmap(nullptr, SharedCounterTable::bytes_for(256), PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        counters = std::make_unique<SharedCounterTable>(counter_memory, 256);
+        failures = std::make_unique<SharedKeySet>(1024, policy.window);
+        throttle = std::make_unique<Throttle>(std::move(policy), *counters, *failures, CacheSecret{});
+        cache = std::make_unique<CredentialCache>(64, 5min, CacheSecret{});
+        auth = std::make_unique<Authenticator>(cache.get(), throttle.get(), counting_verify);
+        calls.clear();
+    }
+    ~Harness() { ::munmap(counter_memory, SharedCounterTable::bytes_for(256)); }
+
+    Verdict run(const char *header, const char *client = "192.0.2.1")
+    {
+        AuthRequest request;
+        request.header = header;
+        request.client = ClientAddress::parse(client);
+        request.now = now;
+        CredentialBuffer buffer;
+        calls.clear();
+        Verdict v = auth->authenticate(users, request, buffer);
+        v.user = std::string_view(); // points into the buffer, gone now
+        return v;
+    }
+    Verdict login(const std::string &user, const std::string &password, const char *client = "192.0.2.1")
+    {
+        const std::string header = basic(user + ":" + password);
+        return run(header.c_str(), client);
+    }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(every_verdict_and_what_it_costs)
+{
+    struct Case {
+        const char *rule;
+        const char *header;   ///< null: no header; else used as is unless it is a "user:password" pair
+        const char *pair;
+        Outcome outcome;
+        Reason reason;
+        std::size_t verifications;
+        bool dummy;
+    };
+    const std::vector<Case> cases = {
+        {"no header: a challenge, nothing hashed", nullptr, nullptr, Outcome::challenged, Reason::no_credentials, 0, false},
+        {"not Basic", "Bearer abc", nullptr, Outcome::refused, Reason::malformed, 0, false},
+        {"not base64", "Basic !!!", nullptr, Outcome::refused, Reason::malformed, 0, false},
+        {"the right password", nullptr, "alice:alice-pw", Outcome::admitted, Reason::none, 1, false},
+        {"a wrong password", nullptr, "alice:nope", Outcome::refused, Reason::wrong_password, 1, false},
+        {"an unknown user costs one dummy verification", nullptr, "mallory:x", Outcome::refused,
+         Reason::unknown_user, 1, true},
+        {"an entry that is not a hash costs one dummy verification", nullptr, "plain:not-a-hash", Outcome::refused,
+         Reason::unusable_entry, 1, true},
+        {"an entry over the cost cap is never run, only a dummy", nullptr, "slow:anything", Outcome::refused,
+         Reason::unusable_entry, 1, true},
+    };
+    for (const Case &c : cases) {
+        BOOST_TEST_CONTEXT(c.rule)
+        {
+            Harness h;
+            const Verdict v = c.pair != nullptr ? h.login(std::string(c.pair).substr(0, std::string(c.pair).find(':')),
+                                                          std::string(c.pair).substr(std::string(c.pair).find(':') + 1))
+                                                : h.run(c.header);
+            BOOST_TEST((v.outcome == c.outcome));
+            BOOST_TEST(describe(v.reason) == describe(c.reason));
+            BOOST_TEST(calls.size() == c.verifications);
+            BOOST_TEST(v.dummy == c.dummy);
+            for (const Call &call : calls) {
+                BOOST_TEST(call.stored != std::string("not-a-hash"));
+                BOOST_TEST(call.stored.rfind("$6$rounds=999999999", 0) != 0u, "ran the over-cap hash");
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_user_costs_what_a_wrong_password_for_a_real_user_costs)
+{
+    // Most users of the file are bcrypt cost 4: the dummy is bcrypt cost 4 too.
+    Harness h;
+    h.login("alice", "wrong");
+    BOOST_TEST_REQUIRE(calls.size() == 1u);
+    const Call real = calls[0];
+    h.login("nobody-here", "wrong");
+    BOOST_TEST_REQUIRE(calls.size() == 1u);
+    const Call dummy = calls[0];
+    BOOST_TEST((dummy.format == real.format));
+    BOOST_TEST(hash_cost(dummy.stored, dummy.format) == hash_cost(real.stored, real.format));
+    BOOST_TEST(dummy.stored != real.stored);
+}
+
+BOOST_AUTO_TEST_CASE(a_verified_password_is_served_from_the_cache_and_a_failure_never_is)
+{
+    Harness h;
+    BOOST_TEST(h.login("alice", "alice-pw").verified);
+    const Verdict again = h.login("alice", "alice-pw");
+    BOOST_TEST((again.outcome == Outcome::admitted));
+    BOOST_TEST(again.cache_hit);
+    BOOST_TEST(calls.empty());
+
+    h.login("bob", "wrong");
+    const Verdict second = h.login("bob", "wrong");
+    BOOST_TEST((second.outcome == Outcome::refused));
+    BOOST_TEST(!second.cache_hit);
+}
+
+BOOST_AUTO_TEST_CASE(the_same_failure_again_is_refused_without_hashing_and_counts_once)
+{
+    Harness h;
+    BOOST_TEST(h.login("alice", "stale").counted.counted);
+    for (int i = 0; i < 50; ++i) {
+        const Verdict v = h.login("alice", "stale");
+        BOOST_TEST(describe(v.reason) == describe(Reason::repeated_failure));
+        BOOST_TEST(calls.empty());
+    }
+    BOOST_TEST((h.login("alice", "alice-pw").outcome == Outcome::admitted)); // never locked out for it
+}
+
+BOOST_AUTO_TEST_CASE(a_locked_out_address_learns_nothing_not_even_the_right_password)
+{
+    Harness h;
+    Verdict last;
+    for (int i = 0; i < 20; ++i) {
+        last = h.login("alice", "guess" + std::to_string(i), "203.0.113.9");
+        BOOST_TEST((last.outcome == Outcome::refused));
+    }
+    BOOST_TEST(last.counted.address_locked_now);
+    for (const std::pair<const char *, const char *> &attempt :
+         std::vector<std::pair<const char *, const char *>>{{"alice", "alice-pw"}, {"bob", "bob-pw"}, {"nobody", "x"}}) {
+        const Verdict v = h.login(attempt.first, attempt.second, "203.0.113.9");
+        BOOST_TEST((v.outcome == Outcome::throttled));
+        BOOST_TEST(describe(v.reason) == describe(Reason::address_locked));
+        BOOST_TEST(v.retry_after.count() == 600);
+        BOOST_TEST(calls.empty(), "a throttled request hashed a password");
+        BOOST_TEST(!v.cache_hit);
+    }
+    // Even a password the cache knows is not served to it.
+    BOOST_TEST((h.login("alice", "alice-pw", "192.0.2.50").outcome == Outcome::admitted));
+    BOOST_TEST((h.login("alice", "alice-pw", "203.0.113.9").outcome == Outcome::throttled));
+    // Everyone else is unaffected; after the lockout the address is back.
+    BOOST_TEST((h.login("bob", "bob-pw", "192.0.2.51").outcome == Outcome::admitted));
+    h.now.steady += 601s;
+    h.now.wall_us += 601LL * 1000000;
+    BOOST_TEST((h.login("alice", "alice-pw", "203.0.113.9").outcome == Outcome::admitted));
+}
+
+BOOST_AUTO_TEST_CASE(unknown_users_and_unusable_entries_count_as_failures_too)
+{
+    Harness h;
+    for (int i = 0; i < 10; ++i) {
+        h.login("ghost" + std::to_string(i), "x", "203.0.113.10");
+        h.login("plain", "try" + std::to_string(i), "203.0.113.10");
+    }
+    BOOST_TEST((h.login("alice", "alice-pw", "203.0.113.10").outcome == Outcome::throttled));
+}
+
+BOOST_AUTO_TEST_CASE(malformed_headers_and_missing_credentials_are_not_guesses)
+{
+    Harness h;
+    for (int i = 0; i < 100; ++i) {
+        h.run(nullptr, "203.0.113.11");
+        h.run("Basic %%%", "203.0.113.11");
+    }
+    BOOST_TEST((h.login("alice", "alice-pw", "203.0.113.11").outcome == Outcome::admitted));
+}
+
+BOOST_AUTO_TEST_CASE(a_user_file_that_cannot_be_read_fails_closed)
+{
+    Harness h;
+    h.users.index.reset();
+    h.users.error = "could not open password file /x: Permission denied";
+    const Verdict v = h.login("alice", "alice-pw");
+    BOOST_TEST((v.outcome == Outcome::failed));
+    BOOST_TEST(describe(v.reason) == describe(Reason::store_unusable));
+    BOOST_TEST(v.detail == h.users.error);
+    BOOST_TEST(calls.empty());
+}
+
+BOOST_AUTO_TEST_CASE(without_cache_or_throttle_every_request_is_verified)
+{
+    UserFileState users;
+    users.index = std::make_shared<const HtpasswdIndex>(kUsers);
+    const Authenticator bare(nullptr, nullptr, counting_verify);
+    for (int i = 0; i < 3; ++i) {
+        AuthRequest request;
+        const std::string header = basic("alice:alice-pw");
+        request.header = header.c_str();
+        request.client = ClientAddress::parse("192.0.2.1");
+        request.now = Now::current();
+        CredentialBuffer buffer;
+        calls.clear();
+        BOOST_TEST((bare.authenticate(users, request, buffer).outcome == Outcome::admitted));
+        BOOST_TEST(calls.size() == 1u);
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
