@@ -19,6 +19,7 @@ import http.client
 import os
 import platform
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -35,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "alice", "bench-secret"          # the authenticated user, last in every file
 COLD_PASSWORD = "cold-secret"
+FILLER_PASSWORD = "filler-password"                # every filler user's password (one shared hash)
 STATIC = "static.txt"                              # the backend's small static file
 STATIC_BODY = ("mod_auth_proxy benchmark payload " * 8).encode()[:256]
 
@@ -52,8 +54,22 @@ SERVERS = {
     "socache": "stock + mod_authn_socache",
     "squid": "Squid basic_ncsa_auth",
 }
+# Reference rows of the throughput table that are not a --servers choice:
+# mod_auth_proxy with its guessing throttle off (the "proxy" rows run it on, its default).
+THROTTLE_OFF = "proxy-throttle-off"
+LABELS = {**SERVERS, THROTTLE_OFF: "mod_auth_proxy, throttle off"}
+AUTH_PROXY_KINDS = ("proxy", THROTTLE_OFF)
 MODES = ["reverse", "forward"]
-SECTIONS = ["throughput", "cold", "reload", "memory"]
+SECTIONS = ["throughput", "latency", "cold", "reload", "memory"]
+LATENCY_USERS = 1000
+LATENCY_CASES = [  # key, row label of the latency table
+    ("unknown", "unknown user (a new name each request)"),
+    ("wrong", "wrong password (a new one each request)"),
+    ("uncached", "right password, uncached (each user's first request)"),
+    ("cached", "right password, cached"),
+]
+# mod_auth_proxy's debug line for each hash verification: dummy, mismatch, match.
+VERIFY_LINE = re.compile(r"(APX01014|APX01015|APX01010): user ([^\s:]+)")
 NCSA_AUTH = "/usr/lib/squid/basic_ncsa_auth"
 
 
@@ -143,6 +159,10 @@ def memory_kb(pids: list[int]) -> tuple[int, int]:
     return rss, pss
 
 
+# mod_auth_proxy's refusals: malformed, unknown user, unusable entry,
+# mismatch, locked out, repeated failure.
+REFUSAL_LINE = re.compile(r"APX0100[3567]|APX0101[23]")
+
 LOAD_LINE = re.compile(r"\[pid (\d+)(?::tid \d+)?\].*?APX02003: (loaded|reloaded) .*?: (\d+) users in (\d+) ms"
                        r"( \(mapped shared index)?")
 
@@ -193,19 +213,24 @@ class UserFiles:
             return p
         started = time.time()
         real = self.hash_line(fmt, USER, PASSWORD)
-        filler = self.hash_line(fmt, "filler", "filler-password").split(":", 1)[1]
+        filler = self.hash_line(fmt, "filler", FILLER_PASSWORD).split(":", 1)[1]
         tmp = p.with_suffix(".tmp")
         with open(tmp, "w") as f:
             chunk = 100000
             for start in range(0, users - 1, chunk):
                 end = min(users - 1, start + chunk)
-                f.write("".join([f"u{i:07d}:{filler}\n" for i in range(start, end)]))
+                f.write("".join([f"{self.filler(i)}:{filler}\n" for i in range(start, end)]))
             f.write(real + "\n")
         os.chmod(tmp, 0o644)
         tmp.rename(p)
         progress(f"generated {p.name}: {users} users, {p.stat().st_size / 1e6:.1f} MB "
                  f"in {time.time() - started:.1f} s")
         return p
+
+    @staticmethod
+    def filler(i: int) -> str:
+        """The name of filler user i (line i + 1 of every file; its password is FILLER_PASSWORD)."""
+        return f"u{i:07d}"
 
     def cold(self, users: int) -> tuple[Path, list[str]]:
         """`users` distinct users with real bcrypt cost-10 entries (one shared hash string:
@@ -615,6 +640,18 @@ def fmt_rps(x: float | None) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
 
 
+def fmt_ms(x: float) -> str:
+    return f"{x:.2f} ms" if x < 10 else f"{x:.1f} ms" if x < 100 else f"{x:,.0f} ms"
+
+
+def fmt_times(x: float) -> str:
+    return f"{x:,.0f}×" if x >= 10 else f"{x:.2f}×"
+
+
+def p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10, method="inclusive")[8] if len(values) > 1 else values[0]
+
+
 @dataclass
 class Bench:
     args: argparse.Namespace
@@ -644,6 +681,15 @@ class Bench:
         if server in self.live:
             self.live.remove(server)
 
+    def server_for(self, kind: str, user_file: Path):
+        """A (not yet started) authenticating server of a throughput row."""
+        if kind == "squid":
+            return Squid(self.work, self.backend, user_file)
+        if kind == THROTTLE_OFF:
+            return front(self.work, "proxy", self.backend, self.module, user_file,
+                         global_extra="AuthProxyThrottle Off")
+        return front(self.work, kind, self.backend, self.module, user_file)
+
     def targets(self, server, kind: str, creds: str | None) -> dict:
         """Reverse and forward Target for a started server of the given kind."""
         b1, b2 = self.backend.ports
@@ -658,7 +704,7 @@ class Bench:
             rev = Target(server.port, f"/r/{STATIC}")
             fwd = Target(server.port, fwd_path)
             if creds:
-                rev.header = "Proxy-Authorization" if kind == "proxy" else "Authorization"  # stock: 401
+                rev.header = "Proxy-Authorization" if kind in AUTH_PROXY_KINDS else "Authorization"  # stock: 401
                 fwd.header = "Proxy-Authorization"
                 rev.credentials = fwd.credentials = creds
         return {"reverse": rev, "forward": fwd}
@@ -766,24 +812,23 @@ class Bench:
             finally:
                 self.retire(server)
         for block, users in enumerate(a.sizes, start=1):
-            for fmt in a.formats:
+            for fmt, kinds in self.throughput_rows():
                 path = self.files.path(fmt, users)
-                if "squid" in a.servers and self.squid_reverse_header is None:
+                if "squid" in kinds and self.squid_reverse_header is None:
                     self.probe_squid_reverse(path)
-                for kind in a.servers:
+                for kind in kinds:
                     if kind == "squid" and fmt == "sha":
                         # basic_ncsa_auth has no {SHA} support: prove it rather than assume.
                         self.squid_sha_check(path)
                         continue
-                    server = self.launch(Squid(self.work, self.backend, path) if kind == "squid" else
-                                         front(self.work, kind, self.backend, self.module, path))
+                    server = self.launch(self.server_for(kind, path))
                     try:
                         ts = self.targets(server, kind, creds)
                         for mode in a.modes:
                             key = (mode, kind, fmt, users)
                             try:
                                 latency = self.check(ts[mode], f"{kind} {fmt} {users} {mode}")
-                                if kind == "proxy":
+                                if kind in AUTH_PROXY_KINDS:
                                     r, paired = self.paired(ts[mode], self.noauth_targets["httpd"][mode])
                                 else:
                                     r, paired = self.measure_row(ts[mode], latency), None
@@ -794,11 +839,50 @@ class Bench:
                             except Exception as e:  # keep going: one broken row must not lose the run
                                 self.rows[key] = (block, f"error: {e}".splitlines()[0][:80], None)
                                 progress(f"{mode} {kind} {fmt} {users}: {e}")
+                        if kind in AUTH_PROXY_KINDS:
+                            self.check_no_refusals(server, f"{LABELS[kind]}, {FORMATS[fmt][0]}, {users:,} users")
                     finally:
                         self.retire(server)
             self.measure_baselines(block)
         for server in self.noauth.values():
             self.retire(server)
+
+    def table_rows(self) -> list[tuple[str, list[str]]]:
+        """(server kind, formats) in the order of the throughput table: the
+        throttle-off reference row right after mod_auth_proxy's."""
+        a = self.args
+        rows = []
+        for kind in a.servers:
+            rows.append((kind, a.formats))
+            if kind == "proxy" and a.throttle_off:
+                rows.append((THROTTLE_OFF, a.throttle_off))
+        return rows
+
+    def throughput_rows(self) -> list[tuple[str, list[str]]]:
+        """(format, server kinds) in the order the throughput section runs
+        them: every --servers kind for every --formats format, and the
+        throttle-off reference row for the --throttle-off formats."""
+        a = self.args
+        off = a.throttle_off if "proxy" in a.servers else []
+        fmts = a.formats + [f for f in off if f not in a.formats]
+        rows = []
+        for fmt in fmts:
+            kinds = list(a.servers) if fmt in a.formats else []
+            if fmt in off:
+                kinds.insert(kinds.index("proxy") + 1 if "proxy" in kinds else 0, THROTTLE_OFF)
+            rows.append((fmt, kinds))
+        return rows
+
+    def check_no_refusals(self, server: Httpd, what: str) -> None:
+        """The throughput rows send only the right password: a refusal in the
+        log (unknown user, mismatch, repeat, lockout) means the row measured
+        something else, and with the throttle on it could lock the client out."""
+        refused = REFUSAL_LINE.findall(server.log())
+        if refused:
+            note = (f"⚠ {what}: mod_auth_proxy logged {len(refused)} refused logins during the throughput row "
+                    f"({', '.join(sorted(set(refused)))}): the row did not measure the warm path alone.")
+            self.notes.append(note)
+            progress(note)
 
     def squid_sha_check(self, path: Path) -> None:
         if any(k[1] == "squid" and k[2] == "sha" for k in self.rows):
@@ -836,6 +920,16 @@ class Bench:
                        "it is what httpd's authentication machinery costs by itself, the ceiling for any "
                        "authentication module in this setup.")
             out.append("")
+        if "proxy" in a.servers:
+            text = ("The mod_auth_proxy rows run with its guessing throttle **on** (its default), so every request "
+                    "also asks the throttle whether its address is locked out; no request of this section sends "
+                    "a wrong password (each mod_auth_proxy server's error log is checked for refusals afterwards).")
+            if a.throttle_off:
+                text += (" The row \"mod_auth_proxy, throttle off\" (measured paired, like the others) is the same "
+                         "server with `AuthProxyThrottle Off`: the difference between the two rows is what the "
+                         "throttle costs on the warm path.")
+            out.append(text)
+            out.append("")
         sizes = a.sizes
         out.append("| Mode | Server | Hash | " + " | ".join(f"{n:,} users" for n in sizes) + " |")
         out.append("|---|---|---|" + "---|" * len(sizes))
@@ -854,8 +948,8 @@ class Bench:
                     cell = f"{fmt_rps(r.rps)} ({fmt_ratio(r.rps / paired)}×)" if paired else fmt_rps(r.rps)
                     out.append(f"| {mode} | httpd, mod_auth_basic + mod_authn_anon (no password check) | – | "
                                + " | ".join([cell] + [""] * (len(sizes) - 1)) + " |")
-            for kind in a.servers:
-                for fmt in a.formats:
+            for kind, fmts in self.table_rows():
+                for fmt in fmts:
                     cells = []
                     for users in sizes:
                         entry = self.rows.get((mode, kind, fmt, users))
@@ -875,7 +969,7 @@ class Bench:
                             cell = f"**{cell}**"
                             below.append((mode, fmt, users, ratio))
                         cells.append(cell)
-                    out.append(f"| {mode} | {SERVERS[kind]} | {FORMATS[fmt][0]} | " + " | ".join(cells) + " |")
+                    out.append(f"| {mode} | {LABELS[kind]} | {FORMATS[fmt][0]} | " + " | ".join(cells) + " |")
         out.append("")
         if "proxy" in a.servers:
             if below:
@@ -885,6 +979,163 @@ class Bench:
                 out.append("Every mod_auth_proxy cell meets the ≥ 0.95 × no-auth target.")
             out.append("")
         return "\n".join(out)
+
+    # -- latency
+    def latency(self) -> None:
+        a = self.args
+        kinds = [k for k in ("proxy", "stock") if k in a.servers]
+        if not kinds:
+            return
+        progress(f"== latency per request: {LATENCY_USERS:,} users, {', '.join(a.latency_formats)}")
+        lines = self.latency_intro()
+        lines.append("| Hash | Case | mod_auth_proxy median | p90 | samples | verifications per request (debug log) | "
+                     "stock median | p90 | samples |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        per_unknown = []
+        for fmt in a.latency_formats:
+            label = FORMATS[fmt][0]
+            try:
+                samples, verifs, connects = self.latency_of(fmt, kinds)
+            except Exception as e:  # keep going: one broken format must not lose the run
+                progress(f"latency {fmt}: {e}")
+                lines.append(f"| {label} | error: {str(e).splitlines()[0][:100]} | | | | | | | |")
+                continue
+            lines += self.latency_rows(label, samples, verifs)
+            if "proxy" in kinds:
+                per_unknown.append(f"**{verifs['unknown']:.2f}** ({label})")
+            if any(c > 1 for c in connects.values()):
+                self.notes.append(f"Latency, {label}: a server closed the keep-alive connection; the client "
+                                  f"reconnected outside the timed part (connections opened: {connects}).")
+        lines.append("")
+        if per_unknown:
+            lines.append("Verifications per unknown-user request, mod_auth_proxy (APX01014 debug lines ÷ unknown-user "
+                         "requests): " + ", ".join(per_unknown) + ". The ratio rows are what the time of a refusal "
+                         "tells a client about whether the name exists: nothing if it reads 1.00×.")
+            lines.append("")
+        self.sections_md.append("\n".join(lines))
+
+    def latency_intro(self) -> list[str]:
+        return [
+            f"## Latency per request: {LATENCY_USERS:,} users, reverse proxy, sequential requests", "",
+            f"One file of {LATENCY_USERS:,} users per hash, every entry of that format and cost "
+            f"({LATENCY_USERS - 1:,} filler users sharing one hash, and `{USER}`, a real `htpasswd` line, last), "
+            "behind mod_auth_proxy and behind stock httpd (mod_auth_basic + mod_authn_file). A Python client sends "
+            "one request at a time on one keep-alive connection per server, in rounds that send every case to every "
+            "server once (mod_auth_proxy's cached case: its share of the cached samples), in a new random order "
+            "each round, so that load from anything else on the machine hits every cell alike. A time runs "
+            "from sending the request to the end of the response (the client's own overhead, about 0.1 ms, "
+            "included; a right password also makes the trip to the backend).", "",
+            "- *unknown user*: a name that is not in the file, a new one each request;",
+            f"- *wrong password*: `{USER}` with a new wrong password each request, so mod_auth_proxy's shortcut for "
+            "a repeated failure (APX01013) never answers;",
+            "- *right password, uncached*: a filler user's first request, a different user each time, with the "
+            "credential cache on (its default): a real first login, i.e. cache miss, verification and cache "
+            "insert, on the same server and configuration as the other cases (rather than "
+            "`AuthProxyCacheTimeout 0`, which would skip the cache altogether);",
+            f"- *right password, cached*: `{USER}` again, verified once before the measurement. Stock "
+            "mod_authn_file keeps no cache: its row verifies every request.", "",
+            "mod_auth_proxy runs with **`AuthProxyThrottleExempt 127.0.0.1`** (the client's address: its wrong "
+            "passwords would otherwise lock it out after 20) and `LogLevel warn auth_proxy:debug`, so that each "
+            "hash verification leaves a line: APX01014 (dummy verification), APX01015 (the user's hash, no "
+            "match), APX01010 (the user's hash, match). The verifications column counts them per case. Stock "
+            "httpd runs with `LogLevel warn`.", "",
+        ]
+
+    @staticmethod
+    def latency_rows(label: str, samples: dict, verifs: dict) -> list[str]:
+        """One format's rows: a row per case, then the ratio that shows whether a name's existence leaks."""
+        rows = []
+        for case, case_label in LATENCY_CASES:
+            cells = []
+            for kind in ("proxy", "stock"):
+                v = samples.get((kind, case))
+                cells += [fmt_ms(statistics.median(v)), fmt_ms(p90(v)), str(len(v))] if v else ["–", "–", "–"]
+                if kind == "proxy":
+                    cells.append(f"{verifs[case]:.2f}" if v else "–")
+            rows.append(f"| {label} | {case_label} | " + " | ".join(cells) + " |")
+        ratios = []
+        for kind in ("proxy", "stock"):
+            u, w = samples.get((kind, "unknown")), samples.get((kind, "wrong"))
+            ratios.append(f"**{fmt_times(statistics.median(w) / statistics.median(u))}**" if u and w else "–")
+        rows.append(f"| {label} | **wrong password ÷ unknown user** (medians) | {ratios[0]} | | | | {ratios[1]} | | |")
+        return rows
+
+    def latency_of(self, fmt: str, kinds: list[str]):
+        """Samples (ms) per (server kind, case), mod_auth_proxy's hash
+        verifications per request per case (from its debug log), and how many
+        connections each client opened."""
+        path = self.files.path(fmt, LATENCY_USERS)
+        servers, clients = {}, {}
+        try:
+            for kind in kinds:
+                if kind == "proxy":
+                    server = front(self.work, kind, self.backend, self.module, path,
+                                   loglevel="warn auth_proxy:debug", global_extra="AuthProxyThrottleExempt 127.0.0.1")
+                else:
+                    server = front(self.work, kind, self.backend, self.module, path)
+                servers[kind] = self.launch(server)
+                t = self.targets(servers[kind], kind, basic(USER, PASSWORD))["reverse"]
+                clients[kind] = KeepAliveClient(t)
+                clients[kind].expect(t.credentials, 200)  # fills mod_auth_proxy's cache for the cached case
+            offset = len(servers["proxy"].log()) if "proxy" in servers else 0
+            samples = self.latency_rounds(fmt, clients)
+            verifs = (self.latency_verifications(servers["proxy"].log()[offset:], samples)
+                      if "proxy" in servers else {})
+            for (kind, case), v in sorted(samples.items()):
+                progress(f"latency {fmt} {kind:5} {case:8}: median {statistics.median(v):.2f} ms, "
+                         f"p90 {p90(v):.2f} ms, {len(v)} samples"
+                         + (f", {verifs[case]:.2f} verifications/request" if kind == "proxy" else ""))
+            return samples, verifs, {k: c.connects for k, c in clients.items()}
+        finally:
+            for c in clients.values():
+                c.close()
+            for server in servers.values():
+                self.retire(server)
+
+    def latency_rounds(self, fmt: str, clients: dict) -> dict[tuple[str, str], list[float]]:
+        """--latency-samples rounds; each sends every case once to every
+        server, and mod_auth_proxy's cached case its share of --latency-cached
+        (stock has no cache: its cached case is as slow as the others), in a
+        new random order, so that no case always follows the same one."""
+        n, n_cached = self.args.latency_samples, self.args.latency_cached
+        samples: dict[tuple[str, str], list[float]] = {}
+        order = random.Random(0)
+        started = time.time()
+        for i in range(n):
+            jobs = [(case, kind) for case, _ in LATENCY_CASES for kind in clients]
+            order.shuffle(jobs)
+            for case, kind in jobs:
+                reps = n_cached * (i + 1) // n - n_cached * i // n if case == "cached" and kind == "proxy" else 1
+                status = 200 if case in ("uncached", "cached") else 407 if kind == "proxy" else 401
+                for _ in range(reps):
+                    ms = clients[kind].expect(latency_credentials(case, i), status)
+                    samples.setdefault((kind, case), []).append(ms)
+            if (i + 1) % 5 == 0 or i + 1 == n:
+                progress(f"latency {fmt}: {i + 1}/{n} rounds, {time.time() - started:.0f} s")
+        return samples
+
+    def latency_verifications(self, log: str, samples: dict) -> dict[str, float]:
+        """mod_auth_proxy's hash verifications per request of each case, from
+        its debug lines; the user name tells the case."""
+        counts = {case: 0 for case, _ in LATENCY_CASES}
+        stray = []
+        for number, user in VERIFY_LINE.findall(log):
+            if number == "APX01014" and user.startswith("ghost"):
+                counts["unknown"] += 1
+            elif number == "APX01015" and user == USER:
+                counts["wrong"] += 1
+            elif number == "APX01010" and user.startswith("u"):
+                counts["uncached"] += 1
+            elif number == "APX01010" and user == USER:
+                counts["cached"] += 1
+            else:
+                stray.append(f"{number} {user}")
+        if stray:
+            note = (f"⚠ Latency: mod_auth_proxy logged {len(stray)} hash verifications that no case accounts for "
+                    f"(e.g. {', '.join(stray[:3])}).")
+            self.notes.append(note)
+            progress(note)
+        return {case: counts[case] / max(1, len(samples.get(("proxy", case), []))) for case in counts}
 
     # -- cold cache
     def cold(self) -> None:
@@ -1258,6 +1509,15 @@ class Bench:
             "answers 407; stock mod_auth_basic reads `Authorization` and answers 401); forward: absolute-URI "
             "requests, `ProxyRequests On` + `<Proxy>`, `Proxy-Authorization` / 407 for everyone.",
         ]
+        if "proxy" in a.servers and "throughput" in a.sections:
+            head.append("- mod_auth_proxy's throughput rows run with its guessing throttle **on** (its default: 20 "
+                        "distinct failed logins per address within 600 s lock the address out)"
+                        + (", next to a reference row with `AuthProxyThrottle Off`" if a.throttle_off else "")
+                        + "; they send only the right password.")
+        if "proxy" in a.servers and "latency" in a.sections:
+            head.append("- The latency section sends wrong passwords and unknown users from 127.0.0.1: its "
+                        "mod_auth_proxy runs with `AuthProxyThrottleExempt 127.0.0.1` and "
+                        "`LogLevel warn auth_proxy:debug`.")
         if self.notes:
             head += [f"- {n}" for n in self.notes]
         head.append("")
@@ -1266,6 +1526,45 @@ class Bench:
             parts.append(self.throughput_md())
         parts += self.sections_md
         return "\n".join(parts) + "\n"
+
+
+def latency_credentials(case: str, i: int) -> str:
+    """The credentials of request i of a latency case (see LATENCY_CASES)."""
+    if case == "unknown":
+        return basic(f"ghost{i:05d}", f"guess-{i}")
+    if case == "wrong":
+        return basic(USER, f"wrong-{i}")
+    if case == "uncached":  # filler users from the end of the file, each once
+        return basic(UserFiles.filler(LATENCY_USERS - 2 - i), FILLER_PASSWORD)
+    return basic(USER, PASSWORD)
+
+
+class KeepAliveClient:
+    """Sequential, timed requests on one persistent HTTP/1.1 connection.
+    Should the server close it, the next request reconnects before its
+    clock starts."""
+
+    def __init__(self, t: Target) -> None:
+        self.target = t
+        self.conn = http.client.HTTPConnection("127.0.0.1", t.port, timeout=300)
+        self.connects = 0
+
+    def expect(self, credentials: str, status: int) -> float:
+        """One request with these credentials; its time in ms. Any other status than `status` is an error."""
+        if self.conn.sock is None:
+            self.conn.connect()
+            self.connects += 1
+        started = time.perf_counter()
+        self.conn.request("GET", self.target.path, headers={self.target.header: credentials})
+        resp = self.conn.getresponse()
+        resp.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        if resp.status != status:
+            raise RuntimeError(f"expected {status}, got {resp.status} on port {self.target.port}")
+        return elapsed
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class ConnPool:
@@ -1327,8 +1626,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
-                   help="small subset for a smoke check (~3 min): {SHA} and bcrypt 10, 1,000 and 1,000,000 users, "
-                        "2 s per cell, no warm-up, 100 cold users, memory under event only")
+                   help="small subset for a smoke check (~4 min): {SHA} and bcrypt 10, 1,000 and 1,000,000 users, "
+                        "2 s per cell, no warm-up, 10 latency samples (100 cached), 100 cold users, "
+                        "memory under event only")
     p.add_argument("--servers", default=",".join(SERVERS), help=f"comma list of {','.join(SERVERS)}")
     p.add_argument("--formats", default=",".join(FORMATS), help=f"comma list of {','.join(FORMATS)}")
     p.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma list of user counts")
@@ -1336,6 +1636,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {','.join(SECTIONS)}")
     p.add_argument("--duration", type=float, default=5, help="seconds measured per cell (default 5)")
     p.add_argument("--warmup", type=float, default=1, help="seconds of warm-up per cell (default 1)")
+    p.add_argument("--throttle-off", default="bcrypt10",
+                   help="formats of the throughput reference row \"mod_auth_proxy, throttle off\" "
+                        "(every --sizes size, both modes; default bcrypt10; 'none' for no such row)")
+    p.add_argument("--latency-formats", default="bcrypt10,bcrypt12", help="hash formats of the latency section")
+    p.add_argument("--latency-samples", type=int, default=20,
+                   help="latency: requests per server and case (default 20; mod_auth_proxy's cached case: "
+                        "--latency-cached)")
+    p.add_argument("--latency-cached", type=int, default=200,
+                   help="latency: requests of mod_auth_proxy's cached case (default 200)")
     p.add_argument("--cold-users", type=int, default=1000, help="distinct users in the cold run (default 1000)")
     p.add_argument("--cold-converge", type=float, default=90,
                    help="seconds of round-robin after which the cold run stops waiting for the cache to fill")
@@ -1348,19 +1657,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     explicit = {x.split("=")[0] for x in argv if x.startswith("--")}
     if a.quick:
         defaults = {"--formats": "sha,bcrypt10", "--sizes": "1000,1000000", "--duration": 2, "--warmup": 0,
+                    "--latency-samples": 10, "--latency-cached": 100,
                     "--cold-users": 100, "--cold-converge": 20, "--mem-mpms": "event", "--mem-formats": "bcrypt10",
                     "--reload-spacing": 2}
         for opt, val in defaults.items():
             if opt not in explicit:
                 setattr(a, opt[2:].replace("-", "_"), val)
     for name, allowed in (("servers", SERVERS), ("formats", FORMATS), ("modes", MODES), ("sections", SECTIONS),
-                          ("mem_formats", FORMATS), ("mem_mpms", ["event", "worker", "prefork"])):
-        vals = [v.strip() for v in str(getattr(a, name)).split(",") if v.strip()]
+                          ("mem_formats", FORMATS), ("mem_mpms", ["event", "worker", "prefork"]),
+                          ("throttle_off", FORMATS), ("latency_formats", FORMATS)):
+        vals = [v.strip() for v in str(getattr(a, name)).split(",") if v.strip() and v.strip() != "none"]
         bad = [v for v in vals if v not in allowed]
         if bad:
             p.error(f"--{name.replace('_', '-')}: unknown {bad}; choose from {list(allowed)}")
         setattr(a, name, vals)
     a.sizes = [int(x) for x in str(a.sizes).split(",") if x.strip()]
+    if not 1 <= a.latency_samples < LATENCY_USERS or a.latency_cached < 1:
+        p.error(f"--latency-samples: 1 to {LATENCY_USERS - 1} (each uncached sample is a new user of the file); "
+                "--latency-cached: at least 1")
     return a
 
 
@@ -1399,6 +1713,8 @@ def main(argv: list[str]) -> int:
         b.backend = b.launch(start_backend(work))
         if "throughput" in a.sections:
             b.throughput()
+        if "latency" in a.sections:
+            b.latency()
         if "cold" in a.sections:
             b.cold()
         if "reload" in a.sections and "proxy" in a.servers:
