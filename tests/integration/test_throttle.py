@@ -129,6 +129,15 @@ def test_per_user_lockout_is_off_by_default_and_locks_a_user_from_everywhere_whe
     assert status(per_user, "alice", "alice-pw", "198.51.100.200") == 200
 
 
+def test_counters_in_an_httpd_socache_of_this_server(make_httpd, backend, users):
+    # shmcb (mod_socache_shmcb): the socache API on one server, as for redis below.
+    h = start(make_httpd, users, backend, "AuthProxyThrottleSOCache shmcb\nAuthProxyThrottleFailures 5\n",
+              modules=["socache_shmcb"])
+    assert [status(h, "alice", f"guess{i}") for i in range(5)] == [407] * 5
+    assert status(h, "alice", "alice-pw") == 429
+    assert status(h, "alice", "alice-pw", client="192.0.2.12") == 200
+
+
 @pytest.mark.parametrize("directive, message", [
     ("AuthProxyThrottleFailures 0", "is not a count from 1 to"),
     ("AuthProxyThrottleFailures many", "is not a count from 1 to"),
