@@ -63,22 +63,34 @@ bool is_prefix(const char *prefix, const char *path)
     return prefix != nullptr && path != nullptr && std::strncmp(prefix, path, std::strlen(prefix)) == 0;
 }
 
-/** An AuthUserFile that the scope inherits: server level, or an enclosing section. */
-bool user_file_reaches(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
+/**
+ * Calls @p visit with each configuration @p scope inherits from: the
+ * server-level settings of its server (and of the main server), and every
+ * section of the same server whose path encloses it. Stops and returns true
+ * as soon as @p visit does.
+ */
+template <typename Visit>
+bool any_enclosing(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server, Visit visit)
 {
     for (server_rec *s : {scope.server, main_server}) {
-        const DirConfig *defaults = dir_conf(s->lookup_defaults);
-        if (defaults != nullptr && defaults->user_file != nullptr) {
+        DirConfig *defaults = dir_conf(s->lookup_defaults);
+        if (defaults != nullptr && visit(*defaults)) {
             return true;
         }
     }
     for (const ScopeRecord &other : rt.scopes) {
-        if (other.conf->user_file != nullptr && (other.server == scope.server || other.server == main_server) &&
-            is_prefix(other.path, scope.path)) {
+        if ((other.server == scope.server || other.server == main_server) && is_prefix(other.path, scope.path) &&
+            visit(*other.conf)) {
             return true;
         }
     }
     return false;
+}
+
+/** An AuthUserFile that the scope inherits: server level, or an enclosing section. */
+bool user_file_reaches(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
+{
+    return any_enclosing(rt, scope, main_server, [](const DirConfig &c) { return c.user_file != nullptr; });
 }
 
 /**
@@ -109,25 +121,10 @@ int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexce
 /** The sections a ProxyBasic scope covers: its own, and those inside it (by path) in the same server. */
 bool covered_by_proxy_basic(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
 {
-    if (scope.conf->proxy_basic == 1) {
-        return true;
+    if (scope.conf->proxy_basic != -1) {
+        return scope.conf->proxy_basic == 1;
     }
-    if (scope.conf->proxy_basic == 0) {
-        return false;
-    }
-    for (server_rec *s : {scope.server, main_server}) {
-        const DirConfig *defaults = dir_conf(s->lookup_defaults);
-        if (defaults != nullptr && defaults->proxy_basic == 1) {
-            return true;
-        }
-    }
-    for (const ScopeRecord &other : rt.scopes) {
-        if (other.conf->proxy_basic == 1 && (other.server == scope.server || other.server == main_server) &&
-            is_prefix(other.path, scope.path)) {
-            return true;
-        }
-    }
-    return false;
+    return any_enclosing(rt, scope, main_server, [](const DirConfig &c) { return c.proxy_basic == 1; });
 }
 
 /**
@@ -138,15 +135,16 @@ bool covered_by_proxy_basic(const Runtime &rt, const ScopeRecord &scope, server_
  */
 void activate_proxy_basic_files(Runtime &rt, server_rec *main_server)
 {
-    auto activate = [](DirConfig *conf) {
-        if (conf != nullptr && conf->user_file != nullptr) {
-            conf->user_file->activate();
+    auto activate = [](const DirConfig &conf) {
+        if (conf.user_file != nullptr) {
+            conf.user_file->activate();
         }
+        return false; // visit every enclosing configuration
     };
     for (server_rec *s = main_server; s != nullptr; s = s->next) {
-        DirConfig *defaults = dir_conf(s->lookup_defaults);
+        const DirConfig *defaults = dir_conf(s->lookup_defaults);
         if (defaults != nullptr && defaults->proxy_basic == 1) {
-            activate(defaults);
+            activate(*defaults);
         }
     }
     for (const ScopeRecord &scope : rt.scopes) {
@@ -154,18 +152,10 @@ void activate_proxy_basic_files(Runtime &rt, server_rec *main_server)
             continue;
         }
         if (scope.conf->user_file != nullptr) {
-            activate(scope.conf);
-            continue;
+            activate(*scope.conf);
         }
-        // The file comes from further out: the server level or an enclosing section.
-        for (server_rec *s : {scope.server, main_server}) {
-            activate(dir_conf(s->lookup_defaults));
-        }
-        for (const ScopeRecord &other : rt.scopes) {
-            if (other.conf->user_file != nullptr && (other.server == scope.server || other.server == main_server) &&
-                is_prefix(other.path, scope.path)) {
-                activate(other.conf);
-            }
+        else {
+            any_enclosing(rt, scope, main_server, activate); // the file comes from further out
         }
     }
 }
