@@ -1,9 +1,11 @@
 /**
  * @file fuzz_support.hpp
  * What every fuzz target shares: a property check that aborts (so libFuzzer
- * keeps the input as a crash), a reference base64 encoder, and hex dumps.
+ * keeps the input as a crash), the reference base64 encoder, and hex dumps.
  */
 #pragma once
+
+#include "../unit/test_support.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -38,25 +40,8 @@ inline std::string hex(std::string_view bytes)
     return out;
 }
 
-/** RFC 4648 base64 with padding: the canonical encoding of @p plain. */
-inline std::string base64(std::string_view plain)
-{
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((plain.size() + 2) / 3 * 4);
-    for (std::size_t i = 0; i < plain.size(); i += 3) {
-        const std::size_t n = plain.size() - i < 3 ? plain.size() - i : 3;
-        std::uint32_t v = 0;
-        for (std::size_t j = 0; j < 3; ++j) {
-            v = (v << 8) | (j < n ? static_cast<unsigned char>(plain[i + j]) : 0u);
-        }
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += n > 1 ? alphabet[(v >> 6) & 63] : '=';
-        out += n > 2 ? alphabet[v & 63] : '=';
-    }
-    return out;
-}
+/** RFC 4648 base64 with padding (the unit tests' reference encoder). */
+using test_support::base64;
 
 inline std::string_view as_view(const std::uint8_t *data, std::size_t size)
 {

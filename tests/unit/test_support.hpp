@@ -65,24 +65,17 @@ inline std::string base64(std::string_view plain)
 {
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     std::string out;
-    std::size_t i = 0;
-    for (; i + 3 <= plain.size(); i += 3) {
-        const unsigned v = (static_cast<unsigned char>(plain[i]) << 16) |
-                           (static_cast<unsigned char>(plain[i + 1]) << 8) | static_cast<unsigned char>(plain[i + 2]);
-        for (int shift = 18; shift >= 0; shift -= 6) {
-            out += alphabet[(v >> shift) & 63];
-        }
-    }
-    const std::size_t rest = plain.size() - i;
-    if (rest > 0) {
-        unsigned v = static_cast<unsigned char>(plain[i]) << 16;
-        if (rest == 2) {
-            v |= static_cast<unsigned char>(plain[i + 1]) << 8;
+    out.reserve((plain.size() + 2) / 3 * 4);
+    for (std::size_t i = 0; i < plain.size(); i += 3) {
+        const std::size_t n = plain.size() - i < 3 ? plain.size() - i : 3;
+        unsigned v = 0;
+        for (std::size_t j = 0; j < 3; ++j) {
+            v = (v << 8) | (j < n ? static_cast<unsigned char>(plain[i + j]) : 0u);
         }
         out += alphabet[(v >> 18) & 63];
         out += alphabet[(v >> 12) & 63];
-        out += rest == 2 ? alphabet[(v >> 6) & 63] : '=';
-        out += '=';
+        out += n > 1 ? alphabet[(v >> 6) & 63] : '=';
+        out += n > 2 ? alphabet[v & 63] : '=';
     }
     return out;
 }
