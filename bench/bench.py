@@ -15,6 +15,7 @@ import argparse
 import base64
 import datetime
 import hashlib
+import json
 import http.client
 import os
 import platform
@@ -60,7 +61,7 @@ THROTTLE_OFF = "proxy-throttle-off"
 LABELS = {**SERVERS, THROTTLE_OFF: "mod_auth_proxy, throttle off"}
 AUTH_PROXY_KINDS = ("proxy", THROTTLE_OFF)
 MODES = ["reverse", "forward"]
-SECTIONS = ["throughput", "latency", "cold", "reload", "memory"]
+SECTIONS = ["throughput", "latency", "micro", "cold", "reload", "memory"]
 LATENCY_USERS = 1000
 LATENCY_CASES = [  # key, row label of the latency table
     ("unknown", "unknown user (a new name each request)"),
@@ -157,6 +158,17 @@ def memory_kb(pids: list[int]) -> tuple[int, int]:
             elif name == "Pss":
                 pss += int(rest.split()[0])
     return rss, pss
+
+
+def index_cache_kb(root: Path) -> int:
+    """Bytes (kB) of the server's index files held in the page cache (fincore):
+    the one shared copy, counted once, whether or not a process has touched it."""
+    files = sorted(str(p) for p in (root / "run" / "auth_proxy").glob("*.idx"))
+    if not files or shutil.which("fincore") is None:
+        return 0
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", *files],
+                         capture_output=True, text=True).stdout
+    return sum(int(v) for v in out.split() if v.isdigit()) // 1024
 
 
 # mod_auth_proxy's refusals: malformed, unknown user, unusable entry,
@@ -1398,6 +1410,72 @@ class Bench:
         return {"what": what, "ms": per_child or ["?"], "wall": wall, "admitted": admitted}
 
     # -- memory
+    # -- warm path in process, beside httpd's CPU per request
+    def micro(self) -> None:
+        """The warm path's cost in process (bench/micro/warm_path.cpp, Google
+        Benchmark), next to the CPU an httpd process spends on a proxied request."""
+        a = self.args
+        progress("== warm path in process")
+        binary = REPO / "build" / "warm_path_bench"
+        lines = ["## The warm path in process, beside a whole proxied request", ""]
+        if not binary.exists():
+            lines.append("`build/warm_path_bench` is missing (bench/run builds it where libbenchmark-dev is installed).")
+            self.sections_md.append("\n".join(lines + [""]))
+            return
+        out = subprocess.run([str(binary), "--benchmark_format=json", "--benchmark_min_time=1",
+                              "--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true"],
+                             capture_output=True, text=True, timeout=600, check=True).stdout
+        cases = {}
+        for b in json.loads(out)["benchmarks"]:
+            if b.get("aggregate_name") == "median":
+                cases[b["run_name"]] = b["cpu_time"]  # ns
+        # httpd's own CPU per proxied request: parent + children, over a wrk run.
+        path = self.files.path("bcrypt10", 1000000)
+        cpu_per_request = {}
+        for label, server in (("httpd, no auth", front(self.work, "noauth", self.backend, self.module)),
+                              ("mod_auth_proxy (throttle on), bcrypt cost 10, 1,000,000 users",
+                               front(self.work, "proxy", self.backend, self.module, path))):
+            server = self.launch(server)
+            try:
+                kind = "noauth" if label.startswith("httpd") else "proxy"
+                t = self.targets(server, kind, None if kind == "noauth" else basic(USER, PASSWORD))["reverse"]
+                self.check(t, label)
+                self.wrk.run(t, 1)
+                pids = server.pids()
+                cpu0 = cpu_seconds(pids)
+                r = self.wrk.run(t, a.duration)
+                cpu = cpu_seconds(pids) - cpu0
+                cpu_per_request[label] = cpu / max(1, r.requests) * 1e9  # ns
+                progress(f"micro: {label}: {r.rps:,.0f} req/s, {cpu_per_request[label] / 1000:.1f} us CPU per request")
+            finally:
+                self.retire(server)
+        proxied = cpu_per_request["mod_auth_proxy (throttle on), bcrypt cost 10, 1,000,000 users"]
+        lines.append("`build/warm_path_bench` (Google Benchmark, median of 5 repetitions of at least 1 s) runs the "
+                     "core's `Authenticator::authenticate()` on one request over and over: parse the Basic header, "
+                     "ask the throttle about the address, find the user in a 1,000,000-user index (the last line), "
+                     "key the credential cache (HMAC-SHA256) and find the key in the shared table. The httpd rows are "
+                     f"the CPU time of all httpd processes (parent and children, /proc) over a {a.duration:g} s wrk run "
+                     "(8 keep-alive connections, reverse proxy to the static backend) divided by the requests it "
+                     "completed: what one proxied request costs httpd, authentication included.")
+        lines.append("")
+        lines.append("| What | per request | share of mod_auth_proxy's proxied request |")
+        lines.append("|---|---|---|")
+        names = {"cached_throttle_on": "cached credentials, throttle on (the warm path)",
+                 "cached_throttle_off": "cached credentials, throttle off",
+                 "header_parse_alone": "parsing the Basic header alone"}
+        for key, name in names.items():
+            if key in cases:
+                lines.append(f"| in process: {name} | {cases[key]:,.0f} ns | {cases[key] / proxied * 100:.2f} % |")
+        for label, ns in cpu_per_request.items():
+            lines.append(f"| httpd CPU per proxied request: {label} | {ns / 1000:,.1f} µs | {ns / proxied * 100:.0f} % |")
+        if "cached_throttle_on" in cases and "cached_throttle_off" in cases:
+            diff = cases["cached_throttle_on"] - cases["cached_throttle_off"]
+            lines.append("")
+            lines.append(f"The throttle adds {diff:,.0f} ns to a cached request "
+                         f"({diff / proxied * 100:.3f} % of a proxied request's CPU).")
+        lines.append("")
+        self.sections_md.append("\n".join(lines))
+
     def memory(self) -> None:
         a = self.args
         users = 1000000
@@ -1407,11 +1485,15 @@ class Bench:
                      "file (PSS: 1-user column), as a multiple of the file's size. *Started*: after start and "
                      "16 requests; *children reloaded*: the file was `touch`ed and every child has logged its "
                      "reload; *settled*: 12 s after the change, past the parent's maintenance tick (about every 10 s), "
-                     "when nothing may hold the old index any more.")
+                     "when nothing may hold the old index any more. Server processes map the index the builder "
+                     "wrote and read only the pages their lookups touch, so PSS shows little of it; the index "
+                     "file's pages in the page cache (`fincore`, counted once for all processes) are the rest of "
+                     "its cost. *Total* = Δ PSS + index in the page cache.")
         lines.append("")
         lines.append("| MPM | Hash | File size | Processes | PSS: 1-user file | Δ PSS started | "
-                     "Δ PSS children reloaded | Δ PSS settled | Δ RSS sum (started / children / settled) |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+                     "Δ PSS children reloaded | Δ PSS settled | index in the page cache (started / settled) | "
+                     "Total settled | Δ RSS sum (started / children / settled) |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         small_dir = self.work / "memory"
         small_dir.mkdir(exist_ok=True)
         os.chmod(small_dir, 0o755)
@@ -1431,13 +1513,18 @@ class Bench:
                     d = m[i] - base[i]
                     return f"{d / 1024:.0f} MB ({d / size_kb:.2f}×)"
 
+                def share(kb: int) -> str:
+                    return f"{kb / 1024:.0f} MB ({kb / size_kb:.2f}×)"
+
+                total = settled[1] - base[1] + settled[2]
                 lines.append(
                     f"| {mpm} | {FORMATS[fmt][0]} | {size_kb / 1024:.0f} MB | {nproc} | {base[1] / 1024:.0f} MB | "
                     f"{delta(loaded)} | {delta(after)} | {delta(settled)} | "
+                    f"{share(loaded[2])} / {share(settled[2])} | {share(total)} | "
                     f"{delta(loaded, 0)} / {delta(after, 0)} / {delta(settled, 0)} |")
                 progress(f"memory {mpm} {fmt}: base PSS {base[1]} kB, loaded {loaded[1]} kB, after reload "
-                         f"{after[1]} kB, settled {settled[1]} kB, "
-                         f"file {size_kb:.0f} kB")
+                         f"{after[1]} kB, settled {settled[1]} kB, index in the page cache "
+                         f"{loaded[2]} / {settled[2]} kB, file {size_kb:.0f} kB")
         lines.append("")
         self.sections_md.append("\n".join(lines))
 
@@ -1452,7 +1539,7 @@ class Bench:
                 self.check(t, f"memory {mpm}")
             time.sleep(1.0)
             pids = server.pids()
-            loaded = memory_kb(pids)
+            loaded = memory_kb(pids) + (index_cache_kb(server.root),)
             if not reload:
                 return loaded, None, None, len(pids)
             children = pids[1:]
@@ -1473,9 +1560,9 @@ class Bench:
             time.sleep(0.5)
             for _ in range(16):
                 self.check(t, f"memory {mpm}")
-            after = memory_kb(server.pids())
+            after = memory_kb(server.pids()) + (index_cache_kb(server.root),)
             time.sleep(max(0.0, changed + 12 - time.monotonic()))
-            settled = memory_kb(server.pids())
+            settled = memory_kb(server.pids()) + (index_cache_kb(server.root),)
             return loaded, after, settled, len(pids)
         finally:
             self.retire(server)
@@ -1715,6 +1802,8 @@ def main(argv: list[str]) -> int:
             b.throughput()
         if "latency" in a.sections:
             b.latency()
+        if "micro" in a.sections and "proxy" in a.servers:
+            b.micro()
         if "cold" in a.sections:
             b.cold()
         if "reload" in a.sections and "proxy" in a.servers:
