@@ -1,8 +1,9 @@
 #include "auth_proxy_config.hpp"
 
+#include "auth_proxy_providers.hpp"
 #include "auth_proxy_runtime.hpp"
 
-#include "auth_proxy/client_address.hpp"
+#include "auth_proxy/throttle/client_address.hpp"
 
 #include <ap_provider.h>
 #include <ap_socache.h>
@@ -89,6 +90,42 @@ const char *set_challenge(cmd_parms *cmd, void *dconf, const char *arg)
     else {
         return apr_psprintf(cmd->pool, "AuthProxyChallenge: '%s' is neither 'auto' nor 'proxy'", arg);
     }
+    return nullptr;
+}
+
+/**
+ * AuthProxyProvider name...: where users are looked up, in order, like
+ * AuthBasicProvider. "file" is this module's indexed AuthUserFile; any other
+ * name is an httpd authn provider that can check passwords (dbm, dbd, ldap,
+ * anon, socache, an <AuthnProviderAlias>), which must be loaded (or the
+ * alias defined) before the directive, as for AuthBasicProvider.
+ */
+const char *set_providers(cmd_parms *cmd, void *dconf, const char *args)
+{
+    auto *conf = static_cast<DirConfig *>(dconf);
+    const char *list = nullptr;
+    std::size_t count = 0;
+    for (const char *name = ap_getword_conf(cmd->temp_pool, &args); *name != '\0';
+         name = ap_getword_conf(cmd->temp_pool, &args)) {
+        if (strcasecmp(name, kFileProvider) == 0) {
+            name = kFileProvider;
+        }
+        else if (find_authn_provider(name) == nullptr) {
+            return apr_psprintf(cmd->pool,
+                                "AuthProxyProvider: no authn provider '%s' that checks passwords (load "
+                                "mod_authn_%s or mod_authnz_%s, or define <AuthnProviderAlias %s> first)",
+                                name, name, name, name);
+        }
+        if (++count > kMaxProviders) {
+            return apr_psprintf(cmd->pool, "AuthProxyProvider: at most %d providers", static_cast<int>(kMaxProviders));
+        }
+        list = list == nullptr ? apr_pstrdup(cmd->pool, name) : apr_pstrcat(cmd->pool, list, " ", name, nullptr);
+    }
+    if (list == nullptr) {
+        return "AuthProxyProvider: name at least one provider";
+    }
+    conf->providers = list;
+    record_scope(cmd, conf);
     return nullptr;
 }
 
@@ -268,6 +305,9 @@ const command_rec directives[] = {
      "an HTTP authorization type (e.g., \"ProxyBasic\")"},
     {"AuthUserFile", handler(set_user_file), nullptr, OR_AUTHCFG, TAKE1,
      "text file containing user IDs and passwords"},
+    {"AuthProxyProvider", handler(set_providers), nullptr, OR_AUTHCFG, RAW_ARGS,
+     "where users are looked up, in order: file (the indexed AuthUserFile, the default) or an authn provider "
+     "(dbm, dbd, ldap, an AuthnProviderAlias name, ...)"},
     {"AuthProxyChallenge", handler(set_challenge), nullptr, OR_AUTHCFG, TAKE1,
      "auto: 407/Proxy-Authorization for proxied requests, 401/Authorization for others (default); "
      "proxy: 407/Proxy-Authorization for every request of the scope"},

@@ -1,9 +1,10 @@
 #include "auth_proxy_hooks.hpp"
 
 #include "auth_proxy/authenticator.hpp"
-#include "auth_proxy/challenge.hpp"
+#include "auth_proxy/scheme/challenge.hpp"
 #include "auth_proxy_config.hpp"
 #include "auth_proxy_log.hpp"
+#include "auth_proxy_providers.hpp"
 #include "auth_proxy_runtime.hpp"
 
 #include <http_core.h>
@@ -71,7 +72,7 @@ int challenge(request_rec *r, bool proxied)
     return proxied ? HTTP_PROXY_AUTHENTICATION_REQUIRED : HTTP_UNAUTHORIZED;
 }
 
-/** The ProxyBasic scope's user file: set up at start, or (.htaccess) looked up now. */
+/** The ProxyBasic scope's user file (if any): set up at start, or (.htaccess) looked up now. */
 UserFile *user_file_of(const DirConfig *conf)
 {
     if (conf->user_file != nullptr) {
@@ -97,7 +98,7 @@ void forget_proxy_credentials(request_rec *r, bool proxied)
  * that filter allows nothing but an "AH\d+: " prefix before "user X: ...",
  * so these lines carry our number at the end instead.
  */
-void log_refusal(request_rec *r, const Verdict &v, const char *header_name, const UserFile &file)
+void log_refusal(request_rec *r, const Verdict &v, const char *header_name, const StoreChain &chain)
 {
     const char *user = apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
     switch (v.reason) {
@@ -107,16 +108,22 @@ void log_refusal(request_rec *r, const Verdict &v, const char *header_name, cons
         break;
     case Reason::unknown_user:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "user %s not found in %s: \"%s\" (APX01005)", user,
-                      file.path().c_str(), r->uri);
+                      chain.names().c_str(), r->uri);
         break;
     case Reason::unusable_entry:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "user %s: authentication failure for \"%s\": the password hash in %s is unusable: %s (APX01006)",
-                      user, r->uri, file.path().c_str(), v.detail.c_str());
+                      user, r->uri, chain.name_of(v.store).c_str(), v.detail.c_str());
         break;
     case Reason::wrong_password:
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01015)
-                      "user %s: password checked against its %s hash: no match", user, format_name(v.format));
+        if (chain.is_file(v.store)) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01015)
+                          "user %s: password checked against its %s hash: no match", user, format_name(v.format));
+        }
+        else {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01018)
+                          "user %s: authn provider %s refused the password", user, chain.name_of(v.store).c_str());
+        }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "user %s: authentication failure for \"%s\": Password Mismatch (APX01007)", user, r->uri);
         break;
@@ -168,32 +175,38 @@ int authenticate(request_rec *r)
         forget_proxy_credentials(r, proxied);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    UserFile *file = user_file_of(conf);
-    if (file == nullptr) {
+    Runtime &rt = runtime();
+    StoreChain chain;
+    std::string missing;
+    if (!chain.build(r, conf->providers, user_file_of(conf), server_logger(r->server), missing)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01002)
-                      "AuthUserFile not specified for AuthType ProxyBasic at %s; refusing the request",
-                      r->uri);
+                      "%s for AuthType ProxyBasic at %s; refusing the request", missing.c_str(), r->uri);
         forget_proxy_credentials(r, proxied);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    Runtime &rt = runtime();
     const char *header_name = proxied ? "Proxy-Authorization" : "Authorization";
     AuthRequest request;
     request.header = apr_table_get(r->headers_in, header_name);
     request.client = ClientAddress::parse(r->useragent_ip != nullptr ? r->useragent_ip : "");
     request.now = Now::current();
     CredentialBuffer buffer;
-    const auto state = file->state(server_logger(r->server));
-    const Verdict v = rt.authenticator->authenticate(*state, request, buffer);
+    const Verdict v = rt.authenticator->authenticate(chain.stores(), chain.size(), request, buffer);
 
     switch (v.outcome) {
     case Outcome::admitted:
-        if (v.verified) {
+        if (v.verified && chain.is_file(v.store)) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01010)
                           "user %s: password verified against its %s hash", buffer.bytes, format_name(v.format));
         }
-        r->user = apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
+        else if (v.verified) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01017)
+                          "user %s: authn provider %s granted the password", buffer.bytes,
+                          chain.name_of(v.store).c_str());
+        }
+        if (r->user == nullptr || v.cache_hit || chain.is_file(v.store)) {
+            r->user = apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
+        }
         r->ap_auth_type = const_cast<char *>(kAuthType);
         return OK;
     case Outcome::challenged:
@@ -201,11 +214,11 @@ int authenticate(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "no %s header: sending a challenge", header_name);
         return challenge(r, proxied);
     case Outcome::refused:
-        log_refusal(r, v, header_name, *file);
+        log_refusal(r, v, header_name, chain);
         forget_proxy_credentials(r, proxied);
         return challenge(r, proxied);
     case Outcome::throttled:
-        log_refusal(r, v, header_name, *file);
+        log_refusal(r, v, header_name, chain);
         forget_proxy_credentials(r, proxied);
         apr_table_setn(r->err_headers_out, "Retry-After",
                        apr_psprintf(r->pool, "%ld", static_cast<long>(v.retry_after.count())));
@@ -213,8 +226,16 @@ int authenticate(request_rec *r)
     case Outcome::failed:
         break;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01004)
-                  "%s; refusing user %s", v.detail.c_str(), apr_pstrmemdup(r->pool, v.user.data(), v.user.size()));
+    const char *user = apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
+    if (v.reason == Reason::store_error) {
+        // The provider has said why in its own line.
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01016)
+                      "authn provider %s could not check user %s for \"%s\"; refusing the request",
+                      v.detail.c_str(), user, r->uri);
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01004) "%s; refusing user %s", v.detail.c_str(), user);
+    }
     forget_proxy_credentials(r, proxied);
     return HTTP_INTERNAL_SERVER_ERROR;
 }

@@ -1,5 +1,6 @@
 #include "auth_proxy_runtime.hpp"
 
+#include "auth_proxy/posix.hpp"
 #include "auth_proxy_log.hpp"
 
 #include <http_log.h>
@@ -29,23 +30,25 @@ apr_status_t destroy_runtime(void *data)
     return APR_SUCCESS;
 }
 
-void log_to_server(void *ctx, LogLevel level, const std::string &message)
+void log_to_server(void *ctx, LogLevel level, LogId id, const std::string &message)
 {
-    auto *s = static_cast<server_rec *>(ctx);
+    int httpd_level = APLOG_DEBUG;
     switch (level) {
     case LogLevel::error:
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, APXLOGNO(02001) "%s", message.c_str());
+        httpd_level = APLOG_ERR;
         break;
     case LogLevel::warning:
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APXLOGNO(02002) "%s", message.c_str());
+        httpd_level = APLOG_WARNING;
         break;
     case LogLevel::info:
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APXLOGNO(02003) "%s", message.c_str());
+        httpd_level = APLOG_INFO;
         break;
     case LogLevel::debug:
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, APXLOGNO(02004) "%s", message.c_str());
+        httpd_level = APLOG_DEBUG;
         break;
     }
+    ap_log_error(APLOG_MARK, httpd_level, 0, static_cast<server_rec *>(ctx), "APX%05d: %s", static_cast<int>(id),
+                 message.c_str());
 }
 
 /**
@@ -76,6 +79,16 @@ Runtime &create_runtime(apr_pool_t *pconf)
     return *rt;
 }
 
+AnswerTime &Runtime::answer_time(const std::string &name)
+{
+    std::lock_guard<std::mutex> lock(answer_times_mutex_);
+    auto &slot = answer_times_[name];
+    if (!slot) {
+        slot = std::make_unique<AnswerTime>();
+    }
+    return *slot;
+}
+
 Runtime &runtime()
 {
     return *current_runtime;
@@ -104,7 +117,7 @@ ThrottleMemory retained_throttle_memory(std::size_t counters, std::size_t failur
         }
         void *p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
-            throw std::runtime_error(std::string("cannot map the throttle's counters: ") + std::strerror(errno));
+            throw std::runtime_error(errno_text("cannot map the throttle's counters", errno));
         }
         kept->memory = p;
         kept->bytes = bytes;

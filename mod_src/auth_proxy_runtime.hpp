@@ -7,14 +7,17 @@
 #pragma once
 
 #include "auth_proxy/authenticator.hpp"
-#include "auth_proxy/credential_cache.hpp"
-#include "auth_proxy/file_watcher.hpp"
-#include "auth_proxy/index_directory.hpp"
+#include "auth_proxy/cache/credential_cache.hpp"
+#include "auth_proxy/store/file_watcher.hpp"
+#include "auth_proxy/store/index_directory.hpp"
 #include "auth_proxy/log.hpp"
-#include "auth_proxy/throttle.hpp"
+#include "auth_proxy/throttle/throttle.hpp"
 #include "auth_proxy_config.hpp"
 
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 namespace auth_proxy {
@@ -41,6 +44,13 @@ struct Runtime {
     std::unique_ptr<Authenticator> authenticator;
     std::unique_ptr<FileWatcher> watcher;
     std::vector<ScopeRecord> scopes;
+
+    /** How long the authn provider @p name takes to answer for a known user (made on first use). */
+    AnswerTime &answer_time(const std::string &name);
+
+private:
+    std::mutex answer_times_mutex_;
+    std::map<std::string, std::unique_ptr<AnswerTime>> answer_times_;
 };
 
 /** Creates the runtime for a new configuration cycle (pre_config). */

@@ -6,7 +6,7 @@
  */
 #pragma once
 
-#include "auth_proxy/throttle.hpp"
+#include "auth_proxy/throttle/throttle.hpp"
 
 #include <httpd.h>
 #include <ap_socache.h>

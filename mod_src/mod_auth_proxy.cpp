@@ -87,6 +87,19 @@ bool any_enclosing(const Runtime &rt, const ScopeRecord &scope, server_rec *main
     return false;
 }
 
+/** The AuthProxyProvider list in effect for @p scope (its own, or one it inherits; null: the default). */
+const char *providers_of(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
+{
+    const char *found = scope.conf->providers;
+    if (found == nullptr) {
+        any_enclosing(rt, scope, main_server, [&found](const DirConfig &c) {
+            found = c.providers;
+            return found != nullptr;
+        });
+    }
+    return found;
+}
+
 /** An AuthUserFile that the scope inherits: server level, or an enclosing section. */
 bool user_file_reaches(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
 {
@@ -104,7 +117,7 @@ int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexce
         int status = OK;
         for (const ScopeRecord &scope : rt.scopes) {
             if (scope.conf->proxy_basic == 1 && scope.conf->user_file == nullptr &&
-                !user_file_reaches(rt, scope, s)) {
+                uses_user_file(providers_of(rt, scope, s)) && !user_file_reaches(rt, scope, s)) {
                 ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03002)
                              "AuthType ProxyBasic at %s (%s) has no AuthUserFile",
                              scope.where, scope.path != nullptr ? scope.path : "server level");
@@ -148,7 +161,7 @@ void activate_proxy_basic_files(Runtime &rt, server_rec *main_server)
         }
     }
     for (const ScopeRecord &scope : rt.scopes) {
-        if (!covered_by_proxy_basic(rt, scope, main_server)) {
+        if (!covered_by_proxy_basic(rt, scope, main_server) || !uses_user_file(providers_of(rt, scope, main_server))) {
             continue;
         }
         if (scope.conf->user_file != nullptr) {

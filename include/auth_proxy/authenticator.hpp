@@ -5,22 +5,26 @@
  * glue maps the verdict to a status, headers and a log line.
  *
  * The stages, in order: the Basic scheme parses the header; the throttle
- * refuses a locked-out client before any password is looked at; the user
- * file's index gives the stored hash; the verifier checks the password
- * (or, for an unknown user or an unusable entry, runs a dummy verification
- * of the file's typical format and cost, so that neither is told apart from
- * a wrong password by time); the credential cache lets a verified password
- * skip the hash; identical repeats of a failure are refused without hashing
- * again; new failures are counted by the throttle.
+ * refuses a locked-out client before any password is looked at; the stores
+ * are asked in turn until one knows the user — the indexed user file gives
+ * the stored hash, which the verifier checks, and a checking store (an
+ * httpd authn provider: LDAP, SQL, DBM) checks the password itself; the
+ * credential cache lets a verified password skip the hash or the store;
+ * identical repeats of a failure are refused without asking again; new
+ * failures are counted by the throttle. An unknown user costs what a wrong
+ * password costs: a dummy verification of the user file's typical format
+ * and cost, or, with checking stores only, the time those stores take to
+ * answer for a user they know.
  */
 #pragma once
 
-#include "auth_proxy/basic_credentials.hpp"
-#include "auth_proxy/client_address.hpp"
-#include "auth_proxy/credential_cache.hpp"
-#include "auth_proxy/password_hash.hpp"
-#include "auth_proxy/throttle.hpp"
-#include "auth_proxy/user_file.hpp"
+#include "auth_proxy/scheme/basic_credentials.hpp"
+#include "auth_proxy/store/checking_store.hpp"
+#include "auth_proxy/throttle/client_address.hpp"
+#include "auth_proxy/cache/credential_cache.hpp"
+#include "auth_proxy/verify/password_hash.hpp"
+#include "auth_proxy/throttle/throttle.hpp"
+#include "auth_proxy/store/user_file.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -49,7 +53,8 @@ enum class Reason {
     repeated_failure, ///< the same failed credentials again: refused without hashing
     address_locked,
     user_locked,
-    store_unusable,   ///< see Verdict::detail
+    store_unusable,   ///< the user file cannot be used, see Verdict::detail
+    store_error,      ///< a checking store could not answer (it logs why itself)
 };
 
 const char *describe(Reason reason) noexcept;
@@ -63,7 +68,9 @@ struct Verdict {
     std::uint32_t cost = 0;
     bool verified = false;        ///< a real verification ran
     bool dummy = false;           ///< a dummy verification ran
+    std::chrono::nanoseconds padded{0}; ///< an unknown user's answer was held back this long
     bool cache_hit = false;
+    int store = -1;               ///< which store answered (an index into the list), -1: none
     std::chrono::seconds retry_after{0}; ///< throttled: until the lockout ends
     Throttle::Counted counted;    ///< what the throttle made of a failure
     std::string detail;           ///< unusable_entry, store_unusable: the operator-facing reason
@@ -78,6 +85,12 @@ struct CredentialBuffer {
     CredentialBuffer &operator=(const CredentialBuffer &) = delete;
 };
 
+/** One store of a scope, in the order AuthProxyProvider lists them: exactly one of the two is set. */
+struct Store {
+    const UserFileState *file = nullptr; ///< the indexed AuthUserFile
+    CheckingStore *checker = nullptr;    ///< a store that checks passwords itself
+};
+
 /** One request, as the policy sees it. */
 struct AuthRequest {
     const char *header = nullptr; ///< the credentials header's value; null: none sent
@@ -89,25 +102,41 @@ class Authenticator {
 public:
     /** How a password is checked against a stored hash; verify_password() unless a test counts calls. */
     using VerifyFn = bool (*)(const char *password, const char *stored, HashFormat format) noexcept;
+    /** How an answer is padded in time; a real sleep unless a test keeps the time. */
+    using SleepFn = void (*)(std::chrono::nanoseconds) noexcept;
 
     /** @p cache and @p throttle may be null (no cache, no throttling). */
-    Authenticator(CredentialCache *cache, Throttle *throttle, VerifyFn verify = verify_password) noexcept
-        : cache_(cache), throttle_(throttle), verify_(verify)
-    {
-    }
+    Authenticator(CredentialCache *cache, Throttle *throttle, VerifyFn verify = verify_password,
+                  SleepFn sleep = nullptr) noexcept;
 
-    /** The verdict for @p request against the user file state @p users. */
+    /** The verdict for @p request against @p count stores, asked in order. */
+    Verdict authenticate(const Store *stores, std::size_t count, const AuthRequest &request,
+                         CredentialBuffer &buffer) const;
+
+    /** The verdict for @p request against the user file state @p users alone. */
     Verdict authenticate(const UserFileState &users, const AuthRequest &request, CredentialBuffer &buffer) const;
 
 private:
+    struct Attempt;
+    enum class Next { answered, ask_the_next };
+
+    /** The user file's part: Next::ask_the_next if it does not know the user. */
+    Next ask_file(const HtpasswdIndex &index, Attempt &a, Verdict &v) const;
+    /** A checking store's part. */
+    Next ask_checker(CheckingStore &store, Attempt &a, Verdict &v) const;
+    /** No store knows the user: refused at the cost of a wrong password. */
+    void unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdict &v) const;
+    /** True (and the verdict set) if @p failure is a repeat of a recent failure. */
+    bool repeated(Attempt &a, const SetKey &failure, Verdict &v) const;
     /** A verification whose answer is thrown away: what an unknown user or unusable entry costs. */
     void dummy_verification(const HtpasswdIndex &index, std::string_view password, Verdict &verdict) const;
     /** The common end of every failure: counted by the throttle, verdict refused. */
-    Verdict &refuse(Verdict &verdict, Reason reason, const AuthRequest &request, const SetKey *failure) const;
+    void refuse(Verdict &verdict, Reason reason, Attempt &a, const SetKey &failure) const;
 
     CredentialCache *cache_;
     Throttle *throttle_;
     VerifyFn verify_;
+    SleepFn sleep_;
 };
 
 } // namespace auth_proxy

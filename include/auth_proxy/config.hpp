@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace auth_proxy {
@@ -18,7 +19,17 @@ struct DirConfig {
     UserFile *user_file = nullptr;        ///< the process-wide entry for user_file_path
     int proxy_basic = -1;                 ///< AuthType here is ProxyBasic: 1, another: 0, unset: -1
     int always_proxy = -1;                ///< AuthProxyChallenge proxy: 1, auto: 0, unset: -1
+    const char *providers = nullptr;      ///< AuthProxyProvider names, space-separated; null: "file"
 };
+
+/** The most stores one AuthProxyProvider may list. */
+constexpr std::size_t kMaxProviders = 8;
+
+/** The name of the indexed AuthUserFile store in AuthProxyProvider. */
+constexpr const char *kFileProvider = "file";
+
+/** True if @p providers (a DirConfig::providers value; null: the default) asks for the user file. */
+bool uses_user_file(const char *providers) noexcept;
 
 /** Inner scope @p add over outer scope @p base: what @p add sets wins. */
 DirConfig merge(const DirConfig &base, const DirConfig &add) noexcept;

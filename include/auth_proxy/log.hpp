@@ -11,15 +11,34 @@ namespace auth_proxy {
 
 enum class LogLevel { error, warning, info, debug };
 
+/**
+ * The core's messages, one number each whatever the level (the glue prints
+ * it as "APXnnnnn: "). The numbers are part of the interface: operators grep
+ * for them and docs/log-messages.md lists them.
+ */
+enum class LogId : int {
+    file_unreadable = 2001,     ///< a user file cannot be read: everyone refused
+    file_line = 2002,           ///< one line of a user file, with file and line
+    file_loaded = 2003,         ///< loaded/reloaded N users in X ms
+    file_lines_not_logged = 2004, ///< more line diagnostics than are logged
+    file_changed_while_read = 2005,
+    index_not_shared = 2006,    ///< the index cannot be written to the index directory
+    shared_index_unusable = 2007,
+    shared_index_missing = 2008,
+    inotify_unavailable = 2009,
+    reload_failed = 2010,
+    watcher_poll_failed = 2011,
+};
+
 /** A log destination: a plain function pointer plus its context. */
 struct Logger {
-    void (*sink)(void *ctx, LogLevel level, const std::string &message) = nullptr;
+    void (*sink)(void *ctx, LogLevel level, LogId id, const std::string &message) = nullptr;
     void *ctx = nullptr;
 
-    void operator()(LogLevel level, const std::string &message) const
+    void operator()(LogLevel level, LogId id, const std::string &message) const
     {
         if (sink != nullptr) {
-            sink(ctx, level, message);
+            sink(ctx, level, id, message);
         }
     }
 };

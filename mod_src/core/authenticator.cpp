@@ -1,6 +1,9 @@
 #include "auth_proxy/authenticator.hpp"
 
+#include <algorithm>
+#include <string>
 #include <string.h> // explicit_bzero
+#include <thread>
 
 namespace auth_proxy {
 
@@ -17,6 +20,7 @@ const char *describe(Reason reason) noexcept
     case Reason::address_locked: return "address locked out";
     case Reason::user_locked: return "user locked out";
     case Reason::store_unusable: return "user file unusable";
+    case Reason::store_error: return "store error";
     }
     return "unknown";
 }
@@ -24,6 +28,36 @@ const char *describe(Reason reason) noexcept
 CredentialBuffer::~CredentialBuffer()
 {
     explicit_bzero(bytes, sizeof bytes);
+}
+
+namespace {
+
+void sleep_for(std::chrono::nanoseconds t) noexcept
+{
+    std::this_thread::sleep_for(t);
+}
+
+/** What a failure at a checking store is remembered under: no htpasswd hash holds a NUL. */
+std::string checker_tag(std::string_view name)
+{
+    return std::string(1, '\0') + std::string(name);
+}
+
+} // namespace
+
+/** The state of one authentication as the stores are asked. */
+struct Authenticator::Attempt {
+    const AuthRequest &request;
+    BasicCredentials creds;
+    bool throttling = false;
+    int store = -1; ///< the store being asked
+    /** The longest a checking store that did not know the user fell short of its usual answer time. */
+    std::chrono::nanoseconds shortfall{0};
+};
+
+Authenticator::Authenticator(CredentialCache *cache, Throttle *throttle, VerifyFn verify, SleepFn sleep) noexcept
+    : cache_(cache), throttle_(throttle), verify_(verify), sleep_(sleep != nullptr ? sleep : sleep_for)
+{
 }
 
 void Authenticator::dummy_verification(const HtpasswdIndex &index, std::string_view password, Verdict &verdict) const
@@ -39,103 +73,208 @@ void Authenticator::dummy_verification(const HtpasswdIndex &index, std::string_v
     verdict.dummy = true;
 }
 
-Verdict &Authenticator::refuse(Verdict &verdict, Reason reason, const AuthRequest &request,
-                               const SetKey *failure) const
+void Authenticator::refuse(Verdict &verdict, Reason reason, Attempt &a, const SetKey &failure) const
 {
     verdict.outcome = Outcome::refused;
     verdict.reason = reason;
-    if (throttle_ != nullptr && failure != nullptr) {
-        verdict.counted = throttle_->note_failure(request.client, verdict.user, *failure, request.now);
+    if (a.throttling) {
+        verdict.counted = throttle_->note_failure(a.request.client, a.creds.user, failure, a.request.now);
     }
-    return verdict;
+}
+
+bool Authenticator::repeated(Attempt &a, const SetKey &failure, Verdict &v) const
+{
+    // The same failed credentials again (a browser resending a stale saved
+    // password): the answer is known, and it is not another guess.
+    if (!a.throttling || !throttle_->is_repeat(failure, a.request.now)) {
+        return false;
+    }
+    v.outcome = Outcome::refused;
+    v.reason = Reason::repeated_failure;
+    return true;
+}
+
+Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt &a, Verdict &v) const
+{
+    const HtpasswdIndex::Found entry = index.find(a.creds.user);
+    if (!entry) {
+        return Next::ask_the_next;
+    }
+    v.store = a.store;
+    const std::string_view stored(entry->hash);
+    const bool usable = hash_usability(stored, entry->format) == HashUsability::usable;
+
+    CacheKey cache_key{};
+    const bool caching = usable && cache_ != nullptr && cache_->enabled();
+    if (caching) {
+        cache_key = cache_->key_for(a.creds.user, a.creds.password, stored);
+        if (cache_->contains(cache_key, a.request.now.steady)) {
+            v.outcome = Outcome::admitted;
+            v.cache_hit = true;
+            v.format = entry->format;
+            return Next::answered;
+        }
+    }
+    const SetKey failure =
+        a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password, stored) : SetKey{};
+    if (repeated(a, failure, v)) {
+        return Next::answered;
+    }
+    if (!usable) {
+        v.detail = describe_unusable(stored, entry->format);
+        dummy_verification(index, a.creds.password, v);
+        refuse(v, Reason::unusable_entry, a, failure);
+        return Next::answered;
+    }
+    v.format = entry->format;
+    v.cost = hash_cost(stored, entry->format);
+    v.verified = true;
+    if (!verify_(a.creds.password.data(), entry->hash, entry->format)) {
+        refuse(v, Reason::wrong_password, a, failure);
+        return Next::answered;
+    }
+    if (caching) {
+        cache_->remember(cache_key, a.request.now.steady); // successes only: a guesser always pays the hash
+    }
+    v.outcome = Outcome::admitted;
+    return Next::answered;
+}
+
+Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a, Verdict &v) const
+{
+    const bool caching = cache_ != nullptr && cache_->enabled();
+    CacheKey cache_key{};
+    if (caching) {
+        cache_key = cache_->key_for_store(store.name(), a.creds.user, a.creds.password);
+        if (cache_->contains(cache_key, a.request.now.steady)) {
+            v.store = a.store;
+            v.outcome = Outcome::admitted;
+            v.cache_hit = true;
+            return Next::answered;
+        }
+    }
+    const SetKey failure = a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password,
+                                                                  checker_tag(store.name()))
+                                        : SetKey{};
+    if (repeated(a, failure, v)) {
+        v.store = a.store;
+        return Next::answered;
+    }
+    const auto started = Clock::now();
+    const CheckAnswer answer = store.check(a.creds.user, a.creds.password.data());
+    const auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started);
+    AnswerTime *times = store.answer_time();
+    switch (answer) {
+    case CheckAnswer::user_not_found:
+        if (times != nullptr && times->typical() > took) {
+            a.shortfall = std::max(a.shortfall, times->typical() - took);
+        }
+        return Next::ask_the_next;
+    case CheckAnswer::granted:
+    case CheckAnswer::denied:
+        if (times != nullptr) {
+            times->record(took);
+        }
+        break;
+    case CheckAnswer::error:
+        v.store = a.store;
+        v.outcome = Outcome::failed;
+        v.reason = Reason::store_error;
+        v.detail = std::string(store.name());
+        return Next::answered;
+    }
+    v.store = a.store;
+    v.verified = true;
+    if (answer == CheckAnswer::denied) {
+        refuse(v, Reason::wrong_password, a, failure);
+        return Next::answered;
+    }
+    if (caching) {
+        cache_->remember(cache_key, a.request.now.steady); // successes only
+    }
+    v.outcome = Outcome::admitted;
+    return Next::answered;
+}
+
+void Authenticator::unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdict &v) const
+{
+    const SetKey failure =
+        a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password, "") : SetKey{};
+    if (repeated(a, failure, v)) {
+        return;
+    }
+    // What a wrong password would have cost: the user file's kind of hash,
+    // or, with checking stores only, the time they take for a user they know.
+    if (typical != nullptr) {
+        dummy_verification(*typical, a.creds.password, v);
+    }
+    else if (a.shortfall > std::chrono::nanoseconds::zero()) {
+        sleep_(a.shortfall);
+        v.padded = a.shortfall;
+    }
+    refuse(v, Reason::unknown_user, a, failure);
+}
+
+Verdict Authenticator::authenticate(const Store *stores, std::size_t count, const AuthRequest &request,
+                                    CredentialBuffer &buffer) const
+{
+    Verdict v;
+    if (request.header == nullptr) {
+        v.outcome = Outcome::challenged;
+        v.reason = Reason::no_credentials;
+        return v;
+    }
+    Attempt a{request, BasicCredentials{}};
+    v.parse_error = parse_basic_credentials(request.header, buffer.bytes, sizeof buffer.bytes, a.creds);
+    if (v.parse_error != CredentialError::none) {
+        v.outcome = Outcome::refused;
+        v.reason = Reason::malformed;
+        return v;
+    }
+    v.user = a.creds.user;
+
+    // A locked-out client learns nothing, not even whether this password is right.
+    if (throttle_ != nullptr) {
+        const Throttle::Lock lock = throttle_->check(request.client, a.creds.user, request.now);
+        if (lock.locked) {
+            v.outcome = Outcome::throttled;
+            v.reason = lock.by_user ? Reason::user_locked : Reason::address_locked;
+            v.retry_after = lock.retry_after;
+            return v;
+        }
+        a.throttling = throttle_->applies_to(request.client);
+    }
+
+    const HtpasswdIndex *typical = nullptr;
+    for (std::size_t i = 0; i < count; ++i) {
+        a.store = static_cast<int>(i);
+        if (stores[i].file != nullptr) {
+            const UserFileState &file = *stores[i].file;
+            if (!file.index) {
+                v.store = a.store;
+                v.outcome = Outcome::failed;
+                v.reason = Reason::store_unusable;
+                v.detail = file.error;
+                return v;
+            }
+            typical = typical != nullptr ? typical : file.index.get();
+            if (ask_file(*file.index, a, v) == Next::answered) {
+                return v;
+            }
+        }
+        else if (stores[i].checker != nullptr && ask_checker(*stores[i].checker, a, v) == Next::answered) {
+            return v;
+        }
+    }
+    unknown_user(typical, a, v);
+    return v;
 }
 
 Verdict Authenticator::authenticate(const UserFileState &users, const AuthRequest &request,
                                     CredentialBuffer &buffer) const
 {
-    Verdict verdict;
-    if (request.header == nullptr) {
-        verdict.outcome = Outcome::challenged;
-        verdict.reason = Reason::no_credentials;
-        return verdict;
-    }
-    BasicCredentials creds;
-    verdict.parse_error = parse_basic_credentials(request.header, buffer.bytes, sizeof buffer.bytes, creds);
-    if (verdict.parse_error != CredentialError::none) {
-        verdict.outcome = Outcome::refused;
-        verdict.reason = Reason::malformed;
-        return verdict;
-    }
-    verdict.user = creds.user;
-
-    // A locked-out client learns nothing, not even whether this password is right.
-    if (throttle_ != nullptr) {
-        const Throttle::Lock lock = throttle_->check(request.client, creds.user, request.now);
-        if (lock.locked) {
-            verdict.outcome = Outcome::throttled;
-            verdict.reason = lock.by_user ? Reason::user_locked : Reason::address_locked;
-            verdict.retry_after = lock.retry_after;
-            return verdict;
-        }
-    }
-
-    if (!users.index) {
-        verdict.outcome = Outcome::failed;
-        verdict.reason = Reason::store_unusable;
-        verdict.detail = users.error;
-        return verdict;
-    }
-    const HtpasswdIndex &index = *users.index;
-    const HtpasswdIndex::Found entry = index.find(creds.user);
-    const std::string_view stored = entry ? std::string_view(entry->hash) : std::string_view();
-    const bool usable = entry && hash_usability(stored, entry->format) == HashUsability::usable;
-
-    CacheKey cache_key{};
-    const bool caching = usable && cache_ != nullptr && cache_->enabled();
-    if (caching) {
-        cache_key = cache_->key_for(creds.user, creds.password, stored);
-        if (cache_->contains(cache_key, request.now.steady)) {
-            verdict.outcome = Outcome::admitted;
-            verdict.cache_hit = true;
-            verdict.format = entry->format;
-            return verdict;
-        }
-    }
-
-    // The same failed credentials again (a browser resending a stale saved
-    // password): the answer is known, and it is not another guess.
-    SetKey failure{};
-    const bool throttling = throttle_ != nullptr && throttle_->applies_to(request.client);
-    if (throttling) {
-        failure = throttle_->failure_key(request.client, creds.user, creds.password, stored);
-        if (throttle_->is_repeat(failure, request.now)) {
-            verdict.outcome = Outcome::refused;
-            verdict.reason = Reason::repeated_failure;
-            return verdict;
-        }
-    }
-    const SetKey *counted = throttling ? &failure : nullptr;
-
-    if (!entry) {
-        dummy_verification(index, creds.password, verdict);
-        return refuse(verdict, Reason::unknown_user, request, counted);
-    }
-    if (!usable) {
-        verdict.detail = describe_unusable(stored, entry->format);
-        dummy_verification(index, creds.password, verdict);
-        return refuse(verdict, Reason::unusable_entry, request, counted);
-    }
-    verdict.format = entry->format;
-    verdict.cost = hash_cost(stored, entry->format);
-    verdict.verified = true;
-    if (!verify_(creds.password.data(), entry->hash, entry->format)) {
-        return refuse(verdict, Reason::wrong_password, request, counted);
-    }
-    if (caching) {
-        cache_->remember(cache_key, request.now.steady); // successes only: a guesser always pays the hash
-    }
-    verdict.outcome = Outcome::admitted;
-    return verdict;
+    const Store file{&users, nullptr};
+    return authenticate(&file, 1, request, buffer);
 }
 
 } // namespace auth_proxy

@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
+#include <string_view>
 
 namespace auth_proxy {
 
@@ -25,7 +27,24 @@ DirConfig merge(const DirConfig &base, const DirConfig &add) noexcept
     out.user_file = file_from.user_file;
     out.proxy_basic = pick(add.proxy_basic, base.proxy_basic, -1);
     out.always_proxy = pick(add.always_proxy, base.always_proxy, -1);
+    out.providers = pick<const char *>(add.providers, base.providers, nullptr);
     return out;
+}
+
+bool uses_user_file(const char *providers) noexcept
+{
+    if (providers == nullptr) {
+        return true;
+    }
+    const std::string_view list(providers), name(kFileProvider);
+    for (std::size_t at = 0; at <= list.size();) {
+        const std::size_t end = std::min(list.find(' ', at), list.size());
+        if (list.substr(at, end - at) == name) {
+            return true;
+        }
+        at = end + 1;
+    }
+    return false;
 }
 
 ServerConfig merge(const ServerConfig &base, const ServerConfig &add) noexcept

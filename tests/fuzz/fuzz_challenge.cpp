@@ -8,7 +8,7 @@
 // unescape_quotes() must give back a realm that escapes to the same stored
 // value (the escaping merges some realms, so that is all it can promise).
 
-#include "auth_proxy/challenge.hpp"
+#include "auth_proxy/scheme/challenge.hpp"
 
 #include "fuzz_support.hpp"
 #include "../unit/test_support.hpp" // httpd_escape_quotes(): the one model of httpd's escaping

@@ -11,7 +11,7 @@
 // verified, to keep executions fast: their cost is in the algorithm, not in
 // our code.
 
-#include "auth_proxy/password_hash.hpp"
+#include "auth_proxy/verify/password_hash.hpp"
 
 #include "fuzz_support.hpp"
 

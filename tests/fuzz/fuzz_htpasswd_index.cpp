@@ -9,7 +9,7 @@
 // process takes through map(): the reader must accept what the builder
 // wrote and answer every lookup exactly as the built index does.
 
-#include "auth_proxy/htpasswd_index.hpp"
+#include "auth_proxy/store/htpasswd_index.hpp"
 
 #include "fuzz_support.hpp"
 

@@ -17,7 +17,8 @@
 // from an index built by the running code, so mutations start past the
 // header checks even when the seeds are of an older format version.
 
-#include "auth_proxy/htpasswd_index.hpp"
+#include "auth_proxy/posix.hpp"
+#include "auth_proxy/store/htpasswd_index.hpp"
 
 #include "fuzz_support.hpp"
 
@@ -86,10 +87,7 @@ std::size_t check_offset(const std::uint8_t *data, std::size_t size)
 /** FNV-1a over every header byte before the check, as the reader computes it. */
 void fix_check(std::uint8_t *data, std::size_t at)
 {
-    std::uint64_t c = 0xcbf29ce484222325ull;
-    for (std::size_t i = 0; i < at; ++i) {
-        c = (c ^ data[i]) * 0x100000001b3ull;
-    }
+    const std::uint64_t c = auth_proxy::fnv1a(data, at);
     std::memcpy(data + at, &c, sizeof c);
 }
 

@@ -3,7 +3,7 @@
 // valid indexes that let mutations start past the header checks.
 //   make_index_seeds OUT_DIR FILE...
 
-#include "auth_proxy/htpasswd_index.hpp"
+#include "auth_proxy/store/htpasswd_index.hpp"
 
 #include <fstream>
 #include <iostream>

@@ -224,6 +224,7 @@ class Httpd:
     mpm: str = "event"
     authn_file: bool = True         # load mod_authn_file next to us (Debian's default)
     extra_modules: list = field(default_factory=list)
+    without_modules: list = field(default_factory=list)   # base modules to leave out
     ports: int = 1                  # how many Listen ports to allocate
     proc: subprocess.Popen | None = None
 
@@ -246,7 +247,7 @@ class Httpd:
             mods.append("authn_file")
         seen, out = set(), []
         for m in mods:
-            if m not in seen:
+            if m not in seen and m not in self.without_modules:
                 seen.add(m)
                 out.append(m)
         return out

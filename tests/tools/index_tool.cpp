@@ -7,8 +7,8 @@
 // (device, inode, size, times) of <claimed user file>, as a forged index
 // planted for that file would: anyone who can stat the user file can do this.
 
-#include "auth_proxy/htpasswd_index.hpp"
-#include "auth_proxy/user_file.hpp"
+#include "auth_proxy/store/htpasswd_index.hpp"
+#include "auth_proxy/store/user_file.hpp"
 
 #include <cstdio>
 #include <fstream>

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <sys/mman.h>
@@ -255,6 +256,164 @@ BOOST_AUTO_TEST_CASE(without_cache_or_throttle_every_request_is_verified)
         BOOST_TEST((bare.authenticate(users, request, buffer).outcome == Outcome::admitted));
         BOOST_TEST(calls.size() == 1u);
     }
+}
+
+// ---- Stores that check passwords themselves (httpd's authn providers) -------
+
+namespace {
+
+/** A store that answers from a table, and counts what it is asked. */
+struct TableStore final : CheckingStore {
+    std::string store_name;
+    std::vector<std::pair<std::string, std::string>> users; ///< user, password
+    bool down = false;
+    int asked = 0;
+    AnswerTime times;
+
+    explicit TableStore(std::string name, std::vector<std::pair<std::string, std::string>> u = {})
+        : store_name(std::move(name)), users(std::move(u))
+    {
+    }
+    std::string_view name() const noexcept override { return store_name; }
+    CheckAnswer check(std::string_view user, const char *password) override
+    {
+        ++asked;
+        if (down) {
+            return CheckAnswer::error;
+        }
+        for (const auto &[u, p] : users) {
+            if (u == user) {
+                return p == password ? CheckAnswer::granted : CheckAnswer::denied;
+            }
+        }
+        return CheckAnswer::user_not_found;
+    }
+    AnswerTime *answer_time() noexcept override { return &times; }
+};
+
+std::chrono::nanoseconds slept{0};
+void keep_time(std::chrono::nanoseconds t) noexcept
+{
+    slept += t;
+}
+
+Verdict run_chain(Harness &h, const std::vector<Store> &stores, const std::string &user, const std::string &password,
+                  const char *client = "192.0.2.1")
+{
+    const std::string header = basic(user + ":" + password);
+    AuthRequest request;
+    request.header = header.c_str();
+    request.client = ClientAddress::parse(client);
+    request.now = h.now;
+    CredentialBuffer buffer;
+    calls.clear();
+    Verdict v = h.auth->authenticate(stores.data(), stores.size(), request, buffer);
+    v.user = std::string_view();
+    return v;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(stores_are_asked_in_order_until_one_knows_the_user)
+{
+    Harness h;
+    TableStore ldap("ldap", {{"lara", "lara-pw"}, {"alice", "not-her-file-password"}});
+    const std::vector<Store> chain = {{&h.users, nullptr}, {nullptr, &ldap}};
+
+    // In the file: the file answers, the directory is never asked.
+    BOOST_TEST((run_chain(h, chain, "alice", "alice-pw").outcome == Outcome::admitted));
+    BOOST_TEST((run_chain(h, chain, "alice", "not-her-file-password").outcome == Outcome::refused));
+    BOOST_TEST(ldap.asked == 0);
+
+    // Not in the file: the directory answers, and says which store it was.
+    const Verdict lara = run_chain(h, chain, "lara", "lara-pw");
+    BOOST_TEST((lara.outcome == Outcome::admitted));
+    BOOST_TEST(lara.store == 1);
+    BOOST_TEST(lara.verified);
+    BOOST_TEST(ldap.asked == 1);
+
+    // Nobody knows him: refused, at the cost of a wrong password in the file.
+    const Verdict nobody = run_chain(h, chain, "nobody", "x");
+    BOOST_TEST(describe(nobody.reason) == describe(Reason::unknown_user));
+    BOOST_TEST(nobody.dummy);
+    BOOST_TEST(calls.size() == 1u);
+    BOOST_TEST(ldap.asked == 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_checking_stores_grant_is_cached_per_store_and_its_refusals_never_are)
+{
+    Harness h;
+    TableStore ldap("ldap", {{"lara", "lara-pw"}});
+    TableStore dbm("dbm", {{"lara", "lara-pw"}});
+    const std::vector<Store> via_ldap = {{nullptr, &ldap}}, via_dbm = {{nullptr, &dbm}};
+
+    BOOST_TEST((run_chain(h, via_ldap, "lara", "lara-pw").outcome == Outcome::admitted));
+    const Verdict again = run_chain(h, via_ldap, "lara", "lara-pw");
+    BOOST_TEST(again.cache_hit);
+    BOOST_TEST(ldap.asked == 1); // one bind per TTL
+
+    // The key names the store: another store's grant is its own.
+    BOOST_TEST(!run_chain(h, via_dbm, "lara", "lara-pw").cache_hit);
+    BOOST_TEST(dbm.asked == 1);
+
+    // Refused: asked every time a new password comes, never remembered.
+    for (int i = 0; i < 3; ++i) {
+        BOOST_TEST((run_chain(h, via_ldap, "lara", "wrong" + std::to_string(i)).outcome == Outcome::refused));
+    }
+    BOOST_TEST(ldap.asked == 4);
+    // The same wrong password again: refused without asking the directory.
+    const Verdict repeat = run_chain(h, via_ldap, "lara", "wrong0");
+    BOOST_TEST(describe(repeat.reason) == describe(Reason::repeated_failure));
+    BOOST_TEST(ldap.asked == 4);
+}
+
+BOOST_AUTO_TEST_CASE(a_store_that_cannot_answer_fails_closed)
+{
+    Harness h;
+    TableStore ldap("ldap", {{"lara", "lara-pw"}});
+    const std::vector<Store> chain = {{&h.users, nullptr}, {nullptr, &ldap}};
+    ldap.down = true;
+    const Verdict v = run_chain(h, chain, "lara", "lara-pw");
+    BOOST_TEST((v.outcome == Outcome::failed));
+    BOOST_TEST(describe(v.reason) == describe(Reason::store_error));
+    BOOST_TEST(v.detail == "ldap");
+    BOOST_TEST(v.store == 1);
+    // A user the file knows is not held up by the directory.
+    BOOST_TEST((run_chain(h, chain, "alice", "alice-pw").outcome == Outcome::admitted));
+    ldap.down = false;
+    BOOST_TEST((run_chain(h, chain, "lara", "lara-pw").outcome == Outcome::admitted));
+}
+
+BOOST_AUTO_TEST_CASE(with_checking_stores_only_an_unknown_user_waits_as_long_as_a_known_one_is_answered)
+{
+    ThrottlePolicy policy;
+    policy.enabled = false;
+    Harness h(policy);
+    h.auth = std::make_unique<Authenticator>(h.cache.get(), nullptr, counting_verify, keep_time);
+    TableStore ldap("ldap", {{"lara", "lara-pw"}});
+    const std::vector<Store> chain = {{nullptr, &ldap}};
+    ldap.times.record(std::chrono::milliseconds(20)); // as if binds took 20 ms
+    slept = std::chrono::nanoseconds::zero();
+    const Verdict v = run_chain(h, chain, "nobody", "x");
+    BOOST_TEST(describe(v.reason) == describe(Reason::unknown_user));
+    BOOST_TEST(!v.dummy);
+    BOOST_TEST(v.padded.count() > 0);
+    BOOST_TEST(slept.count() == v.padded.count());
+    BOOST_TEST(v.padded.count() <= std::chrono::nanoseconds(std::chrono::milliseconds(20)).count());
+    BOOST_TEST(calls.empty());
+}
+
+BOOST_AUTO_TEST_CASE(failures_at_a_checking_store_count_towards_a_lockout)
+{
+    Harness h;
+    TableStore ldap("ldap", {{"lara", "lara-pw"}});
+    const std::vector<Store> chain = {{nullptr, &ldap}};
+    for (int i = 0; i < 20; ++i) {
+        run_chain(h, chain, "lara", "guess" + std::to_string(i), "203.0.113.40");
+    }
+    const int asked = ldap.asked;
+    BOOST_TEST((run_chain(h, chain, "lara", "lara-pw", "203.0.113.40").outcome == Outcome::throttled));
+    BOOST_TEST(ldap.asked == asked); // not even asked
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,7 +1,7 @@
 // Specification of the Basic challenge: the realm as an RFC 7230
 // quoted-string, and the exact header value a client receives.
 
-#include "auth_proxy/challenge.hpp"
+#include "auth_proxy/scheme/challenge.hpp"
 
 #include <boost/test/unit_test.hpp>
 

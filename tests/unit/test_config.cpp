@@ -1,7 +1,7 @@
 // Every configuration field has a default and a merge rule (the two places a
 // forgotten field fails silently); these tests pin both down.
 #include "auth_proxy/config.hpp"
-#include "auth_proxy/user_file.hpp"
+#include "auth_proxy/store/user_file.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -19,6 +19,28 @@ BOOST_AUTO_TEST_CASE(a_new_directory_config_sets_nothing)
     BOOST_TEST(conf.user_file == nullptr);
     BOOST_TEST(conf.proxy_basic == -1);
     BOOST_TEST(conf.always_proxy == -1);
+    BOOST_TEST(conf.providers == nullptr); // the indexed AuthUserFile alone
+}
+
+BOOST_AUTO_TEST_CASE(the_provider_list_is_inherited_whole_and_says_whether_the_user_file_is_used)
+{
+    DirConfig outer, inner;
+    outer.providers = "file ldap";
+    BOOST_TEST(std::string(merge(outer, DirConfig{}).providers) == "file ldap");
+    inner.providers = "dbm";
+    BOOST_TEST(std::string(merge(outer, inner).providers) == "dbm"); // replaced, not appended
+
+    struct Case {
+        const char *providers;
+        bool uses_file;
+    };
+    const Case cases[] = {
+        {nullptr, true}, {"file", true}, {"ldap file", true}, {"ldap", false}, {"dbm dbd", false},
+        {"files", false}, {"profile", false},
+    };
+    for (const Case &c : cases) {
+        BOOST_TEST(uses_user_file(c.providers) == c.uses_file, (c.providers != nullptr ? c.providers : "(default)"));
+    }
 }
 
 BOOST_AUTO_TEST_CASE(an_inner_scope_inherits_what_it_does_not_set)

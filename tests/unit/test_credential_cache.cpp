@@ -1,7 +1,7 @@
 // Specification of the verified-credential cache: what names an entry, how
 // long it lives, how many there may be, and that it holds under threads.
 
-#include "auth_proxy/credential_cache.hpp"
+#include "auth_proxy/cache/credential_cache.hpp"
 
 #include <boost/test/unit_test.hpp>
 

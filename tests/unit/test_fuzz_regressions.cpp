@@ -1,8 +1,8 @@
 // Inputs the fuzz targets (tests/fuzz) found, minimized: one row each, with
 // the property it broke. A row stays after its fix, so the bug stays fixed.
 
-#include "auth_proxy/challenge.hpp"
-#include "auth_proxy/htpasswd_index.hpp"
+#include "auth_proxy/scheme/challenge.hpp"
+#include "auth_proxy/store/htpasswd_index.hpp"
 
 #include "test_support.hpp"
 

@@ -1,7 +1,7 @@
 // Known-answer tests for SHA-256 (FIPS 180-4 examples, padding boundaries)
 // and HMAC-SHA256 (RFC 4231), and the incremental interface.
 
-#include "auth_proxy/hmac_sha256.hpp"
+#include "auth_proxy/cache/hmac_sha256.hpp"
 
 #include <boost/test/unit_test.hpp>
 

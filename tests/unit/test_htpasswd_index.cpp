@@ -1,7 +1,7 @@
 // Specification of how an htpasswd file's text becomes the user index:
 // which lines count, which are ignored, and what the operator is told.
 
-#include "auth_proxy/htpasswd_index.hpp"
+#include "auth_proxy/store/htpasswd_index.hpp"
 
 #include <boost/test/unit_test.hpp>
 

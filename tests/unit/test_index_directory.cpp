@@ -3,8 +3,8 @@
 // never a wrong answer), that only files its writer made are trusted, and
 // how UserFile writes, maps and falls back in each role.
 
-#include "auth_proxy/index_directory.hpp"
-#include "auth_proxy/user_file.hpp"
+#include "auth_proxy/store/index_directory.hpp"
+#include "auth_proxy/store/user_file.hpp"
 
 #include "test_support.hpp"
 

@@ -21,7 +21,7 @@
 // $2a$ and $2b$ vectors are $2y$ vectors with the letter changed: $2b$ is the
 // same algorithm as $2y$, and $2a$ differs only for some 8-bit passwords.
 
-#include "auth_proxy/password_hash.hpp"
+#include "auth_proxy/verify/password_hash.hpp"
 
 #include <boost/test/unit_test.hpp>
 

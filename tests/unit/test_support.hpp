@@ -114,7 +114,7 @@ struct LogCapture {
     auth_proxy::Logger logger()
     {
         auth_proxy::Logger log;
-        log.sink = [](void *ctx, auth_proxy::LogLevel level, const std::string &message) {
+        log.sink = [](void *ctx, auth_proxy::LogLevel level, auth_proxy::LogId, const std::string &message) {
             auto *self = static_cast<LogCapture *>(ctx);
             std::lock_guard<std::mutex> lock(self->mutex);
             self->lines.push_back(Line{level, message});

@@ -1,8 +1,8 @@
 // Specification of the guessing throttle: the counting rule, address
 // blocks, and the shared counter table under processes and threads.
 
-#include "auth_proxy/client_address.hpp"
-#include "auth_proxy/throttle.hpp"
+#include "auth_proxy/throttle/client_address.hpp"
+#include "auth_proxy/throttle/throttle.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -2,8 +2,8 @@
 // failing closed when the file goes away, readers never seeing a partial
 // index, and the watcher thread that keeps files current.
 
-#include "auth_proxy/file_watcher.hpp"
-#include "auth_proxy/user_file.hpp"
+#include "auth_proxy/store/file_watcher.hpp"
+#include "auth_proxy/store/user_file.hpp"
 
 #include "test_support.hpp"
 
@@ -633,7 +633,7 @@ struct BlockingLog {
     Logger logger()
     {
         Logger log;
-        log.sink = [](void *ctx, LogLevel, const std::string &) {
+        log.sink = [](void *ctx, LogLevel, auth_proxy::LogId, const std::string &) {
             auto *self = static_cast<BlockingLog *>(ctx);
             if (self->armed.exchange(false)) {
                 char c = 'x';

@@ -1,4 +1,4 @@
-#include "auth_proxy/hmac_sha256.hpp"
+#include "auth_proxy/cache/hmac_sha256.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -6,8 +6,8 @@
  */
 #pragma once
 
-#include "auth_proxy/hmac_sha256.hpp"
-#include "auth_proxy/shared_key_set.hpp"
+#include "auth_proxy/cache/hmac_sha256.hpp"
+#include "auth_proxy/cache/shared_key_set.hpp"
 
 #include <array>
 #include <cstddef>
@@ -31,7 +31,8 @@ void add_field(Sha256 &hash, std::string_view field) noexcept;
 
 /**
  * The verified-credential cache: a SharedKeySet keyed by
- * HMAC(secret, user, password, stored hash). The plaintext password is
+ * HMAC(secret, user, password, stored hash) for the user file, and by
+ * HMAC(secret, "store", store name, user, password) for a checking store. The plaintext password is
  * never stored, and a changed or removed password changes the stored hash
  * and so misses at once. Only successes are remembered; a failed guess
  * always pays the full hash. Made by the parent before the fork, so a user
@@ -49,6 +50,9 @@ public:
     /** The key for a credential checked against @p stored_hash. */
     CacheKey key_for(std::string_view user, std::string_view password,
                      std::string_view stored_hash) const noexcept;
+
+    /** The key for a credential a checking store (e.g. LDAP) named @p store granted. */
+    CacheKey key_for_store(std::string_view store, std::string_view user, std::string_view password) const noexcept;
 
     /** True if @p key was remembered and has not expired at @p now. */
     bool contains(const CacheKey &key, Clock::time_point now) noexcept { return set_.contains(key, now); }

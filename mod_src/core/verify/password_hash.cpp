@@ -1,4 +1,4 @@
-#include "auth_proxy/password_hash.hpp"
+#include "auth_proxy/verify/password_hash.hpp"
 
 #include <apr_md5.h> // apr_password_validate
 

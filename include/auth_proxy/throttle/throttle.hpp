@@ -12,9 +12,9 @@
  */
 #pragma once
 
-#include "auth_proxy/client_address.hpp"
-#include "auth_proxy/credential_cache.hpp"
-#include "auth_proxy/shared_key_set.hpp"
+#include "auth_proxy/throttle/client_address.hpp"
+#include "auth_proxy/cache/credential_cache.hpp"
+#include "auth_proxy/cache/shared_key_set.hpp"
 
 #include <array>
 #include <chrono>

@@ -15,7 +15,7 @@
 #pragma once
 
 #include "auth_proxy/file_signature.hpp"
-#include "auth_proxy/htpasswd_index.hpp"
+#include "auth_proxy/store/htpasswd_index.hpp"
 #include "auth_proxy/posix.hpp"
 
 #include <memory>

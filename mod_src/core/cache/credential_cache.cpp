@@ -1,4 +1,4 @@
-#include "auth_proxy/credential_cache.hpp"
+#include "auth_proxy/cache/credential_cache.hpp"
 
 #include "auth_proxy/posix.hpp"
 
@@ -50,6 +50,18 @@ CacheKey CredentialCache::key_for(std::string_view user, std::string_view passwo
     add_field(hash, password);
     add_field(hash, stored_hash);
     return mac_.finish(hash); // hash's destructor wipes the password bytes it buffered
+}
+
+CacheKey CredentialCache::key_for_store(std::string_view store, std::string_view user,
+                                        std::string_view password) const noexcept
+{
+    // Four fields where the user file's key has three: the two never meet.
+    Sha256 hash = mac_.begin();
+    add_field(hash, "store");
+    add_field(hash, store);
+    add_field(hash, user);
+    add_field(hash, password);
+    return mac_.finish(hash);
 }
 
 } // namespace auth_proxy

@@ -1,4 +1,4 @@
-#include "auth_proxy/shared_key_set.hpp"
+#include "auth_proxy/cache/shared_key_set.hpp"
 
 #include "auth_proxy/posix.hpp"
 

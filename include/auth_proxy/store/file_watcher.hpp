@@ -6,7 +6,7 @@
 #pragma once
 
 #include "auth_proxy/log.hpp"
-#include "auth_proxy/user_file.hpp"
+#include "auth_proxy/store/user_file.hpp"
 
 #include <chrono>
 #include <map>

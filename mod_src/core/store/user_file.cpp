@@ -1,6 +1,6 @@
-#include "auth_proxy/user_file.hpp"
+#include "auth_proxy/store/user_file.hpp"
 
-#include "auth_proxy/index_directory.hpp"
+#include "auth_proxy/store/index_directory.hpp"
 #include "auth_proxy/posix.hpp"
 
 #include <algorithm>
@@ -148,7 +148,7 @@ bool UserFile::check_readable(const Logger &log)
         }
     }
     // The empty signature makes the next refresh() read the file again.
-    log(LogLevel::error, next->error + "; refusing everyone until it is readable again");
+    log(LogLevel::error, LogId::file_unreadable, next->error + "; refusing everyone until it is readable again");
     publish(std::move(next));
     return true;
 }
@@ -205,7 +205,7 @@ void UserFile::publish_index(std::shared_ptr<const HtpasswdIndex> index, const F
     auto next = std::make_shared<UserFileState>();
     next->index = std::move(index);
     next->signature = signature;
-    log(LogLevel::info, (reload ? "reloaded " : "loaded ") + path_ + ": " + std::to_string(next->index->size()) +
+    log(LogLevel::info, LogId::file_loaded, (reload ? "reloaded " : "loaded ") + path_ + ": " + std::to_string(next->index->size()) +
                             " users in " + how);
     waiting_for_ = FileSignature{};
     publish(std::move(next));
@@ -244,18 +244,18 @@ std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled)
     std::size_t logged = 0;
     for (const Diagnostic &d : diagnostics) {
         if (logged++ == kMaxLoggedDiagnostics) {
-            log(LogLevel::warning, path_ + ": " + std::to_string(diagnostics.size() - kMaxLoggedDiagnostics) +
+            log(LogLevel::warning, LogId::file_lines_not_logged, path_ + ": " + std::to_string(diagnostics.size() - kMaxLoggedDiagnostics) +
                                        " more notes not shown");
             break;
         }
-        log(d.warning ? LogLevel::warning : LogLevel::info,
+        log(d.warning ? LogLevel::warning : LogLevel::info, LogId::file_line,
             path_ + " line " + std::to_string(d.line) + ": " + d.message);
     }
     settled = after == next->signature;
     if (!settled) {
         // Caught mid-write: serve what was read (it can only hold fewer or
         // truncated entries, which never match) and read again next time.
-        log(LogLevel::info, path_ + " changed while it was read; it will be read again");
+        log(LogLevel::info, LogId::file_changed_while_read, path_ + " changed while it was read; it will be read again");
         next->signature = FileSignature{};
     }
     return next;
@@ -267,7 +267,7 @@ void UserFile::write_shared(std::shared_ptr<const HtpasswdIndex> &index, const L
     auto mapped = directory_->write_index(*index, index_file_name(path_), why);
     if (!mapped) {
         if (why != shared_failure_) {
-            log(LogLevel::warning, "cannot share the index of " + path_ + " through " + directory_->path() + " (" +
+            log(LogLevel::warning, LogId::index_not_shared, "cannot share the index of " + path_ + " through " + directory_->path() + " (" +
                                        why + "); this process keeps a private copy");
             shared_failure_ = why;
         }
@@ -315,7 +315,7 @@ bool UserFile::load(const Logger &log)
             return true;
         }
         if (!why.empty() && why != shared_failure_) {
-            log(LogLevel::warning, "shared index " + shared_path + " of " + path_ + " is unusable (" + why +
+            log(LogLevel::warning, LogId::shared_index_unusable, "shared index " + shared_path + " of " + path_ + " is unusable (" + why +
                                        "); reading the file instead");
             shared_failure_ = why;
         }
@@ -331,7 +331,7 @@ bool UserFile::load(const Logger &log)
             if (clock - waiting_since_ < writer_grace_) {
                 return false;
             }
-            log(LogLevel::warning, "no shared index of " + path_ + " appeared within " +
+            log(LogLevel::warning, LogId::shared_index_missing, "no shared index of " + path_ + " appeared within " +
                                        std::to_string(writer_grace_.count()) +
                                        " ms of its change; this process reads the file itself");
         }
@@ -343,7 +343,7 @@ bool UserFile::load(const Logger &log)
         if (old && !old->index && old->error == next->error) {
             return false; // still broken the same way: said once already
         }
-        log(LogLevel::error, next->error + "; refusing everyone until it is readable again");
+        log(LogLevel::error, LogId::file_unreadable, next->error + "; refusing everyone until it is readable again");
         waiting_for_ = FileSignature{};
         publish(std::move(next));
         return true;

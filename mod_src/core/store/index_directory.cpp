@@ -1,4 +1,4 @@
-#include "auth_proxy/index_directory.hpp"
+#include "auth_proxy/store/index_directory.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include "auth_proxy/htpasswd_index.hpp"
+#include "auth_proxy/store/htpasswd_index.hpp"
 #include "auth_proxy/log.hpp"
 
 #include <atomic>

@@ -1,4 +1,4 @@
-#include "auth_proxy/client_address.hpp"
+#include "auth_proxy/throttle/client_address.hpp"
 
 #include <arpa/inet.h>
 

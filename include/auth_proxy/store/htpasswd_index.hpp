@@ -8,7 +8,9 @@
 
 #include "auth_proxy/file_signature.hpp"
 #include "auth_proxy/page_allocator.hpp"
-#include "auth_proxy/password_hash.hpp"
+#include "auth_proxy/store/htpasswd_parser.hpp"
+#include "auth_proxy/store/index_layout.hpp"
+#include "auth_proxy/verify/password_hash.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -20,26 +22,15 @@
 
 namespace auth_proxy {
 
-/** Something an operator should hear about a line of the file. */
-struct Diagnostic {
-    std::size_t line;    ///< 1-based line number
-    bool warning;        ///< false: informational (e.g. a duplicate user)
-    std::string message;
-};
-
 /**
- * User name -> stored hash, built from the text of an htpasswd file.
+ * User name -> stored hash: one index buffer (see index_layout.hpp), owned
+ * on the heap or mapped from an index file, and the lookup over it.
  *
- * The buffer holds a header (magic, version, the source file's signature,
- * section offsets), the file's text terminated in place, an entry array of
- * offsets into the text and an open-addressing slot table. Nothing in it is
- * a pointer, so the same bytes work at any address: serialized() is the
- * content of an index file, and map() uses such a file without parsing.
- * Lines follow mod_authn_file: '#' comments and blank lines are skipped,
- * CR/LF endings and surrounding white space are ignored, the hash ends at
- * the next ':', and of duplicate users the first one wins; a line with a NUL
- * byte is ignored with a warning. Immutable once
- * built, so any number of threads may read it; lookups allocate nothing.
+ * Built from an htpasswd file's text (htpasswd_parser.hpp says which lines
+ * count; of duplicate users the first wins), or taken as it is from an
+ * index file: serialized() is the content of one, and map() uses one
+ * without parsing. Immutable once built, so any number of threads may read
+ * it; lookups allocate nothing and never read outside the buffer.
  */
 class HtpasswdIndex {
 public:
@@ -79,11 +70,7 @@ public:
     HtpasswdIndex(const HtpasswdIndex &) = delete;
     HtpasswdIndex &operator=(const HtpasswdIndex &) = delete;
 
-    /** How much of a mapped or copied index is checked before use. */
-    enum class Checks {
-        header, ///< header and section bounds: O(1); for files only a trusted writer can have made
-        full,   ///< also every entry and the slot table against the user names: O(users)
-    };
+    using Checks = IndexChecks;
 
     /**
      * Uses the index file open on @p fd, mapped read-only and shared.
@@ -107,7 +94,7 @@ public:
     Found find(std::string_view user) const noexcept;
 
     /** Distinct users. */
-    std::size_t size() const noexcept { return distinct_; }
+    std::size_t size() const noexcept { return s_.distinct; }
 
     /** Bytes held by the index, including the file's text (mapped or not). */
     std::size_t memory_bytes() const noexcept;
@@ -118,11 +105,11 @@ public:
      * against a dummy hash of this kind, so that it costs what a wrong
      * password for a real user costs.
      */
-    HashFormat typical_format() const noexcept { return typical_format_; }
-    std::uint32_t typical_cost() const noexcept { return typical_cost_; }
+    HashFormat typical_format() const noexcept { return s_.typical_format; }
+    std::uint32_t typical_cost() const noexcept { return s_.typical_cost; }
 
     /** The signature of the file the index was built from, as recorded in its header. */
-    const FileSignature &source() const noexcept { return source_; }
+    const FileSignature &source() const noexcept { return s_.source; }
 
     /** The whole buffer: what an index file holds. */
     std::string_view serialized() const noexcept { return std::string_view(base_, bytes_); }
@@ -132,29 +119,14 @@ public:
 
 private:
     HtpasswdIndex() = default;
-    /** Checks base_/bytes_ and sets the section pointers; false + @p error if invalid. */
+    /** Checks base_/bytes_ and takes the sections; false + @p error if invalid. */
     bool attach(std::string &error, Checks checks) noexcept;
-    /** Points the section members at the buffer described by @p header (a Header). */
-    void adopt(const void *header) noexcept;
-    /** The O(users) part of Checks::full. */
-    bool entries_consistent() const noexcept;
-    /** True if entry @p entry names @p user (bounds-checked). */
-    bool user_at(std::size_t entry, std::string_view user) const noexcept;
 
-    PageString heap_;                        ///< the buffer, unless mapped
-    void *mapping_ = nullptr;                ///< the buffer, if mapped (unmapped with the index)
+    PageString heap_;         ///< the buffer, unless mapped
+    void *mapping_ = nullptr; ///< the buffer, if mapped (unmapped with the index)
     const char *base_ = nullptr;
     std::size_t bytes_ = 0;
-    const char *text_ = nullptr;
-    std::size_t text_bytes_ = 0;             ///< including the final NUL
-    const std::uint32_t *entries_ = nullptr; ///< 3 words each: user, user length, hash
-    std::size_t entry_count_ = 0;            ///< in file order, duplicates included
-    const std::uint32_t *slots_ = nullptr;   ///< 2 words each: tag, entry index + 1 (0 = empty); null: answers nothing
-    std::size_t slot_count_ = 0;             ///< a power of two, never full
-    std::size_t distinct_ = 0;
-    HashFormat typical_format_ = HashFormat::apr1_md5;
-    std::uint32_t typical_cost_ = 0;
-    FileSignature source_;
+    IndexSections s_;         ///< slots null: answers nothing
 };
 
 /** For test failure messages: the user and format, or "not found". */

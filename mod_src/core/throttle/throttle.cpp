@@ -1,4 +1,4 @@
-#include "auth_proxy/throttle.hpp"
+#include "auth_proxy/throttle/throttle.hpp"
 
 #include "auth_proxy/posix.hpp"
 

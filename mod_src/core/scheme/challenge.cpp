@@ -1,4 +1,4 @@
-#include "auth_proxy/challenge.hpp"
+#include "auth_proxy/scheme/challenge.hpp"
 
 namespace auth_proxy {
 

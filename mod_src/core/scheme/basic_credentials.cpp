@@ -1,4 +1,4 @@
-#include "auth_proxy/basic_credentials.hpp"
+#include "auth_proxy/scheme/basic_credentials.hpp"
 
 #include <array>
 #include <cstring>

@@ -1,6 +1,6 @@
-#include "auth_proxy/file_watcher.hpp"
+#include "auth_proxy/store/file_watcher.hpp"
 
-#include "auth_proxy/index_directory.hpp"
+#include "auth_proxy/store/index_directory.hpp"
 #include "auth_proxy/posix.hpp"
 
 #include <algorithm>
@@ -136,7 +136,7 @@ FileWatcher::FileWatcher(UserFileRegistry &registry, std::chrono::milliseconds i
     }
     inotify_fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (inotify_fd_ < 0) {
-        log_(LogLevel::warning, errno_text("inotify is not available", errno) + "; user files are checked every " +
+        log_(LogLevel::warning, LogId::inotify_unavailable, errno_text("inotify is not available", errno) + "; user files are checked every " +
                                     std::to_string(interval_.count()) + " ms only");
     }
     try {
@@ -271,10 +271,10 @@ void FileWatcher::refresh() noexcept
         registry_.refresh_all(log_);
     }
     catch (const std::exception &e) {
-        log_(LogLevel::error, std::string("reloading password files failed: ") + e.what());
+        log_(LogLevel::error, LogId::reload_failed, std::string("reloading password files failed: ") + e.what());
     }
     catch (...) {
-        log_(LogLevel::error, "reloading password files failed");
+        log_(LogLevel::error, LogId::reload_failed, "reloading password files failed");
     }
 }
 
@@ -288,7 +288,7 @@ void FileWatcher::run() noexcept
         const int timeout = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(wait.count() + 1, 0, 60000));
         const int ready = ::poll(fds, 2, timeout);
         if (ready < 0 && errno != EINTR) {
-            log_(LogLevel::error, errno_text("user file watcher: poll failed", errno));
+            log_(LogLevel::error, LogId::watcher_poll_failed, errno_text("user file watcher: poll failed", errno));
             return;
         }
         if (ready > 0 && (fds[0].revents & POLLIN)) {

@@ -1,0 +1,191 @@
+"""Any credential store httpd knows, behind ProxyBasic: AuthProxyProvider.
+
+DBM files (htdbm, mod_authn_dbm), SQL (mod_dbd with sqlite3,
+mod_authn_dbd) and LDAP (a real slapd started here, mod_ldap +
+mod_authnz_ldap) are asked through httpd's own authn providers, in the
+order AuthProxyProvider lists them, with an <AuthnProviderAlias> too. The
+module's credential cache sits in front of them: a directory user costs one
+bind per AuthProxyCacheTimeout for the whole server, a refused password is
+never remembered. A store that cannot answer fails closed with 500 and
+recovers when it is back. Authorization through those stores (Require
+ldap-group, dbd-group, dbm-group) keeps proxy semantics: 407 and a fresh
+challenge on a reverse proxy.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from directory_servers import ADMIN_DN, ADMIN_PASSWORD, GROUPS, PEOPLE, Slapd, dbm_users, have, sqlite_users
+from harness import basic, curl, htpasswd, proxy_challenge
+
+REALM = "Stores"
+
+
+def scope(backend, *lines: str, require: str = "valid-user", path: str = "/p") -> str:
+    body = "".join(f"    {line}\n" for line in lines)
+    return (f"<Location {path}>\n    ProxyPass {backend.url}{path}\n    AuthType ProxyBasic\n"
+            f'    AuthName "{REALM}"\n{body}    Require {require}\n</Location>\n')
+
+
+def status(h, user: str, password: str, path: str = "/p/x") -> int:
+    return send(h, user, password, path).status
+
+
+def send(h, user: str, password: str, path: str = "/p/x"):
+    return curl("-H", f"Proxy-Authorization: {basic(user, password)}", f"{h.url}{path}")
+
+
+def assert_store_decides(h, member: tuple[str, str], outsider: tuple[str, str]) -> None:
+    """The store admits @p member, refuses a wrong password and an unknown
+    user, and the group requirement refuses @p outsider (a valid user of the
+    store) with a fresh proxy challenge."""
+    user, password = member
+    assert status(h, user, password) == 200
+    assert status(h, user, "wrong") == 407
+    assert status(h, "nobody", "x") == 407
+    refused = send(h, *outsider)
+    assert refused.status == 407
+    assert refused.header("Proxy-Authenticate") == proxy_challenge(REALM)
+
+
+# ---------------------------------------------------------------- DBM and SQL
+
+def test_dbm_users_and_groups(make_httpd, backend, server_root):
+    users = Path(server_root) / "users.dbm"
+    dbm_users(users, {"dana": ("dana-pw", "admins"), "dirk": ("dirk-pw", "")})
+    h = make_httpd(scope(backend, "AuthProxyProvider dbm", f"AuthDBMUserFile {users}", f"AuthDBMGroupFile {users}",
+                         require="dbm-group admins"),
+                   extra_modules=["authn_dbm", "authz_dbm"])
+    assert_store_decides(h, ("dana", "dana-pw"), ("dirk", "dirk-pw"))
+
+
+def test_sql_users_and_groups_through_mod_dbd(make_httpd, backend, server_root):
+    db = Path(server_root) / "users.sqlite"
+    sqlite_users(db, {"sam": "sam-pw", "sue": "sue-pw"}, {"admins": ["sam"]})
+    h = make_httpd(f"DBDriver sqlite3\nDBDParams {db}\n" +
+                   scope(backend, "AuthProxyProvider dbd",
+                         'AuthDBDUserPWQuery "SELECT password FROM users WHERE user = %s"',
+                         'AuthzDBDQuery "SELECT grp FROM groups WHERE user = %s"',
+                         require="dbd-group admins"),
+                   extra_modules=["dbd", "authn_dbd", "authz_dbd"])
+    assert_store_decides(h, ("sam", "sam-pw"), ("sue", "sue-pw"))
+
+
+# ---------------------------------------------------------------- LDAP
+
+pytestmark_ldap = pytest.mark.skipif(not have("slapd", "ldapadd"), reason="slapd and ldap-utils are not installed")
+
+LDAP_MODULES = ["ldap", "authnz_ldap"]
+
+
+@pytest.fixture
+def slapd(server_root):
+    s = Slapd(Path(server_root) / "slapd").start()
+    s.add_tree({"lara": "lara-pw", "leo": "leo-pw"}, {"admins": ["lara"]})
+    yield s
+    s.stop()
+
+
+def ldap_lines(slapd, url_suffix: str = "?uid") -> list[str]:
+    # mod_ldap's own caches off: what the directory sees is what mod_auth_proxy asks.
+    return [f"AuthLDAPURL {slapd.url}/{PEOPLE}{url_suffix}"]
+
+
+LDAP_NO_CACHE = "LDAPCacheEntries 0\nLDAPOpCacheEntries 0\n"
+
+
+@pytestmark_ldap
+def test_ldap_users_and_an_ldap_group_refusal_gets_a_proxy_challenge(make_httpd, backend, slapd):
+    h = make_httpd(LDAP_NO_CACHE + scope(backend, "AuthProxyProvider ldap", *ldap_lines(slapd),
+                                         require=f"ldap-group cn=admins,{GROUPS}"),
+                   extra_modules=LDAP_MODULES)
+    assert_store_decides(h, ("lara", "lara-pw"), ("leo", "leo-pw"))
+    # Logged as for the user file: what fail2ban's stock filter reads.
+    assert h.wait_for_log(r'user lara: authentication failure for "/p/x": Password Mismatch \(APX01007\)')
+    assert h.wait_for_log(r'user nobody not found in ldap: "/p/x" \(APX01005\)')
+
+
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
+@pytestmark_ldap
+def test_a_directory_user_costs_one_bind_per_ttl_for_the_whole_server(make_httpd, backend, slapd, mpm):
+    processes = "StartServers 3\nMinSpareServers 3\n" if mpm == "prefork" else ""
+    h = make_httpd(LDAP_NO_CACHE + processes + scope(backend, "AuthProxyProvider ldap", *ldap_lines(slapd)),
+                   extra_modules=LDAP_MODULES, mpm=mpm)
+    before = slapd.binds("lara")
+    assert [status(h, "lara", "lara-pw") for _ in range(12)] == [200] * 12   # fresh connections: every child
+    assert slapd.binds("lara") - before == 1
+
+
+@pytestmark_ldap
+def test_a_refused_password_is_never_cached(make_httpd, backend, slapd):
+    h = make_httpd("AuthProxyThrottle Off\n" + LDAP_NO_CACHE +
+                   scope(backend, "AuthProxyProvider ldap", *ldap_lines(slapd)), extra_modules=LDAP_MODULES)
+    before = slapd.binds("leo")
+    assert [status(h, "leo", "wrong") for _ in range(3)] == [407] * 3
+    assert slapd.binds("leo") - before == 3      # asked every time
+    assert status(h, "leo", "leo-pw") == 200
+    assert slapd.binds("leo") - before == 4
+
+
+@pytestmark_ldap
+def test_providers_are_asked_in_order_and_an_alias_works(make_httpd, backend, slapd, server_root):
+    users = f"{server_root}/users"
+    htpasswd(users, "fred", "fred-pw", "-B", "-C", "4")
+    htpasswd(users, "lara", "file-password-of-lara", "-B", "-C", "4")
+    alias = (f"<AuthnProviderAlias ldap corp>\n    AuthLDAPURL {slapd.url}/{PEOPLE}?uid\n</AuthnProviderAlias>\n")
+    h = make_httpd(LDAP_NO_CACHE + alias + scope(backend, "AuthProxyProvider file corp", f"AuthUserFile {users}"),
+                   extra_modules=LDAP_MODULES)
+    assert status(h, "fred", "fred-pw") == 200                  # the file knows him
+    assert status(h, "leo", "leo-pw") == 200                    # only the directory does
+    # The file knows lara: it answers, the directory is not asked.
+    before = slapd.binds("lara")
+    assert status(h, "lara", "file-password-of-lara") == 200
+    assert status(h, "lara", "lara-pw") == 407
+    assert slapd.binds("lara") == before
+    assert status(h, "nobody", "x") == 407
+    assert h.wait_for_log(rf"user nobody not found in {re.escape(users)}, corp")
+
+
+@pytestmark_ldap
+def test_a_directory_that_is_down_fails_closed_then_recovers(make_httpd, backend, slapd):
+    h = make_httpd(LDAP_NO_CACHE + "LDAPConnectionTimeout 2\nLDAPRetries 0\n" +
+                   scope(backend, "AuthProxyProvider ldap", *ldap_lines(slapd)), extra_modules=LDAP_MODULES)
+    assert status(h, "lara", "lara-pw") == 200
+    slapd.stop()
+    h.mark_log()
+    assert status(h, "leo", "leo-pw") == 500
+    assert h.wait_for_log(r"APX01016: authn provider ldap could not check user leo")
+    slapd.start()
+    deadline = time.monotonic() + 20
+    while status(h, "leo", "leo-pw") != 200:
+        assert time.monotonic() < deadline, "never recovered after slapd came back"
+        time.sleep(0.2)
+
+
+# ---------------------------------------------------------------- configuration
+
+@pytest.mark.parametrize("line, message", [
+    ("AuthProxyProvider nosuch", "no authn provider 'nosuch' that checks passwords"),
+    ("AuthProxyProvider", "name at least one provider"),
+    ("AuthProxyProvider file file file file file file file file file", "at most 8 providers"),
+])
+def test_unknown_providers_fail_configtest(make_httpd, backend, server_root, line, message):
+    h = make_httpd(scope(backend, line, f"AuthUserFile {server_root}/users"), start=False)
+    result = h.configtest()
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_works_without_mod_auth_basic(make_httpd, backend, server_root):
+    users = Path(server_root) / "users.dbm"
+    dbm_users(users, {"dana": ("dana-pw", "")})
+    h = make_httpd(scope(backend, "AuthProxyProvider dbm", f"AuthDBMUserFile {users}"),
+                   extra_modules=["authn_dbm"], without_modules=["auth_basic"])
+    assert "auth_basic_module" not in h.conf_file.read_text()
+    assert status(h, "dana", "dana-pw") == 200
+    assert status(h, "dana", "wrong") == 407
