@@ -1,5 +1,6 @@
 #include "auth_proxy_builder.hpp"
 
+#include "auth_proxy_config.hpp"
 #include "auth_proxy_log.hpp"
 #include "auth_proxy_runtime.hpp"
 

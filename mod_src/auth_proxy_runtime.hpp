@@ -8,11 +8,13 @@
 
 #include "auth_proxy/authenticator.hpp"
 #include "auth_proxy/cache/credential_cache.hpp"
+#include "auth_proxy/config.hpp"
+#include "auth_proxy/log.hpp"
 #include "auth_proxy/store/file_watcher.hpp"
 #include "auth_proxy/store/index_directory.hpp"
-#include "auth_proxy/log.hpp"
 #include "auth_proxy/throttle/throttle.hpp"
-#include "auth_proxy_config.hpp"
+
+#include <httpd.h>
 
 #include <map>
 #include <memory>
