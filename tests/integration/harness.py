@@ -136,6 +136,35 @@ def run_user() -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- docs
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class DocRecipe:
+    config: str     # the block with the test's values in place and its LoadModule lines taken out
+    modules: list   # what those LoadModule lines load, for Httpd(extra_modules=...)
+
+
+def doc_recipe(name: str, replace: dict | None = None, page: str = "docs/recipes.md") -> DocRecipe:
+    """The fenced block right after ``<!-- recipe: NAME -->`` in @p page, with
+    each key of @p replace (a host name, port or path the page shows) replaced
+    by the test's value. A key missing from the block is an error, so that
+    the page cannot change without its test noticing."""
+    text = (REPO_ROOT / page).read_text()
+    blocks = re.findall(rf"^<!-- recipe: {re.escape(name)} -->\n```[\w-]*\n(.*?)^```$", text, re.M | re.S)
+    if len(blocks) != 1:
+        raise LookupError(f"{page} has {len(blocks)} blocks marked 'recipe: {name}', not one")
+    block = blocks[0]
+    for old, new in (replace or {}).items():
+        if old not in block:
+            raise LookupError(f"recipe {name} in {page} no longer contains {old!r}")
+        block = block.replace(old, new)
+    load = re.compile(r"^LoadModule (\w+)_module \S+\n", re.M)
+    return DocRecipe(load.sub("", block), load.findall(block))
+
+
 # ---------------------------------------------------------------- backend
 
 class _EchoHandler(http.server.BaseHTTPRequestHandler):

@@ -1,0 +1,201 @@
+"""The reference pages say what the module does, and nothing it does not.
+
+docs/directives.md is compared with the directives the built module
+registers in the real httpd (`httpd -L`, which lists every directive with
+the module that defines it) and with the contexts httpd enforces for them;
+docs/log-messages.md with every APX number, and its levels, that the
+module's source can log. As mod_auth_openidc's check_directives.sh does for
+its directives: a directive or log line added, renamed or removed without
+its documentation fails here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness import REPO_ROOT, Httpd
+
+DIRECTIVES_PAGE = REPO_ROOT / "docs" / "directives.md"
+LOG_PAGE = REPO_ROOT / "docs" / "log-messages.md"
+SOURCE = REPO_ROOT / "mod_src"
+FIELDS = ["Description", "Syntax", "Default", "Context", "Override", "Status", "Module"]
+PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+
+
+# ------------------------------------------------------------ directives
+
+@pytest.fixture(scope="module")
+def httpd(tmp_path_factory):
+    """An httpd configuration that loads the module; never started."""
+    return Httpd(tmp_path_factory.mktemp("docs") / "httpd")
+
+
+@pytest.fixture(scope="module")
+def registered(httpd) -> dict:
+    """Directive name -> where httpd allows it, for every directive mod_auth_proxy registers."""
+    httpd.write_config()
+    out = httpd.command("-L")
+    assert out.returncode == 0, out.stderr
+    found = {}
+    for block in re.split(r"\n(?=\S)", out.stdout):
+        head, *lines = block.split("\n")
+        m = re.fullmatch(r"(\S+) \((\S+)\)", head)
+        if m and re.fullmatch(r"mod_auth_proxy\.\w+", m.group(2)):
+            found[m.group(1)] = " ".join(line.strip() for line in lines[1:])
+    assert found, f"no directive of mod_auth_proxy in httpd -L:\n{out.stdout}"
+    return found
+
+
+def sections(page, heading: str) -> dict:
+    """Key -> text of every section whose heading matches @p heading (its one group is the key)."""
+    parts = re.split(heading, page.read_text(), flags=re.M)
+    out = {}
+    for key, body in zip(parts[1::2], parts[2::2]):
+        assert key not in out, f"{key} is documented twice in {page.name}"
+        out[key] = body
+    return out
+
+
+def documented_directives() -> dict:
+    """Directive name -> {field: value} for every "## Name Directive" of the page."""
+    return {name: dict(re.findall(r"^\| (\w+) \| (.*?) \|$", body, re.M))
+            for name, body in sections(DIRECTIVES_PAGE, r"^## (\S+) Directive\n").items()}
+
+
+def test_every_registered_directive_is_documented_and_every_documented_one_exists(registered):
+    documented = set(documented_directives())
+    assert sorted(set(registered) - documented) == [], "registered by the module but not in docs/directives.md"
+    assert sorted(documented - set(registered)) == [], "in docs/directives.md but not registered by the module"
+
+
+@pytest.mark.parametrize("name,entry", sorted(documented_directives().items()))
+def test_each_directive_entry_has_the_fields_of_httpds_manual(name, entry):
+    missing = [f for f in FIELDS if not entry.get(f, "").strip()]
+    assert missing == [], f"{name} lacks {missing}"
+    assert entry["Syntax"].startswith(f"`{name}"), entry["Syntax"]
+    assert "mod_auth_proxy" in entry["Module"]
+    assert "External" in entry["Status"]
+
+
+def default_argument(name: str, entry: dict) -> str | None:
+    """The value the Default field shows (`Name value`), or None for "none"."""
+    m = re.fullmatch(rf"`{name} (.+)`", entry["Default"])
+    return m.group(1) if m else None
+
+
+def test_documented_contexts_are_the_ones_httpd_enforces(registered, httpd):
+    documented = documented_directives()
+    for name, allowed in sorted(registered.items()):
+        entry = documented[name]
+        if "AllowOverride includes AuthConfig" in allowed:
+            assert (entry["Context"], entry["Override"]) == ("directory, .htaccess", "AuthConfig"), name
+            continue
+        assert "outside <Directory>" in allowed, f"{name}: {allowed}"
+        assert entry["Context"] in ("server config", "server config, virtual host"), name
+        assert entry["Override"].startswith("none"), name
+        value = default_argument(name, entry)
+        httpd.body = f"<VirtualHost 127.0.0.1:{httpd.port}>\n    {name} {value or 'x'}\n</VirtualHost>\n"
+        refused = "cannot occur within <VirtualHost> section" in httpd.configtest().stderr
+        assert refused == ("virtual host" not in entry["Context"]), f"{name} in <VirtualHost>"
+        if value is not None:
+            httpd.body = f"{name} {value}\n"
+            result = httpd.configtest()
+            assert result.returncode == 0, f"the documented default of {name}: {result.stderr}"
+
+
+# ------------------------------------------------------------ log messages
+
+HTTPD_LEVELS = {"EMERG": "emerg", "ALERT": "alert", "CRIT": "crit", "ERR": "error", "WARNING": "warn",
+                "NOTICE": "notice", "INFO": "info", "DEBUG": "debug"}
+
+
+def glue_numbers() -> dict:
+    """APX number -> httpd levels, for each ap_log_*error() of the glue that carries one:
+    "APXLOGNO(nnnnn)" in front, or "(APXnnnnn)" at the end of a failed-login line."""
+    found: dict = {}
+    everywhere = set()
+    for path in sorted(SOURCE.glob("*.cpp")):
+        text = path.read_text()
+        everywhere |= set(re.findall(r"APXLOGNO\((\d{5})\)|\(APX(\d{5})\)", text))
+        for level, rest in re.findall(r"ap_log_[rcp]?error\(\s*APLOG_MARK\s*,\s*([^,]+),(.*?)\);", text, re.S):
+            levels = {HTTPD_LEVELS[m] for m in re.findall(r"APLOG_([A-Z]+)\b", level) if m in HTTPD_LEVELS}
+            for pair in re.findall(r"APXLOGNO\((\d{5})\)|\(APX(\d{5})\)", rest):
+                assert levels, f"{path.name}: no level for APX{''.join(pair)} in '{level}'"
+                found.setdefault("".join(pair), set()).update(levels)
+    unparsed = {"".join(p) for p in everywhere} - set(found)
+    assert unparsed == set(), f"APX numbers outside a call this test can read: {unparsed}"
+    return found
+
+
+def core_numbers() -> dict:
+    """APX number -> httpd levels, for each LogId the core logs (printed as APX%05d)."""
+    enum = re.search(r"enum class LogId : int \{(.*?)\};", (REPO_ROOT / "include/auth_proxy/log.hpp").read_text(),
+                     re.S)
+    ids = {name: int(n) for name, n in re.findall(r"(\w+) = (\d+)", enum.group(1))}
+    runtime = (SOURCE / "auth_proxy_runtime.cpp").read_text()
+    to_httpd = {core: HTTPD_LEVELS[httpd] for core, httpd in
+                re.findall(r"case LogLevel::(\w+):\s*httpd_level = APLOG_([A-Z]+);", runtime)}
+    assert set(to_httpd) == {"error", "warning", "info", "debug"}, to_httpd
+    found: dict = {}
+    for path in sorted((SOURCE / "core").rglob("*.cpp")):
+        for args, name in re.findall(r"\blog_?\(([^;]*?)LogId::(\w+)", path.read_text()):
+            levels = {to_httpd[level] for level in re.findall(r"LogLevel::(\w+)", args)}
+            assert levels, f"{path.name}: no level for LogId::{name}"
+            found.setdefault(f"{ids[name]:05d}", set()).update(levels)
+    return found
+
+
+def emitted_numbers() -> dict:
+    glue, core = glue_numbers(), core_numbers()
+    assert set(glue) & set(core) == set(), "a number used by both the glue and the core"
+    return {**glue, **core}
+
+
+def documented_numbers() -> dict:
+    """APX number -> {field: value} for every "### APXnnnnn" of the catalogue."""
+    return {number: dict(re.findall(r"^- \*\*([\w ]+):\*\* (.+)$", body, re.M))
+            for number, body in sections(LOG_PAGE, r"^### APX(\d{5})\n").items()}
+
+
+def test_every_number_the_source_logs_is_documented_and_no_other():
+    emitted, documented = set(emitted_numbers()), set(documented_numbers())
+    assert sorted(emitted - documented) == [], "logged by the module but not in docs/log-messages.md"
+    assert sorted(documented - emitted) == [], "in docs/log-messages.md but never logged by the module"
+
+
+def test_each_documented_number_has_the_levels_the_source_logs_it_at():
+    emitted = emitted_numbers()
+    for number, entry in sorted(documented_numbers().items()):
+        missing = [f for f in ("Level", "Message", "Meaning", "What to do") if f not in entry]
+        assert missing == [], f"APX{number} lacks {missing}"
+        assert set(entry["Level"].split(", ")) == emitted.get(number), f"APX{number}"
+
+
+# ------------------------------------------------------------ the pages agree with each other
+
+def test_every_apx_number_and_directive_the_pages_name_exists(registered):
+    emitted = set(emitted_numbers())
+    for page in PAGES:
+        text = page.read_text()
+        unknown = sorted(set(re.findall(r"APX(\d{5})", text)) - emitted)
+        assert unknown == [], f"{page.name} names APX numbers the module never logs"
+        unknown = sorted(set(re.findall(r"\bAuthProxy[A-Za-z]+\b", text)) - set(registered))
+        assert unknown == [], f"{page.name} names directives the module does not register"
+
+
+def anchors(page) -> set:
+    """GitHub's anchor of every heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"^```.*?^```$", "", page.read_text(), flags=re.M | re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+def test_links_between_the_pages_reach_their_file_and_heading():
+    for page in PAGES:
+        for target, anchor in re.findall(r"\]\(([\w./-]*?\.md|)(?:#([\w-]+))?\)", page.read_text()):
+            linked = (page.parent / target) if target else page
+            assert linked.is_file(), f"{page.name} links to {target}, which does not exist"
+            if anchor:
+                assert anchor in anchors(linked), f"{page.name} links to {target}#{anchor}: no such heading"
