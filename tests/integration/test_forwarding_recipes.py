@@ -9,26 +9,15 @@ makes up for that header never does.
 
 import pytest
 
-from harness import basic, curl, htpasswd, proxy_basic_auth, proxy_challenge
+from harness import assert_challenged, basic, curl, get, proxy_basic_auth
 
 REALM = "Gateway"
 ALICE = basic("alice", "secret")
 
 
 @pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    htpasswd(path, "alice", "secret", "-B", "-C", "4")
-    htpasswd(path, "bob", "bob-pw", "-B", "-C", "4")
-    return path
-
-
-def scope(users, require="valid-user"):
-    return proxy_basic_auth(users, REALM, require)
-
-
-def get(h, path, *args):
-    return curl(*args, f"{h.url}{path}")
+def users(make_users):
+    return make_users({"alice": "secret", "bob": "bob-pw"})
 
 
 # ------------------------------------------------------------ Proxy-Chain-Auth
@@ -39,14 +28,14 @@ def chaining(make_httpd, backend, users):
 SetEnvIf Request_URI "^/chained-if/" Proxy-Chain-Auth=On
 <Location /plain/>
     ProxyPass {backend.url}/plain/
-{scope(users)}</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 <Location /chained/>
     ProxyPass {backend.url}/chained/
     SetEnv Proxy-Chain-Auth On
-{scope(users)}</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 <Location /chained-if/>
     ProxyPass {backend.url}/chained-if/
-{scope(users)}</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 <Location /by-address/>
     ProxyPass {backend.url}/by-address/
     AuthType ProxyBasic
@@ -65,19 +54,19 @@ SetEnvIf Request_URI "^/chained-if/" Proxy-Chain-Auth=On
 
 @pytest.mark.parametrize("path", ["/chained/x", "/chained-if/x"], ids=["SetEnv", "SetEnvIf"])
 def test_proxy_chain_auth_forwards_proxy_authorization(chaining, path):
-    r = get(chaining, path, "-H", f"Proxy-Authorization: {ALICE}")
+    r = get(chaining, path, ALICE)
     assert r.status == 200
     assert r.backend_headers()["proxy-authorization"] == [ALICE]
     # Chaining passes on what was checked; it opens nothing.
     assert get(chaining, path).status == 407
-    assert get(chaining, path, "-H", f"Proxy-Authorization: {basic('alice', 'wrong')}").status == 407
+    assert get(chaining, path, basic("alice", "wrong")).status == 407
 
 
 @pytest.mark.parametrize("path", ["/by-address/x", "/plain/open/x"], ids=["Require_ip", "Require_all_granted"])
 def test_proxy_authorization_is_not_forwarded_when_access_needs_no_user(chaining, path):
     # The client sends proxy credentials although this scope admits it without
     # them: they were still meant for this proxy, not for the backend.
-    r = get(chaining, path, "-H", f"Proxy-Authorization: {ALICE}")
+    r = get(chaining, path, ALICE)
     assert r.status == 200
     assert "proxy-authorization" not in r.backend_headers()
 
@@ -87,7 +76,7 @@ def test_forward_proxy_chains_proxy_authorization_only_with_proxy_chain_auth(mak
 ProxyRequests On
 SetEnvIf Request_URI "/chained/" Proxy-Chain-Auth=On
 <Proxy "*">
-{scope(users)}</Proxy>
+{proxy_basic_auth(users, REALM)}</Proxy>
 """)
     r = curl("-x", h.url, "--proxy-user", "alice:secret", f"{backend.url}/plain/x")
     assert r.status == 200
@@ -125,31 +114,27 @@ SPOOF = ["-H", "X-Remote-User: admin"]
 
 
 def test_backend_sees_the_authenticated_user_in_x_remote_user(remote_user):
-    r = get(remote_user, "/app/x", "-H", f"Proxy-Authorization: {ALICE}")
+    r = get(remote_user, "/app/x", ALICE)
     assert r.status == 200
     assert r.backend_headers()["x-remote-user"] == ["alice"]
 
 
 def test_client_supplied_x_remote_user_is_replaced_by_the_authenticated_user(remote_user):
     for spoof in (SPOOF, ["-H", "x-remote-user: admin"], SPOOF + ["-H", "X-Remote-User: root"]):
-        r = get(remote_user, "/app/x", "-H", f"Proxy-Authorization: {ALICE}", *spoof)
+        r = get(remote_user, "/app/x", ALICE, *spoof)
         assert r.status == 200
         assert r.backend_headers()["x-remote-user"] == ["alice"]
 
 
 def test_spoofed_x_remote_user_without_valid_credentials_never_reaches_the_backend(remote_user, backend):
-    for creds in ([], ["-H", f"Proxy-Authorization: {basic('admin', 'x')}"],
-                  ["-H", f"Proxy-Authorization: {basic('alice', 'wrong')}"]):
-        r = get(remote_user, "/app/x", *creds, *SPOOF)
-        assert r.status == 407
-        assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
+    for creds in (None, basic("admin", "x"), basic("alice", "wrong")):
+        assert_challenged(get(remote_user, "/app/x", creds, *SPOOF), REALM)
     # bob authenticates but authorization refuses him: still nothing forwarded.
-    r = get(remote_user, "/app/alice-only/x", "-H", f"Proxy-Authorization: {basic('bob', 'bob-pw')}", *SPOOF)
-    assert r.status == 407
+    assert_challenged(get(remote_user, "/app/alice-only/x", basic("bob", "bob-pw"), *SPOOF), REALM)
     assert backend.received == []
 
 
 def test_spoofed_x_remote_user_is_removed_where_nobody_authenticates(remote_user):
-    r = get(remote_user, "/public/x", *SPOOF)
+    r = get(remote_user, "/public/x", None, *SPOOF)
     assert r.status == 200
     assert "x-remote-user" not in r.backend_headers()
