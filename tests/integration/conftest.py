@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from harness import Backend, Httpd
+from harness import FAST_BCRYPT, Backend, Httpd, htpasswd
 
 
 @pytest.fixture
@@ -25,6 +25,33 @@ def server_root():
     os.chmod(path, 0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def make_users(server_root):
+    """Factory: make_users({user: password, ...}, flags=FAST_BCRYPT, name="users")
+    adds the users to the file @p name in server_root with the real htpasswd
+    (creating it if needed; flags=() is htpasswd's own default format) and
+    returns its path."""
+    def factory(users: dict[str, str], flags: tuple[str, ...] = FAST_BCRYPT, name: str = "users") -> str:
+        path = os.path.join(server_root, name)
+        for user, password in users.items():
+            htpasswd(path, user, password, *flags)
+        return path
+    return factory
+
+
+@pytest.fixture
+def users(make_users):
+    """The user file most tests need: alice, password "secret", bcrypt."""
+    return make_users({"alice": "secret"})
+
+
+@pytest.fixture(params=[True, False], ids=["with_authn_file", "without_authn_file"])
+def authn_file(request):
+    """Both set-ups a ProxyBasic scope must work in: next to mod_authn_file
+    (Debian's default, so both modules read AuthUserFile) and without it."""
+    return request.param
 
 
 @pytest.fixture

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from harness import free_port
+from harness import FAST_BCRYPT, free_port, terminate
 
 SUFFIX = "dc=example,dc=com"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
@@ -77,13 +76,7 @@ class Slapd:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
         if getattr(self, "log", None):
             self.log.close()
@@ -129,7 +122,7 @@ def sqlite_users(path: Path, users: dict[str, str], groups: dict[str, list[str]]
         path.unlink()
     rows = []
     for user, password in users.items():
-        hashed = subprocess.run(["htpasswd", "-nbB", "-C", "4", user, password], check=True, capture_output=True,
+        hashed = subprocess.run(["htpasswd", "-nb", *FAST_BCRYPT, user, password], check=True, capture_output=True,
                                 text=True).stdout.strip().split(":", 1)[1]
         rows.append(f"INSERT INTO users VALUES ('{user}', '{hashed}');")
     for group, members in (groups or {}).items():

@@ -8,7 +8,9 @@ size it received, as JSON, so tests can prove what was (not) forwarded.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import http.client
 import http.server
 import json
 import os
@@ -21,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -74,10 +77,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def token(raw: bytes) -> str:
+    """The base64 token of a Basic header, for raw bytes (malformed or non-UTF-8 credentials)."""
+    return base64.b64encode(raw).decode("ascii")
+
+
 def basic(user: str, password: str) -> str:
     """The value of a Basic Authorization / Proxy-Authorization header."""
-    raw = f"{user}:{password}".encode("utf-8")
-    return "Basic " + base64.b64encode(raw).decode("ascii")
+    return "Basic " + token(f"{user}:{password}".encode("utf-8"))
+
+
+FAST_BCRYPT = ("-B", "-C", "4")   # htpasswd flags: a real bcrypt hash at the lowest cost, quick to verify
 
 
 def htpasswd(path: Path, user: str, password: str, *flags: str, create: bool = False) -> None:
@@ -121,6 +131,18 @@ def self_signed_cert(directory, name: str = "localhost") -> tuple[Path, Path]:
     os.chmod(cert, 0o644)
     os.chmod(key, 0o644)   # read by the unprivileged children only in tests
     return cert, key
+
+
+def terminate(proc: subprocess.Popen | None, timeout: float = 20) -> None:
+    """Stops a server this test started: SIGTERM, then SIGKILL if it is not gone within @p timeout."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def run_user() -> str | None:
@@ -358,13 +380,7 @@ class Httpd:
         raise RuntimeError(f"httpd did not listen on {self.port}: {self.log()}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
     def graceful(self, timeout: float = 30.0) -> None:
@@ -571,13 +587,10 @@ def curl(*args: str, timeout: float = 30) -> Response:
 
 
 def _curl_run(args, timeout) -> Response:
-    import tempfile
     with tempfile.NamedTemporaryFile() as body_file:
         proc = subprocess.run(["curl", "-s", "-S", "--max-time", str(int(timeout)), "-D", "-",
                                "-o", body_file.name, *args],
-                              capture_output=True, timeout=timeout + 5,
-                              env={k: v for k, v in os.environ.items()
-                                   if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")})
+                              capture_output=True, timeout=timeout + 5, env=client_env())
         body = Path(body_file.name).read_bytes()
     if proc.returncode != 0 and not proc.stdout:
         raise RuntimeError(f"curl {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
@@ -593,3 +606,74 @@ def _curl_run(args, timeout) -> Response:
             k, v = line.split(b":", 1)
             headers.setdefault(k.decode().strip().lower(), []).append(v.decode(errors="replace").strip())
     return Response(status, headers, body, lines[0].decode(errors="replace").strip())
+
+
+def assert_challenged(r: Response, realm: str = "Login Authentication", local: bool = False) -> None:
+    """A fresh challenge for @p realm and nothing from the backend: for a
+    proxied request 407 with exactly one Proxy-Authenticate and no
+    WWW-Authenticate; for a @p local one (served by httpd itself) 401 with
+    exactly one WWW-Authenticate and no Proxy-Authenticate."""
+    status, asked, other = ((401, "www-authenticate", "proxy-authenticate") if local
+                            else (407, "proxy-authenticate", "www-authenticate"))
+    assert r.status == status
+    assert r.headers.get(asked) == [proxy_challenge(realm)]
+    assert r.headers.get(other) is None
+    assert r.header("X-Backend") is None, "the backend must not have been asked"
+
+
+def get(h, path: str, credentials: str | None = None, *args: str, header: str = "Proxy-Authorization",
+        timeout: float = 30) -> Response:
+    """curl GET of @p path on @p h, with @p credentials (a header value such as
+    basic(...)) in @p header when given, and any further curl @p args."""
+    sent = ["-H", f"{header}: {credentials}"] if credentials else []
+    return curl(*sent, *args, f"{h.url}{path}", timeout=timeout)
+
+
+def curl_verbose(*args: str) -> subprocess.CompletedProcess:
+    """curl -v, for what only its trace shows (every status, a reused
+    connection, the tunnel): the finished process, stdout and stderr as text."""
+    return subprocess.run(["curl", "-s", "-S", "-v", "--max-time", "20", *args],
+                          capture_output=True, text=True, timeout=30, env=client_env())
+
+
+def fresh_request(h, user: str, password: str, path: str = "/p/x", headers: dict | None = None,
+                  timeout: float = 30) -> http.client.HTTPResponse:
+    """One request with proxy credentials on a connection of its own (so
+    prefork spreads them over its children); the response, body read."""
+    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Proxy-Authorization": basic(user, password),
+                                           "Connection": "close", **(headers or {})})
+        resp = conn.getresponse()
+        resp.read()
+        return resp
+    finally:
+        conn.close()
+
+
+def proxy_status(h, user: str, password: str, path: str = "/p/x", headers: dict | None = None,
+                 timeout: float = 30) -> int:
+    """The status of fresh_request()."""
+    return fresh_request(h, user, password, path, headers, timeout).status
+
+
+def ws_exchange(url: str, headers: dict | None = None) -> Response:
+    """A WebSocket handshake (python3-websockets) and one message: 101 and the
+    reply, or a refused handshake's status and headers."""
+    import websockets   # only the WebSocket tests need python3-websockets
+
+    def header_lists(received) -> dict:
+        out: dict = {}
+        for k, v in received.raw_items():
+            out.setdefault(k.lower(), []).append(v)
+        return out
+
+    async def run() -> Response:
+        try:
+            async with websockets.connect(url, extra_headers=headers or {}, open_timeout=10) as ws:
+                await ws.send("hello")
+                reply = await asyncio.wait_for(ws.recv(), 10)
+                return Response(101, header_lists(ws.response_headers), reply.encode())
+        except websockets.exceptions.InvalidStatusCode as refused:
+            return Response(refused.status_code, header_lists(refused.headers), b"")
+    return asyncio.run(run())

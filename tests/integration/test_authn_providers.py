@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from directory_servers import ADMIN_DN, ADMIN_PASSWORD, GROUPS, PEOPLE, Slapd, dbm_users, have, sqlite_users
-from harness import basic, curl, htpasswd, proxy_challenge
+from directory_servers import GROUPS, PEOPLE, Slapd, dbm_users, have, sqlite_users
+from harness import assert_challenged, basic, get, proxy_status
 
 REALM = "Stores"
 
@@ -32,25 +32,15 @@ def scope(backend, *lines: str, require: str = "valid-user", path: str = "/p") -
             f'    AuthName "{REALM}"\n{body}    Require {require}\n</Location>\n')
 
 
-def status(h, user: str, password: str, path: str = "/p/x") -> int:
-    return send(h, user, password, path).status
-
-
-def send(h, user: str, password: str, path: str = "/p/x"):
-    return curl("-H", f"Proxy-Authorization: {basic(user, password)}", f"{h.url}{path}")
-
-
 def assert_store_decides(h, member: tuple[str, str], outsider: tuple[str, str]) -> None:
     """The store admits @p member, refuses a wrong password and an unknown
     user, and the group requirement refuses @p outsider (a valid user of the
     store) with a fresh proxy challenge."""
     user, password = member
-    assert status(h, user, password) == 200
-    assert status(h, user, "wrong") == 407
-    assert status(h, "nobody", "x") == 407
-    refused = send(h, *outsider)
-    assert refused.status == 407
-    assert refused.header("Proxy-Authenticate") == proxy_challenge(REALM)
+    assert proxy_status(h, user, password) == 200
+    assert proxy_status(h, user, "wrong") == 407
+    assert proxy_status(h, "nobody", "x") == 407
+    assert_challenged(get(h, "/p/x", basic(*outsider)), REALM)
 
 
 # ---------------------------------------------------------------- DBM and SQL
@@ -117,7 +107,7 @@ def test_a_directory_user_costs_one_bind_per_ttl_for_the_whole_server(make_httpd
     h = make_httpd(LDAP_NO_CACHE + processes + scope(backend, "AuthProxyProvider ldap", *ldap_lines(slapd)),
                    extra_modules=LDAP_MODULES, mpm=mpm)
     before = slapd.binds("lara")
-    assert [status(h, "lara", "lara-pw") for _ in range(12)] == [200] * 12   # fresh connections: every child
+    assert [proxy_status(h, "lara", "lara-pw") for _ in range(12)] == [200] * 12   # fresh connections: every child
     assert slapd.binds("lara") - before == 1
 
 
@@ -126,28 +116,26 @@ def test_a_refused_password_is_never_cached(make_httpd, backend, slapd):
     h = make_httpd("AuthProxyThrottle Off\n" + LDAP_NO_CACHE +
                    scope(backend, "AuthProxyProvider ldap", *ldap_lines(slapd)), extra_modules=LDAP_MODULES)
     before = slapd.binds("leo")
-    assert [status(h, "leo", "wrong") for _ in range(3)] == [407] * 3
+    assert [proxy_status(h, "leo", "wrong") for _ in range(3)] == [407] * 3
     assert slapd.binds("leo") - before == 3      # asked every time
-    assert status(h, "leo", "leo-pw") == 200
+    assert proxy_status(h, "leo", "leo-pw") == 200
     assert slapd.binds("leo") - before == 4
 
 
 @pytestmark_ldap
-def test_providers_are_asked_in_order_and_an_alias_works(make_httpd, backend, slapd, server_root):
-    users = f"{server_root}/users"
-    htpasswd(users, "fred", "fred-pw", "-B", "-C", "4")
-    htpasswd(users, "lara", "file-password-of-lara", "-B", "-C", "4")
+def test_providers_are_asked_in_order_and_an_alias_works(make_httpd, backend, slapd, make_users):
+    users = make_users({"fred": "fred-pw", "lara": "file-password-of-lara"})
     alias = (f"<AuthnProviderAlias ldap corp>\n    AuthLDAPURL {slapd.url}/{PEOPLE}?uid\n</AuthnProviderAlias>\n")
     h = make_httpd(LDAP_NO_CACHE + alias + scope(backend, "AuthProxyProvider file corp", f"AuthUserFile {users}"),
                    extra_modules=LDAP_MODULES)
-    assert status(h, "fred", "fred-pw") == 200                  # the file knows him
-    assert status(h, "leo", "leo-pw") == 200                    # only the directory does
+    assert proxy_status(h, "fred", "fred-pw") == 200                  # the file knows him
+    assert proxy_status(h, "leo", "leo-pw") == 200                    # only the directory does
     # The file knows lara: it answers, the directory is not asked.
     before = slapd.binds("lara")
-    assert status(h, "lara", "file-password-of-lara") == 200
-    assert status(h, "lara", "lara-pw") == 407
+    assert proxy_status(h, "lara", "file-password-of-lara") == 200
+    assert proxy_status(h, "lara", "lara-pw") == 407
     assert slapd.binds("lara") == before
-    assert status(h, "nobody", "x") == 407
+    assert proxy_status(h, "nobody", "x") == 407
     assert h.wait_for_log(rf"user nobody not found in {re.escape(users)}, corp")
 
 
@@ -155,14 +143,14 @@ def test_providers_are_asked_in_order_and_an_alias_works(make_httpd, backend, sl
 def test_a_directory_that_is_down_fails_closed_then_recovers(make_httpd, backend, slapd):
     h = make_httpd(LDAP_NO_CACHE + "LDAPConnectionTimeout 2\nLDAPRetries 0\n" +
                    scope(backend, "AuthProxyProvider ldap", *ldap_lines(slapd)), extra_modules=LDAP_MODULES)
-    assert status(h, "lara", "lara-pw") == 200
+    assert proxy_status(h, "lara", "lara-pw") == 200
     slapd.stop()
     h.mark_log()
-    assert status(h, "leo", "leo-pw") == 500
+    assert proxy_status(h, "leo", "leo-pw") == 500
     assert h.wait_for_log(r"APX01016: authn provider ldap could not check user leo")
     slapd.start()
     deadline = time.monotonic() + 20
-    while status(h, "leo", "leo-pw") != 200:
+    while proxy_status(h, "leo", "leo-pw") != 200:
         assert time.monotonic() < deadline, "never recovered after slapd came back"
         time.sleep(0.2)
 
@@ -187,5 +175,5 @@ def test_works_without_mod_auth_basic(make_httpd, backend, server_root):
     h = make_httpd(scope(backend, "AuthProxyProvider dbm", f"AuthDBMUserFile {users}"),
                    extra_modules=["authn_dbm"], without_modules=["auth_basic"])
     assert "auth_basic_module" not in h.conf_file.read_text()
-    assert status(h, "dana", "dana-pw") == 200
-    assert status(h, "dana", "wrong") == 407
+    assert proxy_status(h, "dana", "dana-pw") == 200
+    assert proxy_status(h, "dana", "wrong") == 407

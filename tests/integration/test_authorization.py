@@ -11,7 +11,7 @@ httpd auth configuration.
 
 import pytest
 
-from harness import basic, curl, htpasswd, proxy_challenge, proxy_basic_auth
+from harness import assert_challenged, basic, curl, get, proxy_basic_auth
 
 REALM = "Staff Proxy"
 
@@ -22,11 +22,8 @@ DAVE = basic("dave", "dave-pw")      # only in the second user file
 
 
 @pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    for name in ("alice", "bob", "carol"):
-        htpasswd(path, name, f"{name}-pw", "-B", "-C", "4")
-    return path
+def users(make_users):
+    return make_users({name: f"{name}-pw" for name in ("alice", "bob", "carol")})
 
 
 @pytest.fixture
@@ -38,23 +35,8 @@ def groups(server_root):
 
 
 @pytest.fixture
-def other_users(server_root):
-    path = f"{server_root}/other-users"
-    htpasswd(path, "dave", "dave-pw", "-B", "-C", "4")
-    return path
-
-
-def proxied(h, path, credentials=None, *args):
-    extra = ["-H", f"Proxy-Authorization: {credentials}"] if credentials else []
-    return curl(*extra, *args, f"{h.url}{path}")
-
-
-def assert_challenged(r, realm=REALM):
-    """407 with a fresh proxy challenge, and nothing from the backend."""
-    assert r.status == 407
-    assert r.headers.get("proxy-authenticate") == [proxy_challenge(realm)]
-    assert r.header("WWW-Authenticate") is None
-    assert r.header("X-Backend") is None
+def other_users(make_users):
+    return make_users({"dave": "dave-pw"}, name="other-users")
 
 
 def assert_reached_backend(r, path):
@@ -134,39 +116,39 @@ def reverse(make_httpd, backend, users, groups):
 
 
 def test_require_valid_user_admits_every_user_in_the_file(reverse):
-    assert_challenged(proxied(reverse, "/valid"))
+    assert_challenged(get(reverse, "/valid"), REALM)
     for creds in (ALICE, BOB, CAROL):
-        assert_reached_backend(proxied(reverse, "/valid", creds), "/valid")
-    assert_challenged(proxied(reverse, "/valid", basic("alice", "bob-pw")))
+        assert_reached_backend(get(reverse, "/valid", creds), "/valid")
+    assert_challenged(get(reverse, "/valid", basic("alice", "bob-pw")), REALM)
 
 
 def test_require_user_admits_the_named_users_and_challenges_the_others_with_407(reverse, backend):
-    assert_reached_backend(proxied(reverse, "/user", BOB), "/user")
-    assert_reached_backend(proxied(reverse, "/user", CAROL), "/user")
+    assert_reached_backend(get(reverse, "/user", BOB), "/user")
+    assert_reached_backend(get(reverse, "/user", CAROL), "/user")
     before = len(backend.received)
-    assert_challenged(proxied(reverse, "/user", ALICE))
+    assert_challenged(get(reverse, "/user", ALICE), REALM)
     assert len(backend.received) == before
     assert reverse.wait_for_access_log(r'^127\.0\.0\.1 alice "GET /user HTTP/1\.1" 407$')
 
 
 def test_require_group_reads_the_authgroupfile(reverse):
-    assert_reached_backend(proxied(reverse, "/group", ALICE), "/group")
-    assert_challenged(proxied(reverse, "/group", BOB))     # staff, not admins
-    assert_challenged(proxied(reverse, "/group", CAROL))   # in no group
-    assert_challenged(proxied(reverse, "/group"))
+    assert_reached_backend(get(reverse, "/group", ALICE), "/group")
+    assert_challenged(get(reverse, "/group", BOB), REALM)     # staff, not admins
+    assert_challenged(get(reverse, "/group", CAROL), REALM)   # in no group
+    assert_challenged(get(reverse, "/group"), REALM)
 
 
 def test_require_expr_sees_the_proxy_authenticated_user(reverse):
-    assert_reached_backend(proxied(reverse, "/expr", ALICE), "/expr")
-    assert_reached_backend(proxied(reverse, "/expr", CAROL), "/expr")
-    assert_challenged(proxied(reverse, "/expr", BOB))
-    assert_challenged(proxied(reverse, "/expr"))
+    assert_reached_backend(get(reverse, "/expr", ALICE), "/expr")
+    assert_reached_backend(get(reverse, "/expr", CAROL), "/expr")
+    assert_challenged(get(reverse, "/expr", BOB), REALM)
+    assert_challenged(get(reverse, "/expr"), REALM)
 
 
 def test_require_all_needs_every_condition(reverse, backend):
-    assert_reached_backend(proxied(reverse, "/all", BOB), "/all")
-    assert_challenged(proxied(reverse, "/all", CAROL))                       # not staff
-    assert_challenged(proxied(reverse, "/all"))
+    assert_reached_backend(get(reverse, "/all", BOB), "/all")
+    assert_challenged(get(reverse, "/all", CAROL), REALM)                       # not staff
+    assert_challenged(get(reverse, "/all"), REALM)
     # A condition no user can meet (the method) is refused before anyone is
     # asked for credentials: 403, as httpd does for every auth type.
     before = len(backend.received)
@@ -178,38 +160,38 @@ def test_require_all_needs_every_condition(reverse, backend):
 
 
 def test_require_any_needs_one_condition(reverse):
-    assert_reached_backend(proxied(reverse, "/any", ALICE), "/any")    # admins
-    assert_reached_backend(proxied(reverse, "/any", CAROL), "/any")    # named user
-    assert_challenged(proxied(reverse, "/any", BOB))
-    assert_challenged(proxied(reverse, "/any"))
+    assert_reached_backend(get(reverse, "/any", ALICE), "/any")    # admins
+    assert_reached_backend(get(reverse, "/any", CAROL), "/any")    # named user
+    assert_challenged(get(reverse, "/any", BOB), REALM)
+    assert_challenged(get(reverse, "/any"), REALM)
 
 
 def test_require_ip_that_matches_admits_without_credentials(reverse):
-    r = proxied(reverse, "/ip-or-user")
+    r = get(reverse, "/ip-or-user")
     assert_reached_backend(r, "/ip-or-user")
     assert reverse.wait_for_access_log(r'^127\.0\.0\.1 - "GET /ip-or-user HTTP/1\.1" 200$')
 
 
 def test_require_ip_that_does_not_match_falls_back_to_the_user(reverse):
-    assert_challenged(proxied(reverse, "/other-ip-or-user"))
-    assert_reached_backend(proxied(reverse, "/other-ip-or-user", ALICE), "/other-ip-or-user")
-    assert_challenged(proxied(reverse, "/other-ip-or-user", BOB))
+    assert_challenged(get(reverse, "/other-ip-or-user"), REALM)
+    assert_reached_backend(get(reverse, "/other-ip-or-user", ALICE), "/other-ip-or-user")
+    assert_challenged(get(reverse, "/other-ip-or-user", BOB), REALM)
 
 
 def test_require_ip_and_user_together_need_both(reverse):
-    assert_challenged(proxied(reverse, "/ip-and-user"))
-    assert_reached_backend(proxied(reverse, "/ip-and-user", BOB), "/ip-and-user")
-    assert_challenged(proxied(reverse, "/ip-and-user", ALICE))
+    assert_challenged(get(reverse, "/ip-and-user"), REALM)
+    assert_reached_backend(get(reverse, "/ip-and-user", BOB), "/ip-and-user")
+    assert_challenged(get(reverse, "/ip-and-user", ALICE), REALM)
 
 
 def test_authz_send_forbidden_on_failure_gives_403_to_a_refused_user(reverse):
-    r = proxied(reverse, "/forbidden-on-failure", ALICE)
+    r = get(reverse, "/forbidden-on-failure", ALICE)
     assert r.status == 403
     assert r.header("Proxy-Authenticate") is None
     assert r.header("X-Backend") is None
     # Without credentials it is still a proxy challenge, and the right user passes.
-    assert_challenged(proxied(reverse, "/forbidden-on-failure"))
-    assert_reached_backend(proxied(reverse, "/forbidden-on-failure", BOB), "/forbidden-on-failure")
+    assert_challenged(get(reverse, "/forbidden-on-failure"), REALM)
+    assert_reached_backend(get(reverse, "/forbidden-on-failure", BOB), "/forbidden-on-failure")
 
 
 # ------------------------------------------------------------ forward proxy
@@ -230,7 +212,7 @@ ProxyRequests On
 
 def test_forward_proxy_challenges_a_refused_user_with_407(forward, backend):
     r = curl("-x", forward.url, "--proxy-user", "carol:carol-pw", f"{backend.url}/page")
-    assert_challenged(r)
+    assert_challenged(r, REALM)
     assert backend.received == []
     r = curl("-x", forward.url, "--proxy-user", "bob:bob-pw", f"{backend.url}/page")
     assert_reached_backend(r, "/page")
@@ -271,18 +253,14 @@ ErrorDocument 407 "Proxy access is for bob only: ask the help desk"
 {scope_close}
 """)
 
-    def get(*creds):
+    def send(user=None):
         if mode == "reverse":
-            return curl(*creds, f"{h.url}/app")
-        return curl("-x", h.url, *creds, f"{backend.url}/app")
+            return get(h, "/app", basic(user, f"{user}-pw") if user else None)
+        return curl("-x", h.url, *(["--proxy-user", f"{user}:{user}-pw"] if user else []), f"{backend.url}/app")
 
-    reverse_creds = lambda c: ["-H", f"Proxy-Authorization: {c}"]  # noqa: E731
-    forward_creds = lambda u: ["--proxy-user", u]                    # noqa: E731
-    none = get()
-    refused = get(*(reverse_creds(ALICE) if mode == "reverse" else forward_creds("alice:alice-pw")))
-    admitted = get(*(reverse_creds(BOB) if mode == "reverse" else forward_creds("bob:bob-pw")))
+    none, refused, admitted = send(), send("alice"), send("bob")
     for r in (none, refused):
-        assert_challenged(r)
+        assert_challenged(r, REALM)
         assert r.body == b"Proxy access is for bob only: ask the help desk"
     assert_reached_backend(admitted, "/app")
 
@@ -300,10 +278,10 @@ def test_error_document_407_local_url_answers_a_refused_user(make_httpd, backend
 """)
     (h.root / "htdocs" / "errors").mkdir()
     (h.root / "htdocs" / "errors" / "proxy-login.html").write_text("<p>Proxy login needed</p>\n")
-    for r in (proxied(h, "/app"), proxied(h, "/app", ALICE)):
-        assert_challenged(r)
+    for r in (get(h, "/app"), get(h, "/app", ALICE)):
+        assert_challenged(r, REALM)
         assert r.body == b"<p>Proxy login needed</p>\n"
-    assert_reached_backend(proxied(h, "/app", BOB), "/app")
+    assert_reached_backend(get(h, "/app", BOB), "/app")
 
 
 # ------------------------------------------------------------ nested scopes
@@ -330,27 +308,27 @@ def nested(make_httpd, backend, users, other_users):
 
 
 def test_inner_location_inherits_type_realm_and_file_and_replaces_require(nested):
-    assert_challenged(proxied(nested, "/app/bob-only/x"))
-    assert_reached_backend(proxied(nested, "/app/bob-only/x", BOB), "/app/bob-only/x")
-    assert_challenged(proxied(nested, "/app/bob-only/x", ALICE))
+    assert_challenged(get(nested, "/app/bob-only/x"), REALM)
+    assert_reached_backend(get(nested, "/app/bob-only/x", BOB), "/app/bob-only/x")
+    assert_challenged(get(nested, "/app/bob-only/x", ALICE), REALM)
     # The outer scope is unchanged by the inner one.
-    assert_reached_backend(proxied(nested, "/app/x", ALICE), "/app/x")
+    assert_reached_backend(get(nested, "/app/x", ALICE), "/app/x")
 
 
 def test_inner_location_with_its_own_realm_challenges_with_that_realm(nested):
-    assert_challenged(proxied(nested, "/app/billing/x"), realm="Billing")
-    assert_challenged(proxied(nested, "/app/billing/x", basic("alice", "wrong")), realm="Billing")
-    assert_reached_backend(proxied(nested, "/app/billing/x", ALICE), "/app/billing/x")
-    assert_challenged(proxied(nested, "/app/x"), realm=REALM)
+    assert_challenged(get(nested, "/app/billing/x"), "Billing")
+    assert_challenged(get(nested, "/app/billing/x", basic("alice", "wrong")), "Billing")
+    assert_reached_backend(get(nested, "/app/billing/x", ALICE), "/app/billing/x")
+    assert_challenged(get(nested, "/app/x"), REALM)
 
 
 def test_inner_location_with_its_own_user_file_checks_only_that_file(nested):
-    assert_reached_backend(proxied(nested, "/app/partners/x", DAVE), "/app/partners/x")
-    assert_challenged(proxied(nested, "/app/partners/x", ALICE))
-    assert_challenged(proxied(nested, "/app/x", DAVE))
+    assert_reached_backend(get(nested, "/app/partners/x", DAVE), "/app/partners/x")
+    assert_challenged(get(nested, "/app/partners/x", ALICE), REALM)
+    assert_challenged(get(nested, "/app/x", DAVE), REALM)
 
 
 def test_require_all_granted_in_an_inner_location_opens_it(nested):
-    r = proxied(nested, "/app/public/x")
+    r = get(nested, "/app/public/x")
     assert_reached_backend(r, "/app/public/x")
-    assert_challenged(proxied(nested, "/app/x"))
+    assert_challenged(get(nested, "/app/x"), REALM)

@@ -3,11 +3,7 @@ file, and the module leaves httpd's own Basic authentication alone."""
 
 import re
 
-import pytest
-
-from harness import basic, curl, htpasswd, proxy_basic_auth, proxy_challenge
-
-BOTH_SETUPS = pytest.mark.parametrize("authn_file", [True, False], ids=["with_authn_file", "without_authn_file"])
+from harness import assert_challenged, basic, curl, proxied_location
 
 SCOPE_WITHOUT_FILE = """    AuthType ProxyBasic
     AuthName "Login Authentication"
@@ -15,14 +11,6 @@ SCOPE_WITHOUT_FILE = """    AuthType ProxyBasic
 """
 
 
-@pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    htpasswd(path, "alice", "secret", "-B", "-C", "4")
-    return path
-
-
-@BOTH_SETUPS
 def test_configtest_reports_a_location_without_user_file(make_httpd, backend, authn_file):
     h = make_httpd(f"<Location /app>\n    ProxyPass {backend.url}/app\n{SCOPE_WITHOUT_FILE}</Location>\n",
                    start=False, authn_file=authn_file)
@@ -33,7 +21,6 @@ def test_configtest_reports_a_location_without_user_file(make_httpd, backend, au
                      r"has no AuthUserFile", result.stderr), result.stderr
 
 
-@BOTH_SETUPS
 def test_configtest_reports_a_forward_proxy_without_user_file(make_httpd, authn_file):
     h = make_httpd(f'ProxyRequests On\n<Proxy "*">\n{SCOPE_WITHOUT_FILE}</Proxy>\n',
                    start=False, authn_file=authn_file)
@@ -42,17 +29,14 @@ def test_configtest_reports_a_forward_proxy_without_user_file(make_httpd, authn_
     assert "APX03002" in result.stderr
 
 
-@BOTH_SETUPS
 def test_configtest_passes_when_the_scope_has_a_user_file(make_httpd, backend, users, authn_file):
-    h = make_httpd(f"<Location /app>\n    ProxyPass {backend.url}/app\n{proxy_basic_auth(users)}</Location>\n",
-                   start=False, authn_file=authn_file)
+    h = make_httpd(proxied_location("/app", backend.url, users), start=False, authn_file=authn_file)
     result = h.configtest()
     assert result.returncode == 0, result.stderr
     assert "Syntax OK" in result.stderr
     assert "APX03002" not in result.stderr
 
 
-@BOTH_SETUPS
 def test_configtest_passes_when_an_enclosing_scope_provides_the_user_file(make_httpd, backend, users, authn_file):
     h = make_httpd(f"""
 <Location />
@@ -89,10 +73,7 @@ def test_configtest_passes_when_the_main_server_provides_the_user_file_to_a_virt
 
 def test_stock_basic_authentication_next_to_proxybasic_is_unchanged(make_httpd, backend, users):
     h = make_httpd(f"""
-<Location /app>
-    ProxyPass {backend.url}/app
-{proxy_basic_auth(users)}</Location>
-<Location /members>
+{proxied_location("/app", backend.url, users)}<Location /members>
     AuthType Basic
     AuthName "Members"
     AuthBasicProvider file
@@ -128,7 +109,5 @@ def test_stock_basic_authentication_next_to_proxybasic_is_unchanged(make_httpd, 
     assert curl("--user", "alice:secret", f"{h.url}/legacy").status == 200
 
     # And the ProxyBasic scope in the same server still speaks proxy authentication.
-    r = curl(f"{h.url}/app")
-    assert r.status == 407
-    assert r.header("Proxy-Authenticate") == proxy_challenge()
+    assert_challenged(curl(f"{h.url}/app"))
     assert curl("-H", f"Proxy-Authorization: {basic('alice', 'secret')}", f"{h.url}/app").status == 200

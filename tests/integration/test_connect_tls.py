@@ -8,11 +8,10 @@ opens and the TLS server never sees a connection.
 """
 
 import ssl
-import subprocess
 
 import pytest
 
-from harness import RawHttp, basic, client_env, htpasswd, proxy_challenge, self_signed_cert
+from harness import RawHttp, assert_challenged, basic, curl_verbose, proxy_challenge, self_signed_cert
 
 REALM = "Corporate Proxy"
 PAGE = "hello over TLS\n"
@@ -33,9 +32,7 @@ SSLCertificateKeyFile {key}
 
 
 @pytest.fixture
-def proxy(make_httpd, server_root, tls_backend):
-    users = f"{server_root}/users"
-    htpasswd(users, "alice", "secret", "-B", "-C", "4")
+def proxy(make_httpd, users, tls_backend):
     return make_httpd(f"""
 ProxyRequests On
 AllowCONNECT {tls_backend.port}
@@ -50,8 +47,7 @@ AllowCONNECT {tls_backend.port}
 
 def curl_through(proxy, *args):
     """curl -v through the proxy to the TLS backend: (exit code, stdout, stderr)."""
-    proc = subprocess.run(["curl", "-s", "-S", "-v", "--max-time", "20", "-x", proxy.url, "-k", *args],
-                          capture_output=True, text=True, timeout=30, env=client_env())
+    proc = curl_verbose("-x", proxy.url, "-k", *args)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -89,9 +85,7 @@ def test_connect_407_leaves_no_tunnel_behind(proxy, tls_backend):
     with RawHttp(proxy.port) as conn:
         conn.send(f"CONNECT 127.0.0.1:{tls_backend.port} HTTP/1.1\r\n"
                   f"Host: 127.0.0.1:{tls_backend.port}\r\n\r\n".encode())
-        r = conn.read_response()
-        assert r.status == 407
-        assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
+        assert_challenged(conn.read_response(), REALM)
         # Through a tunnel this would reach the TLS server as garbage; here the
         # proxy itself parses it as the next request on the connection.
         conn.send(f"CONNECT 127.0.0.1:{tls_backend.port} HTTP/1.1\r\n"

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from harness import basic, htpasswd
+from harness import basic, htpasswd, proxied_location
 
 MPMS = ["event", "worker", "prefork"]
 SLOW = ("-B", "-C", "10")        # the hash the cache exists to avoid
@@ -30,17 +30,7 @@ REQUESTS = 20
 def reverse_proxy(users: str, backend, extra: str = "") -> str:
     # MaxKeepAliveRequests 0: a KeepAlive client stays on one connection,
     # so on one child process and its cache.
-    return f"""
-MaxKeepAliveRequests 0
-{extra}
-<Location /p>
-    ProxyPass        {backend.url}/p
-    AuthType ProxyBasic
-    AuthName "Cache"
-    AuthUserFile {users}
-    Require valid-user
-</Location>
-"""
+    return f"MaxKeepAliveRequests 0\n{extra}\n" + proxied_location("/p", backend.url, users, "Cache")
 
 
 class KeepAlive:
@@ -79,10 +69,8 @@ def mismatched(h, user: str = "alice") -> int:
 
 
 @pytest.fixture
-def slow_users(server_root):
-    path = f"{server_root}/users"
-    htpasswd(path, "alice", "alice-pw", *SLOW)
-    return path
+def slow_users(make_users):
+    return make_users({"alice": "alice-pw"}, SLOW)
 
 
 # ---------------------------------------------------------------- directives

@@ -38,23 +38,20 @@ then also turns Proxy-Authorization into HTTP_PROXY_AUTHORIZATION.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 from dataclasses import dataclass, field
 
 import pytest
-import websockets
 
-from harness import RawHttp, Response, basic, curl, htpasswd, proxy_basic_auth, self_signed_cert
+from harness import RawHttp, Response, basic, curl, proxy_basic_auth, self_signed_cert, token, ws_exchange
 from recording_backends import (AjpRecorder, FcgiRecorder, H2Recorder, HttpRecorder, ScgiRecorder,
                                 UpstreamProxyRecorder, UwsgiRecorder)
 
 REALM = "Leak Check"
 PASSWORD = "Pr0xyPa55-q7Zx"
-TOKEN = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+TOKEN = token(f"alice:{PASSWORD}".encode())
 ALICE = f"Basic {TOKEN}"
 WRONG_PASSWORD = "Wr0ngGuess-k4Jv"
-WRONG_TOKEN = base64.b64encode(f"alice:{WRONG_PASSWORD}".encode()).decode()
+WRONG_TOKEN = token(f"alice:{WRONG_PASSWORD}".encode())
 WRONG = f"Basic {WRONG_TOKEN}"
 BACKEND_LOGIN = basic("backend-user", "backend-pw-Ab9")
 
@@ -109,10 +106,8 @@ def tls_cert(tmp_path_factory):
 
 
 @pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    htpasswd(path, "alice", PASSWORD, "-B", "-C", "4")
-    return path
+def users(make_users):
+    return make_users({"alice": PASSWORD})
 
 
 def assert_no_proxy_credentials(recorder, *secrets):
@@ -123,18 +118,6 @@ def assert_no_proxy_credentials(recorder, *secrets):
         f"the {recorder.kind} backend received proxy credentials"
     assert recorder.occurrences(*secrets) == {}, \
         f"the {recorder.kind} backend received the credential bytes"
-
-
-def ws_exchange(url: str, headers: dict) -> Response:
-    """A WebSocket handshake (python3-websockets) and one echoed message."""
-    async def run():
-        try:
-            async with websockets.connect(url, extra_headers=headers, open_timeout=10) as ws:
-                await ws.send("hello")
-                return Response(101, {}, (await asyncio.wait_for(ws.recv(), 10)).encode())
-        except websockets.exceptions.InvalidStatusCode as refused:
-            return Response(refused.status_code, {}, b"")
-    return asyncio.run(run())
 
 
 class Rig:

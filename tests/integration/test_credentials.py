@@ -9,12 +9,7 @@ import re
 
 import pytest
 
-from harness import curl, htpasswd, proxy_basic_auth, proxy_challenge
-
-
-def token(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
+from harness import assert_challenged, get, proxied_location, proxy_basic_auth, token
 
 ALICE = token(b"alice:secret")  # "YWxpY2U6c2VjcmV0"
 ALICE1 = token(b"alice:secret1")  # needs "==" padding: "YWxpY2U6c2VjcmV0MQ=="
@@ -22,17 +17,10 @@ assert ALICE1.endswith("MQ==")
 
 
 @pytest.fixture
-def proxy(make_httpd, backend, server_root):
-    users = f"{server_root}/users"
-    htpasswd(users, "alice", "secret", "-B", "-C", "4")
-    htpasswd(users, "alice1", "secret1", "-B", "-C", "4")
-    htpasswd(users, "bob", "pa:ss:word", "-B", "-C", "4")
-    return make_httpd(f"<Location /app>\n    ProxyPass {backend.url}/app\n{proxy_basic_auth(users)}</Location>\n"
+def proxy(make_httpd, backend, make_users):
+    users = make_users({"alice": "secret", "alice1": "secret1", "bob": "pa:ss:word"})
+    return make_httpd(proxied_location("/app", backend.url, users) +
                       f"<Location /local>\n{proxy_basic_auth(users)}</Location>\n")
-
-
-def get(h, value, path="/app", header="Proxy-Authorization"):
-    return curl("-H", f"{header}: {value}", f"{h.url}{path}")
 
 
 ACCEPTED = [
@@ -46,15 +34,15 @@ ACCEPTED = [
 
 @pytest.mark.parametrize("value", [v for _, v in ACCEPTED], ids=[i for i, _ in ACCEPTED])
 def test_well_formed_credentials_are_accepted(proxy, value):
-    r = get(proxy, value)
+    r = get(proxy, "/app", value)
     assert r.status == 200
     assert r.header("X-Backend") == "echo"
 
 
 def test_user_id_ends_at_the_first_colon(proxy):
     # "bob:pa" + ":ss:word" is not user "bob:pa": the password keeps its colons.
-    assert get(proxy, f"Basic {token(b'bob:pa')}").status == 407
-    assert get(proxy, f"Basic {token(b'bob:pa:ss:word:')}").status == 407
+    assert get(proxy, "/app", f"Basic {token(b'bob:pa')}").status == 407
+    assert get(proxy, "/app", f"Basic {token(b'bob:pa:ss:word:')}").status == 407
 
 
 MALFORMED = [
@@ -85,10 +73,7 @@ assert len(MALFORMED[-1][1]) == len("Basic ") + 6000
 @pytest.mark.parametrize("value,reason", [(v, r) for _, v, r in MALFORMED], ids=[i for i, _, _ in MALFORMED])
 def test_malformed_credentials_get_407_and_are_logged_with_the_reason(proxy, value, reason):
     proxy.mark_log()
-    r = get(proxy, value)
-    assert r.status == 407
-    assert r.header("Proxy-Authenticate") == proxy_challenge()
-    assert r.header("X-Backend") is None
+    assert_challenged(get(proxy, "/app", value))
     line = proxy.wait_for_log(r"APX01003:")
     assert re.search(r"\[auth_proxy:error\] .*\[client 127\.0\.0\.1:\d+\] APX01003: "
                      rf'malformed Proxy-Authorization header for "/app": {re.escape(reason)}$', line), line
@@ -96,7 +81,7 @@ def test_malformed_credentials_get_407_and_are_logged_with_the_reason(proxy, val
 
 def test_header_beyond_httpd_field_limit_is_refused_by_httpd_itself(proxy):
     # LimitRequestFieldSize (8190) stops it before any module runs: 400, not 200.
-    r = get(proxy, "Basic " + token(b"alice:" + b"a" * 7000))
+    r = get(proxy, "/app", "Basic " + token(b"alice:" + b"a" * 7000))
     assert r.status == 400
     assert r.header("X-Backend") is None
     assert "APX01003" not in proxy.log()
@@ -104,8 +89,6 @@ def test_header_beyond_httpd_field_limit_is_refused_by_httpd_itself(proxy):
 
 def test_malformed_authorization_on_a_local_path_gets_401_and_is_logged(proxy):
     proxy.mark_log()
-    r = get(proxy, "Basic " + token(b"alicesecret"), path="/local/", header="Authorization")
-    assert r.status == 401
-    assert r.header("WWW-Authenticate") == proxy_challenge()
+    assert_challenged(get(proxy, "/local/", "Basic " + token(b"alicesecret"), header="Authorization"), local=True)
     assert re.search(r'APX01003: malformed Authorization header for "/local/": '
                      r"decoded credentials have no ':' separator", proxy.log_since())

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from harness import basic, curl, htpasswd, proxied_location
+from harness import basic, get, proxied_location
 
 FILTER = "/etc/fail2ban/filter.d/apache-auth.conf"
 
@@ -35,16 +35,14 @@ def fail2ban_regex(log_file) -> tuple[int, list[str]]:
 
 
 def test_the_stock_apache_auth_filter_matches_every_failed_login_and_no_success(make_httpd, backend,
-                                                                                server_root):
-    users = f"{server_root}/users"
-    htpasswd(users, "alice", "alice-pw", "-B", "-C", "4")
+                                                                                make_users):
+    users = make_users({"alice": "alice-pw"})
     with open(users, "a") as f:
         f.write("plain:not-a-hash\n")
     h = make_httpd("AuthProxyThrottleFailures 5\n" + proxied_location("/app", backend.url, users, "Proxy"))
 
     def send(header=None) -> int:
-        args = ["-H", f"Proxy-Authorization: {header}"] if header else []
-        return curl(*args, f"{h.url}/app/x").status
+        return get(h, "/app/x", header).status
 
     failed = [
         ("wrong password", basic("alice", "guess0"), 407),

@@ -8,41 +8,32 @@ Each case runs with and without mod_authn_file.
 
 import pytest
 
-from harness import curl, htpasswd, proxy_basic_auth, proxy_challenge
+from harness import assert_challenged, curl, proxy_basic_auth
 
 REALM = "Corporate Proxy"
 
 
-@pytest.fixture(params=[True, False], ids=["with_authn_file", "without_authn_file"])
-def proxy(request, make_httpd, backend, server_root):
-    users = f"{server_root}/users"
-    htpasswd(users, "alice", "secret", "-B", "-C", "4")
+@pytest.fixture
+def proxy(make_httpd, backend, users, authn_file):
     h = make_httpd(f"""
 ProxyRequests On
 AllowCONNECT {backend.port}
 <Proxy "*">
 {proxy_basic_auth(users, REALM)}</Proxy>
-""", authn_file=request.param, extra_modules=["proxy_connect"])
+""", authn_file=authn_file, extra_modules=["proxy_connect"])
     h.proxy_url = f"http://127.0.0.1:{h.port}"
     return h
 
 
-def assert_proxy_challenge(r):
-    assert r.status == 407
-    assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
-    assert r.header("WWW-Authenticate") is None
-    assert r.header("X-Backend") is None
-
-
 def test_absolute_uri_request_without_credentials_gets_407(proxy, backend):
     r = curl("-x", proxy.proxy_url, f"{backend.url}/page")
-    assert_proxy_challenge(r)
+    assert_challenged(r, REALM)
     assert b"<title>407 Proxy Authentication Required</title>" in r.body
 
 
 def test_absolute_uri_request_with_wrong_password_gets_407(proxy, backend):
     r = curl("-x", proxy.proxy_url, "--proxy-user", "alice:wrong", f"{backend.url}/page")
-    assert_proxy_challenge(r)
+    assert_challenged(r, REALM)
 
 
 def test_absolute_uri_request_with_credentials_reaches_backend_as_the_user(proxy, backend):
@@ -56,13 +47,13 @@ def test_absolute_uri_request_with_credentials_reaches_backend_as_the_user(proxy
 
 def test_connect_without_credentials_gets_407_and_no_tunnel(proxy, backend):
     r = curl("-p", "-x", proxy.proxy_url, f"{backend.url}/tunnelled")
-    assert_proxy_challenge(r)
+    assert_challenged(r, REALM)
     assert proxy.wait_for_access_log(rf'^127\.0\.0\.1 - "CONNECT 127\.0\.0\.1:{backend.port} HTTP/1\.1" 407$')
 
 
 def test_connect_with_wrong_password_gets_407(proxy, backend):
     r = curl("-p", "-x", proxy.proxy_url, "--proxy-user", "alice:wrong", f"{backend.url}/tunnelled")
-    assert_proxy_challenge(r)
+    assert_challenged(r, REALM)
 
 
 def test_connect_with_credentials_opens_the_tunnel_as_the_user(proxy, backend):

@@ -8,25 +8,10 @@ test_recipes.py's: it runs that recipe as the page has it.)
 
 import pytest
 
-from harness import basic, curl, htpasswd, proxy_basic_auth
+from harness import basic, curl, get, proxy_basic_auth
 
 REALM = "Gateway"
 ALICE = basic("alice", "secret")
-
-
-@pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    htpasswd(path, "alice", "secret", "-B", "-C", "4")
-    return path
-
-
-def scope(users, require="valid-user"):
-    return proxy_basic_auth(users, REALM, require)
-
-
-def get(h, path, *args):
-    return curl(*args, f"{h.url}{path}")
 
 
 # ------------------------------------------------------------ Proxy-Chain-Auth
@@ -37,14 +22,14 @@ def chaining(make_httpd, backend, users):
 SetEnvIf Request_URI "^/chained-if/" Proxy-Chain-Auth=On
 <Location /plain/>
     ProxyPass {backend.url}/plain/
-{scope(users)}</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 <Location /chained/>
     ProxyPass {backend.url}/chained/
     SetEnv Proxy-Chain-Auth On
-{scope(users)}</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 <Location /chained-if/>
     ProxyPass {backend.url}/chained-if/
-{scope(users)}</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 <Location /by-address/>
     ProxyPass {backend.url}/by-address/
     AuthType ProxyBasic
@@ -63,19 +48,19 @@ SetEnvIf Request_URI "^/chained-if/" Proxy-Chain-Auth=On
 
 @pytest.mark.parametrize("path", ["/chained/x", "/chained-if/x"], ids=["SetEnv", "SetEnvIf"])
 def test_proxy_chain_auth_forwards_proxy_authorization(chaining, path):
-    r = get(chaining, path, "-H", f"Proxy-Authorization: {ALICE}")
+    r = get(chaining, path, ALICE)
     assert r.status == 200
     assert r.backend_headers()["proxy-authorization"] == [ALICE]
     # Chaining passes on what was checked; it opens nothing.
     assert get(chaining, path).status == 407
-    assert get(chaining, path, "-H", f"Proxy-Authorization: {basic('alice', 'wrong')}").status == 407
+    assert get(chaining, path, basic("alice", "wrong")).status == 407
 
 
 @pytest.mark.parametrize("path", ["/by-address/x", "/plain/open/x"], ids=["Require_ip", "Require_all_granted"])
 def test_proxy_authorization_is_not_forwarded_when_access_needs_no_user(chaining, path):
     # The client sends proxy credentials although this scope admits it without
     # them: they were still meant for this proxy, not for the backend.
-    r = get(chaining, path, "-H", f"Proxy-Authorization: {ALICE}")
+    r = get(chaining, path, ALICE)
     assert r.status == 200
     assert "proxy-authorization" not in r.backend_headers()
 
@@ -85,7 +70,7 @@ def test_forward_proxy_chains_proxy_authorization_only_with_proxy_chain_auth(mak
 ProxyRequests On
 SetEnvIf Request_URI "/chained/" Proxy-Chain-Auth=On
 <Proxy "*">
-{scope(users)}</Proxy>
+{proxy_basic_auth(users, REALM)}</Proxy>
 """)
     r = curl("-x", h.url, "--proxy-user", "alice:secret", f"{backend.url}/plain/x")
     assert r.status == 200
@@ -93,3 +78,4 @@ SetEnvIf Request_URI "/chained/" Proxy-Chain-Auth=On
     r = curl("-x", h.url, "--proxy-user", "alice:secret", f"{backend.url}/chained/x")
     assert r.status == 200
     assert r.backend_headers()["proxy-authorization"] == [ALICE]
+

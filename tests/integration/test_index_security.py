@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import basic, curl, htpasswd, proxied_location, run_user
+from harness import htpasswd, proxied_location, proxy_status, run_user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or run_user() is None,
                                 reason="needs root, to run httpd with an unprivileged User")
@@ -94,21 +94,14 @@ def config(users: str, backend) -> str:
     return "StartServers 2\n" + proxied_location("/p", backend.url, users, "Proxy")
 
 
-def status(h, user: str, password: str) -> int:
-    return curl("-H", f"Proxy-Authorization: {basic(user, password)}", "-H", "Connection: close",
-                f"{h.url}/p/x").status
-
-
 def statuses(h, user: str, password: str, n: int = 8) -> set:
     """Statuses of @p n requests on fresh connections: they reach every server process."""
-    return {status(h, user, password) for _ in range(n)}
+    return {proxy_status(h, user, password) for _ in range(n)}
 
 
 @pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    htpasswd(path, "alice", "alice-pw", "-s")
-    return path
+def users(make_users):
+    return make_users({"alice": "alice-pw"}, ("-s",))
 
 
 def test_the_user_can_neither_replace_rewrite_truncate_link_nor_add_an_index(make_httpd, backend, users,

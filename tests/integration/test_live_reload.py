@@ -15,7 +15,6 @@ busy machine does not turn a correct server into a failure.
 
 from __future__ import annotations
 
-import http.client
 import os
 import random
 import re
@@ -25,29 +24,17 @@ from pathlib import Path
 
 import pytest
 
-from harness import basic, htpasswd, htpasswd_delete
+from harness import htpasswd, htpasswd_delete, proxied_location, proxy_status
 
 MPMS = ["event", "worker", "prefork"]
 
 REQUIRED_SECONDS = 1.2    # "within 1 second", plus a margin for a loaded machine
 POLL_SECONDS = 3.0        # keep looking this long, so a slow reload is measured, not just failed
 STREAK = 8                # consecutive fresh connections that must agree (reaches every child)
+HASH = ("-B", "-C", "5")  # htpasswd flags of every entry written here
 
 
 # ---------------------------------------------------------------- helpers
-
-def proxy_status(h, user: str, password: str, path: str = "/p/x", headers: dict | None = None) -> int:
-    """One request on a fresh connection (so prefork spreads them over its children)."""
-    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=15)
-    try:
-        conn.request("GET", path, headers={"Proxy-Authorization": basic(user, password),
-                                           "Connection": "close", **(headers or {})})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    finally:
-        conn.close()
-
 
 def seconds_until(condition, poll_seconds: float = POLL_SECONDS, streak: int = STREAK) -> float | None:
     """Polls ``condition()`` from now on.
@@ -78,33 +65,16 @@ def assert_seen_in_time(what: str, seconds: float | None, mpm: str) -> None:
     assert seconds <= REQUIRED_SECONDS, f"{what}: seen only after {seconds:.3f} s"
 
 
-def make_users(path: str, users: dict[str, str]) -> None:
-    for name, password in users.items():
-        htpasswd(path, name, password, "-B", "-C", "5")
-
-
 def reverse_proxy(users: str, backend, extra: str = "") -> str:
     # These clients send passwords a reload has just made wrong, from one
     # address, on purpose: the guessing throttle (test_throttle.py) would
     # rightly lock them out.
-    return f"""
-AuthProxyThrottle Off
-{extra}
-<Location /p>
-    ProxyPass        {backend.url}/p
-    AuthType ProxyBasic
-    AuthName "Reload"
-    AuthUserFile {users}
-    Require valid-user
-</Location>
-"""
+    return f"AuthProxyThrottle Off\n{extra}\n" + proxied_location("/p", backend.url, users, "Reload")
 
 
 @pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    make_users(path, {"alice": "alice-pw", "bob": "bob-pw", "eve": "eve-pw"})
-    return path
+def users(make_users):
+    return make_users({"alice": "alice-pw", "bob": "bob-pw", "eve": "eve-pw"}, HASH)
 
 
 @pytest.fixture(params=MPMS)
@@ -140,7 +110,7 @@ def test_removed_user_is_refused_within_a_second_without_restart(proxy, users, m
 def test_added_user_is_admitted_without_restart(proxy, users, mpm):
     assert proxy_status(proxy, "carol", "carol-pw") == 407
 
-    htpasswd(users, "carol", "carol-pw", "-B", "-C", "5")
+    htpasswd(users, "carol", "carol-pw", *HASH)
     took = seconds_until(lambda: proxy_status(proxy, "carol", "carol-pw") == 200)
 
     assert_seen_in_time("htpasswd adds carol", took, mpm)
@@ -149,7 +119,7 @@ def test_added_user_is_admitted_without_restart(proxy, users, mpm):
 def test_changed_password_refuses_the_old_one_even_while_it_is_cached(proxy, users, mpm):
     warm_up(proxy, "alice", "alice-pw")   # verified, so now in every child's cache
 
-    htpasswd(users, "alice", "alice-new", "-B", "-C", "5")
+    htpasswd(users, "alice", "alice-new", *HASH)
     took = seconds_until(lambda: proxy_status(proxy, "alice", "alice-pw") == 407
                          and proxy_status(proxy, "alice", "alice-new") == 200)
 
@@ -157,10 +127,9 @@ def test_changed_password_refuses_the_old_one_even_while_it_is_cached(proxy, use
     assert [proxy_status(proxy, "alice", "alice-pw") for _ in range(10)] == [407] * 10
 
 
-def test_file_replaced_by_rename_is_served(proxy, users, mpm, server_root):
+def test_file_replaced_by_rename_is_served(proxy, users, mpm, make_users):
     warm_up(proxy, "alice", "alice-pw")
-    replacement = f"{server_root}/users.new"
-    make_users(replacement, {"dave": "dave-pw", "bob": "bob-pw"})
+    replacement = make_users({"dave": "dave-pw", "bob": "bob-pw"}, HASH, name="users.new")
 
     os.replace(replacement, users)
     took = seconds_until(lambda: proxy_status(proxy, "dave", "dave-pw") == 200
@@ -170,7 +139,7 @@ def test_file_replaced_by_rename_is_served(proxy, users, mpm, server_root):
     assert proxy_status(proxy, "bob", "bob-pw") == 200
 
 
-def test_deleted_file_fails_closed_with_500_and_recovers_when_recreated(proxy, users, mpm):
+def test_deleted_file_fails_closed_with_500_and_recovers_when_recreated(proxy, users, mpm, make_users):
     warm_up(proxy, "alice", "alice-pw")
     proxy.mark_log()
 
@@ -183,7 +152,7 @@ def test_deleted_file_fails_closed_with_500_and_recovers_when_recreated(proxy, u
                      rf"No such file or directory; refusing user alice", log), log
     assert re.search(rf"APX02001: could not open password file {re.escape(users)}", log), log
 
-    make_users(users, {"alice": "alice-pw"})
+    make_users({"alice": "alice-pw"}, HASH)
     took = seconds_until(lambda: proxy_status(proxy, "alice", "alice-pw") == 200)
     assert_seen_in_time("users recreated", took, mpm)
 
@@ -206,13 +175,13 @@ def test_truncated_file_refuses_everyone_then_recovers(proxy, users, mpm):
     assert_seen_in_time("users rewritten", took, mpm)
 
 
-def test_file_caught_mid_write_admits_nobody_it_should_not(proxy, users, mpm):
+def test_file_caught_mid_write_admits_nobody_it_should_not(proxy, users, mpm, make_users):
     """A writer keeps rewriting the file in place in two halves, pausing in
     between, so the reload thread mostly finds it half-written. Meanwhile a
     removed user and wrong passwords must never get through."""
     htpasswd_delete(users, "eve")
     assert seconds_until(lambda: proxy_status(proxy, "eve", "eve-pw") == 407) is not None
-    make_users(users, {"carol": "carol-pw"})     # alice, bob, carol
+    make_users({"carol": "carol-pw"}, HASH)     # alice, bob, carol
     content = Path(users).read_bytes()
     # Cut inside bob's hash: the first half holds alice and a truncated bob.
     cut = content.index(b"bob:") + 20
@@ -286,7 +255,7 @@ def test_new_child_processes_do_not_serve_a_stale_file(make_httpd, backend, user
     assert len(pids) > 3, "children were not recycled; the test proved nothing"
 
 
-def test_changes_are_noticed_at_once_not_at_the_next_interval(make_httpd, backend, users, mpm, server_root):
+def test_changes_are_noticed_at_once_not_at_the_next_interval(make_httpd, backend, users, mpm, make_users):
     """With a 60 s interval, only inotify can explain a reload within a second."""
     proxy = make_httpd(reverse_proxy(users, backend, extra="AuthProxyReloadInterval 60"), mpm=mpm)
     warm_up(proxy, "eve", "eve-pw")
@@ -295,8 +264,7 @@ def test_changes_are_noticed_at_once_not_at_the_next_interval(make_httpd, backen
     took = seconds_until(lambda: proxy_status(proxy, "eve", "eve-pw") == 407)
     assert_seen_in_time("htpasswd -D eve, interval 60 s", took, mpm)
 
-    replacement = f"{server_root}/users.new"
-    make_users(replacement, {"dave": "dave-pw"})
+    replacement = make_users({"dave": "dave-pw"}, HASH, name="users.new")
     os.replace(replacement, users)
     took = seconds_until(lambda: proxy_status(proxy, "dave", "dave-pw") == 200)
     assert_seen_in_time("mv users.new users, interval 60 s", took, mpm)
@@ -314,7 +282,7 @@ def test_reload_interval_0_ignores_changes_until_a_graceful_restart(make_httpd, 
     warm_up(h, "eve", "eve-pw", times=4)
 
     htpasswd_delete(users, "eve")
-    htpasswd(users, "carol", "carol-pw", "-B", "-C", "5")
+    htpasswd(users, "carol", "carol-pw", *HASH)
     deadline = time.monotonic() + 1.5
     while time.monotonic() < deadline:
         assert proxy_status(h, "eve", "eve-pw") == 200, "the file was reloaded although the interval is 0"
@@ -387,7 +355,7 @@ def test_concurrent_clients_during_repeated_rewrites_get_no_server_errors(make_h
         while time.monotonic() - started < 2.0 or (len(results) < 400 and time.monotonic() - started < 60):
             step = rewrites % 3
             if step == 0:
-                htpasswd(users, "bob", f"bob-{rewrites}", "-B", "-C", "5")
+                htpasswd(users, "bob", f"bob-{rewrites}", *HASH)
             elif step == 1:
                 Path(replacement).write_bytes(Path(users).read_bytes() + f"# {rewrites}\n".encode())
                 os.chmod(replacement, 0o644)
@@ -416,13 +384,18 @@ def test_concurrent_clients_during_repeated_rewrites_get_no_server_errors(make_h
     # Per child: a refusal of alice lasts until that child's next check at most.
     alice_by_child: dict[str, list] = {}
     # Each access log line follows its response: wait until all are there.
+    # Only lines with a sequence number count; the set-up's requests have none.
     per_child_log = proxy.root / "logs" / "per_child_log"
+
+    def numbered() -> list[list[str]]:
+        fields = [line.split() for line in per_child_log.read_text().splitlines()]
+        return [f for f in fields if f[1] != "-"]
+
     deadline = time.monotonic() + 10
-    while len(per_child_log.read_text().splitlines()) < len(results) and time.monotonic() < deadline:
+    while len(numbered()) < len(results) and time.monotonic() < deadline:
         time.sleep(0.02)
-    for line in per_child_log.read_text().splitlines():
-        pid, seq, status = line.split()
-        if seq != "-" and results[int(seq)][0] == "alice":
+    for pid, seq, _ in numbered():
+        if results[int(seq)][0] == "alice":
             alice_by_child.setdefault(pid, []).append(results[int(seq)][1:])
     longest = {pid: round(longest_refusal(timeline), 3) for pid, timeline in alice_by_child.items()}
     print(f"\n[{mpm}] {rewrites} rewrites during {len(results)} requests: {summary}; "

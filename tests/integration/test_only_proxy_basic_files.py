@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 
-from harness import basic, curl, htpasswd
+from harness import basic, curl
 
 
 def htdigest(path: str, realm: str, user: str, password: str) -> None:
@@ -19,14 +19,12 @@ def htdigest(path: str, realm: str, user: str, password: str) -> None:
                    text=True, check=True, capture_output=True)
 
 
-def test_files_of_other_auth_types_and_of_htaccess_are_left_alone(make_httpd, backend, server_root):
-    ours = f"{server_root}/proxy-users"
-    htpasswd(ours, "alice", "alice-pw", "-s")
+def test_files_of_other_auth_types_and_of_htaccess_are_left_alone(make_httpd, backend, server_root, make_users):
+    ours = make_users({"alice": "alice-pw"}, ("-s",), name="proxy-users")
     digest = f"{server_root}/digest-users"
     htdigest(digest, "Digest Realm", "dave", "dave-pw")
     missing = f"{server_root}/no-such-basic-users"
-    htaccess_ours = f"{server_root}/htaccess-proxy-users"
-    htpasswd(htaccess_ours, "hank", "hank-pw", "-s")
+    htaccess_ours = make_users({"hank": "hank-pw"}, ("-s",), name="htaccess-proxy-users")
 
     h = make_httpd(f"""
 <Location /p>

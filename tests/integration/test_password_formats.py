@@ -8,30 +8,31 @@ import re
 
 import pytest
 
-from harness import basic, curl, htpasswd, proxy_basic_auth
+from harness import FAST_BCRYPT, basic, curl, htpasswd, proxied_location
 
 PASSWORD = "s3cret!"  # 7 characters: within crypt DES's 8-character limit
 
 
 def with_bcrypt_prefix(prefix):
     """A bcrypt hash from htpasswd -B, re-labelled $2a$ or $2b$ (same algorithm, other writers)."""
-    def write(path):
-        htpasswd(path, "alice", PASSWORD, "-B", "-C", "4")
+    def write(make_users):
+        path = make_users({"alice": PASSWORD})
         text = open(path).read()
         assert text.startswith("alice:$2y$04$")
         open(path, "w").write(text.replace("$2y$", prefix, 1))
+        return path
     return write
 
 
 def with_flags(*flags):
-    def write(path):
-        htpasswd(path, "alice", PASSWORD, *flags)
+    def write(make_users):
+        return make_users({"alice": PASSWORD}, flags)
     return write
 
 
 FORMATS = {
     # name: (writer, the entry's shape)
-    "bcrypt_2y": (with_flags("-B", "-C", "4"), r"^\$2y\$04\$[./A-Za-z0-9]{53}$"),
+    "bcrypt_2y": (with_flags(*FAST_BCRYPT), r"^\$2y\$04\$[./A-Za-z0-9]{53}$"),
     "bcrypt_2a": (with_bcrypt_prefix("$2a$"), r"^\$2a\$04\$[./A-Za-z0-9]{53}$"),
     "bcrypt_2b": (with_bcrypt_prefix("$2b$"), r"^\$2b\$04\$[./A-Za-z0-9]{53}$"),
     "apr1_md5_default": (with_flags(), r"^\$apr1\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}$"),
@@ -46,15 +47,13 @@ FORMATS = {
 
 
 @pytest.fixture(params=sorted(FORMATS))
-def proxy(request, make_httpd, backend, server_root):
+def proxy(request, make_httpd, backend, make_users):
     writer, shape = FORMATS[request.param]
-    users = f"{server_root}/users"
-    writer(users)
+    users = writer(make_users)
     entry = open(users).read().strip().split(":", 1)[1]
     # Proves this system's htpasswd really wrote the format (crypt DES comes from libcrypt).
     assert re.match(shape, entry), f"htpasswd wrote an unexpected {request.param} entry: {entry}"
-    h = make_httpd(f"<Location /app>\n    ProxyPass {backend.url}/app\n{proxy_basic_auth(users)}</Location>\n")
-    return h
+    return make_httpd(proxied_location("/app", backend.url, users))
 
 
 def test_right_password_is_accepted(proxy):
@@ -71,16 +70,14 @@ def test_wrong_password_is_refused_with_407(proxy):
 
 
 @pytest.mark.parametrize("writer", ["htpasswd -p", "by hand"])
-def test_plaintext_entry_is_never_accepted_and_is_reported(make_httpd, backend, server_root, writer):
-    users = f"{server_root}/users"
-    htpasswd(users, "alice", "secret", "-B", "-C", "4")
+def test_plaintext_entry_is_never_accepted_and_is_reported(make_httpd, backend, users, writer):
     if writer == "htpasswd -p":
         htpasswd(users, "carol", "plain-password", "-p")
     else:
         with open(users, "a") as f:
             f.write("carol:plain-password\n")
     assert open(users).read().splitlines()[1] == "carol:plain-password"
-    h = make_httpd(f"<Location /app>\n    ProxyPass {backend.url}/app\n{proxy_basic_auth(users)}</Location>\n")
+    h = make_httpd(proxied_location("/app", backend.url, users))
 
     # Loading the file warns about the entry, naming file and line.
     assert h.wait_for_log(rf"\[auth_proxy:warn\].*APX02002: {re.escape(users)} line 2: .*carol.*not a recognised hash")

@@ -8,43 +8,20 @@ Proxy-Authorization, exactly like a plain ProxyPass.
 
 import pytest
 
-from harness import Backend, basic, curl, htpasswd, proxy_basic_auth, proxy_challenge
+from harness import Backend, assert_challenged, basic, get, proxy_basic_auth
 
 REALM = "Gateway"
 ALICE = basic("alice", "secret")
-
-
-@pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    htpasswd(path, "alice", "secret", "-B", "-C", "4")
-    return path
-
-
-def scope(users):
-    return proxy_basic_auth(users, REALM)
-
-
-def assert_challenged(r):
-    assert r.status == 407
-    assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
-    assert r.header("WWW-Authenticate") is None
-    assert r.header("X-Backend") is None
-
-
-def get(h, path, credentials=None, *extra):
-    creds = ["-H", f"Proxy-Authorization: {credentials}"] if credentials else []
-    return curl(*creds, *extra, f"{h.url}{path}")
 
 
 def test_proxypassmatch_target_demands_proxy_credentials(make_httpd, backend, users):
     h = make_httpd(f"""
 ProxyPassMatch "^/orders/([0-9]+)$" "{backend.url}/api/order/$1"
 <LocationMatch "^/orders/">
-{scope(users)}</LocationMatch>
+{proxy_basic_auth(users, REALM)}</LocationMatch>
 """)
-    assert_challenged(get(h, "/orders/42"))
-    assert_challenged(get(h, "/orders/42", basic("alice", "wrong")))
+    assert_challenged(get(h, "/orders/42"), REALM)
+    assert_challenged(get(h, "/orders/42", basic("alice", "wrong")), REALM)
     assert backend.received == []
     r = get(h, "/orders/42", ALICE)
     assert r.status == 200
@@ -58,9 +35,9 @@ def test_server_level_rewrite_rule_with_p_flag_demands_proxy_credentials(make_ht
 RewriteEngine On
 RewriteRule "^/shop/(.*)$" "{backend.url}/store/$1" [P]
 <Location /shop>
-{scope(users)}</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 """)
-    assert_challenged(get(h, "/shop/cart"))
+    assert_challenged(get(h, "/shop/cart"), REALM)
     assert backend.received == []
     r = get(h, "/shop/cart", ALICE)
     assert r.status == 200
@@ -79,10 +56,10 @@ def test_balancer_members_are_reached_only_with_proxy_credentials(make_httpd, ba
 </Proxy>
 <Location /lb>
     ProxyPass "balancer://pool/lb"
-{scope(users)}</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 """, extra_modules=["proxy_balancer", "lbmethod_byrequests", "slotmem_shm"])
         for _ in range(4):
-            assert_challenged(get(h, "/lb/x"))
+            assert_challenged(get(h, "/lb/x"), REALM)
         assert backend.received == [] and second.received == []
         for _ in range(4):
             r = get(h, "/lb/x", ALICE)
@@ -107,11 +84,11 @@ def late_proxy_config(backend, users, challenge: str = "") -> str:
 <Location /late-rewrite>
     RewriteEngine On
     RewriteRule "^.*/late-rewrite/(.*)$" "{backend.url}/store/$1" [P]
-{scope(users)}    {challenge}
+{proxy_basic_auth(users, REALM)}    {challenge}
 </Location>
 <Location /late-handler>
     SetHandler "proxy:{backend.url}"
-{scope(users)}    {challenge}
+{proxy_basic_auth(users, REALM)}    {challenge}
 </Location>
 """
 
@@ -122,10 +99,10 @@ def late_proxy_config(backend, users, challenge: str = "") -> str:
 def test_auth_proxy_challenge_proxy_covers_requests_proxied_after_authentication(
         make_httpd, backend, users, path, backend_path):
     h = make_httpd(late_proxy_config(backend, users, "AuthProxyChallenge proxy"))
-    assert_challenged(get(h, path))
-    assert_challenged(get(h, path, basic("alice", "wrong")))
+    assert_challenged(get(h, path), REALM)
+    assert_challenged(get(h, path, basic("alice", "wrong")), REALM)
     # Authorization is not proxy credentials, here either.
-    assert_challenged(curl("-H", f"Authorization: {ALICE}", f"{h.url}{path}"))
+    assert_challenged(get(h, path, ALICE, header="Authorization"), REALM)
     assert backend.received == []
     r = get(h, path, ALICE, "-H", "Authorization: Bearer for-the-backend")
     assert r.status == 200
@@ -140,10 +117,7 @@ def test_auth_proxy_challenge_proxy_covers_requests_proxied_after_authentication
 def test_without_the_directive_requests_proxied_after_authentication_are_asked_as_local(
         make_httpd, backend, users, path):
     h = make_httpd(late_proxy_config(backend, users))
-    r = get(h, path)
-    assert r.status == 401
-    assert r.headers.get("www-authenticate") == [proxy_challenge(REALM)]
-    assert r.header("Proxy-Authenticate") is None
+    assert_challenged(get(h, path), REALM, local=True)
     assert backend.received == []
 
 

@@ -18,21 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import basic, client_env, curl, htpasswd, proxy_basic_auth, proxy_challenge
+from harness import (assert_challenged, basic, client_env, curl, curl_verbose, proxied_location,
+                     proxy_basic_auth)
 
 REALM = "Corporate Proxy"
 BROWSER_DIR = Path(__file__).parent / "browser"
-
-
-@pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    htpasswd(path, "alice", "secret", "-B", "-C", "4")
-    return path
-
-
-def scope(users):
-    return proxy_basic_auth(users, REALM)
 
 
 @pytest.fixture
@@ -46,25 +36,15 @@ AllowCONNECT {backend.port}
     Require all denied
 </Proxy>
 <Proxy "http://127.0.0.1:{backend.port}/*">
-{scope(users)}</Proxy>
+{proxy_basic_auth(users, REALM)}</Proxy>
 <Proxy "127.0.0.1:{backend.port}">
-{scope(users)}</Proxy>
+{proxy_basic_auth(users, REALM)}</Proxy>
 """, extra_modules=["proxy_connect"])
 
 
 @pytest.fixture
 def reverse(make_httpd, backend, users):
-    return make_httpd(f"""
-<Location /app>
-    ProxyPass {backend.url}/app
-{scope(users)}</Location>
-""")
-
-
-def run_curl(*args):
-    proc = subprocess.run(["curl", "-s", "-S", "-v", "--max-time", "20", *args],
-                          capture_output=True, text=True, timeout=30, env=client_env())
-    return proc
+    return make_httpd(proxied_location("/app", backend.url, users, REALM))
 
 
 def statuses(verbose: str) -> list:
@@ -84,7 +64,7 @@ def test_curl_reverse_proxy_with_proxy_authorization_header(reverse, backend):
 def test_curl_pointed_at_the_reverse_proxy_as_its_proxy_answers_the_challenge(reverse, backend):
     # curl -x <reverse proxy> --proxy-anyauth: the first request goes without
     # credentials, the 407's Proxy-Authenticate makes curl pick Basic.
-    proc = run_curl("-x", reverse.url, "--proxy-anyauth", "--proxy-user", "alice:secret",
+    proc = curl_verbose("-x", reverse.url, "--proxy-anyauth", "--proxy-user", "alice:secret",
                     f"http://127.0.0.1:{reverse.port}/app")
     assert proc.returncode == 0, proc.stderr
     assert statuses(proc.stderr) == [407, 200]
@@ -92,16 +72,14 @@ def test_curl_pointed_at_the_reverse_proxy_as_its_proxy_answers_the_challenge(re
 
 
 def test_curl_forward_proxy(forward, backend):
-    r = curl("-x", forward.url, f"{backend.url}/page")
-    assert r.status == 407
-    assert r.header("Proxy-Authenticate") == proxy_challenge(REALM)
+    assert_challenged(curl("-x", forward.url, f"{backend.url}/page"), REALM)
     r = curl("-x", forward.url, "--proxy-user", "alice:secret", f"{backend.url}/page")
     assert r.status == 200
     assert r.json()["path"] == "/page"
 
 
 def test_curl_forward_proxy_anyauth_learns_basic_from_the_407(forward, backend):
-    proc = run_curl("-x", forward.url, "--proxy-anyauth", "--proxy-user", "alice:secret", f"{backend.url}/page")
+    proc = curl_verbose("-x", forward.url, "--proxy-anyauth", "--proxy-user", "alice:secret", f"{backend.url}/page")
     assert proc.returncode == 0, proc.stderr
     assert statuses(proc.stderr) == [407, 200]
     assert "Proxy auth using Basic" in proc.stderr
@@ -110,12 +88,12 @@ def test_curl_forward_proxy_anyauth_learns_basic_from_the_407(forward, backend):
 
 
 def test_curl_connect_tunnel_with_anyauth(forward, backend):
-    proc = run_curl("-p", "-x", forward.url, "--proxy-anyauth", "--proxy-user", "alice:secret",
+    proc = curl_verbose("-p", "-x", forward.url, "--proxy-anyauth", "--proxy-user", "alice:secret",
                     f"{backend.url}/tunnelled")
     assert proc.returncode == 0, proc.stderr
     assert statuses(proc.stderr) == [407, 200, 200]   # CONNECT 407, CONNECT 200, GET 200
     assert json.loads(proc.stdout)["path"] == "/tunnelled"
-    proc = run_curl("-p", "-x", forward.url, "--proxy-anyauth", "--proxy-user", "alice:wrong",
+    proc = curl_verbose("-p", "-x", forward.url, "--proxy-anyauth", "--proxy-user", "alice:wrong",
                     f"{backend.url}/tunnelled")
     assert proc.returncode != 0
     assert "CONNECT tunnel failed, response 407" in proc.stderr

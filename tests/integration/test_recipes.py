@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from harness import Backend, basic, curl, doc_recipe, htpasswd, proxy_challenge, self_signed_cert
+from harness import Backend, assert_challenged, basic, curl, doc_recipe, get, self_signed_cert
 from recording_backends import HttpRecorder, UpstreamProxyRecorder
 
 USERS = "/etc/apache2/proxy-users"
@@ -22,11 +22,8 @@ BOB = basic("bob", "bob-pw")
 
 
 @pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    htpasswd(path, "alice", "secret", "-B", "-C", "4")
-    htpasswd(path, "bob", "bob-pw", "-B", "-C", "4")
-    return path
+def users(make_users):
+    return make_users({"alice": "secret", "bob": "bob-pw"})
 
 
 @pytest.fixture
@@ -46,11 +43,6 @@ def run_recipe(make_httpd, name: str, replace: dict, extra: str = "", extra_modu
     """Starts httpd with recipe @p name, plus test-only @p extra configuration and modules."""
     recipe = doc_recipe(name, replace)
     return make_httpd(recipe.config + extra, extra_modules=recipe.modules + list(extra_modules))
-
-
-def assert_challenge(r, realm: str) -> None:
-    assert r.status == 407
-    assert r.headers.get("proxy-authenticate") == [proxy_challenge(realm)]
 
 
 # ------------------------------------------------------------ office network, mod_remoteip
@@ -83,7 +75,7 @@ def test_office_client_forwarded_by_the_balancer_passes_without_credentials(offi
 
 
 def test_outside_client_forwarded_by_the_balancer_must_authenticate(office, backend):
-    assert_challenge(via_balancer(office, OUTSIDE_CLIENT), "Staff Proxy")
+    assert_challenged(via_balancer(office, OUTSIDE_CLIENT), "Staff Proxy")
     assert backend.received == []
     r = via_balancer(office, OUTSIDE_CLIENT, "-H", f"Proxy-Authorization: {ALICE}")
     assert r.status == 200
@@ -93,9 +85,9 @@ def test_outside_client_forwarded_by_the_balancer_must_authenticate(office, back
 
 def test_office_address_claimed_by_anyone_but_the_balancer_is_not_believed(office, backend):
     direct = curl("--interface", "127.0.0.2", "-H", f"X-Forwarded-For: {OFFICE_CLIENT}", f"{office.url}/app/x")
-    assert_challenge(direct, "Staff Proxy")
+    assert_challenged(direct, "Staff Proxy")
     # An outside client's own header passes the balancer, which appends the real address.
-    assert_challenge(via_balancer(office, f"{OFFICE_CLIENT}, {OUTSIDE_CLIENT}"), "Staff Proxy")
+    assert_challenged(via_balancer(office, f"{OFFICE_CLIENT}, {OUTSIDE_CLIENT}"), "Staff Proxy")
     assert backend.received == []
 
 
@@ -139,7 +131,7 @@ def through(rig, target: Backend, *args, tunnel: bool = False):
 
 
 def test_listed_destination_asks_for_credentials(destinations):
-    assert_challenge(through(destinations, destinations["wiki"]), "Corporate Proxy")
+    assert_challenged(through(destinations, destinations["wiki"]), "Corporate Proxy")
     assert destinations["wiki"].received == []
 
 
@@ -155,7 +147,7 @@ def test_each_user_reaches_the_destinations_listed_for_them(destinations):
 
 def test_user_refused_by_a_destination_is_challenged_again(destinations):
     r = through(destinations, destinations["billing"], "--proxy-user", "bob:bob-pw")
-    assert_challenge(r, "Corporate Proxy")
+    assert_challenged(r, "Corporate Proxy")
     assert destinations["billing"].received == []
     assert destinations["proxy"].wait_for_access_log(
         rf'^127\.0\.0\.1 bob "GET {destinations["billing"].url}/page HTTP/1\.1" 407$')
@@ -172,11 +164,11 @@ def test_unlisted_destination_is_refused_before_anyone_is_asked(destinations, cr
 
 def test_tunnels_follow_the_rules_of_their_port(destinations):
     https, ssh = destinations["https"], destinations["ssh"]
-    assert_challenge(through(destinations, https, tunnel=True), "Corporate Proxy")
+    assert_challenged(through(destinations, https, tunnel=True), "Corporate Proxy")
     r = through(destinations, https, "--proxy-user", "alice:secret", tunnel=True)
     assert r.status == 200
     assert r.json()["path"] == "/page"
-    assert_challenge(through(destinations, ssh, "--proxy-user", "alice:secret", tunnel=True), "Corporate Proxy")
+    assert_challenged(through(destinations, ssh, "--proxy-user", "alice:secret", tunnel=True), "Corporate Proxy")
     assert ssh.received == []
     assert through(destinations, ssh, "--proxy-user", "bob:bob-pw", tunnel=True).status == 200
     assert ssh.paths() == ["/page"]
@@ -224,7 +216,7 @@ def connect_443(make_httpd, users, https_target):
 
 def test_connect_to_the_https_port_opens_the_tunnel_after_authentication(connect_443, https_target):
     url = f"https://127.0.0.1:{https_target.port}/inside"
-    assert_challenge(curl("-k", "-x", connect_443.url, url), "Corporate Proxy")
+    assert_challenged(curl("-k", "-x", connect_443.url, url), "Corporate Proxy")
     assert https_target.exchanges == []
     r = curl("-k", "-x", connect_443.url, "--proxy-user", "alice:secret", url)
     assert r.status == 200
@@ -237,7 +229,7 @@ def test_connect_to_the_https_port_opens_the_tunnel_after_authentication(connect
 def test_connect_to_another_port_is_refused_and_never_connects(connect_443, other_port):
     port = other_port.getsockname()[1]
     url = f"http://127.0.0.1:{port}/"
-    assert_challenge(curl("-p", "-x", connect_443.url, url), "Corporate Proxy")
+    assert_challenged(curl("-p", "-x", connect_443.url, url), "Corporate Proxy")
     r = curl("-p", "-x", connect_443.url, "--proxy-user", "alice:secret", url)
     assert r.status == 403
     assert connect_443.wait_for_access_log(rf'^127\.0\.0\.1 alice "CONNECT 127\.0\.0\.1:{port} HTTP/1\.1" 403$')
@@ -266,35 +258,29 @@ def forwarded_user(make_httpd, backend, users):
 """)
 
 
-def get(h, path, *args):
-    return curl(*args, f"{h.url}{path}")
-
-
 def test_backend_gets_the_authenticated_user_in_x_forwarded_user(forwarded_user):
-    r = get(forwarded_user, "/app/x", "-H", f"Proxy-Authorization: {ALICE}")
+    r = get(forwarded_user, "/app/x", ALICE)
     assert r.status == 200
     assert r.backend_headers()["x-forwarded-user"] == ["alice"]
 
 
 def test_client_supplied_x_forwarded_user_is_replaced_by_the_authenticated_user(forwarded_user):
     for spoof in (SPOOF, ["-H", "x-forwarded-user: admin"], SPOOF + ["-H", "X-Forwarded-User: root"]):
-        r = get(forwarded_user, "/app/x", "-H", f"Proxy-Authorization: {ALICE}", *spoof)
+        r = get(forwarded_user, "/app/x", ALICE, *spoof)
         assert r.status == 200
         assert r.backend_headers()["x-forwarded-user"] == ["alice"]
 
 
 def test_spoofed_x_forwarded_user_without_valid_credentials_never_reaches_the_backend(forwarded_user, backend):
-    for creds in ([], ["-H", f"Proxy-Authorization: {basic('admin', 'x')}"],
-                  ["-H", f"Proxy-Authorization: {basic('alice', 'wrong')}"]):
-        assert_challenge(get(forwarded_user, "/app/x", *creds, *SPOOF), "Gateway")
+    for creds in (None, basic("admin", "x"), basic("alice", "wrong")):
+        assert_challenged(get(forwarded_user, "/app/x", creds, *SPOOF), "Gateway")
     # bob authenticates but authorization refuses him: still nothing forwarded.
-    r = get(forwarded_user, "/app/alice-only/x", "-H", f"Proxy-Authorization: {BOB}", *SPOOF)
-    assert r.status == 407
+    assert_challenged(get(forwarded_user, "/app/alice-only/x", BOB, *SPOOF), "Gateway")
     assert backend.received == []
 
 
 def test_spoofed_x_forwarded_user_is_removed_where_nobody_authenticates(forwarded_user):
-    r = get(forwarded_user, "/public/x", *SPOOF)
+    r = get(forwarded_user, "/public/x", None, *SPOOF)
     assert r.status == 200
     assert "x-forwarded-user" not in r.backend_headers()
 
@@ -330,7 +316,7 @@ def test_parent_proxy_gets_the_authenticated_user_and_no_credentials(chained, pa
 def test_nothing_reaches_the_parent_proxy_without_valid_credentials(chained, parent):
     for creds in ([], ["--proxy-user", "alice:wrong"]):
         r = curl("-x", chained.url, *creds, *SPOOF, "http://www.example.com/page")
-        assert_challenge(r, "Corporate Proxy")
+        assert_challenged(r, "Corporate Proxy")
     assert parent.exchanges == []
 
 

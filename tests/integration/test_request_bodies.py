@@ -8,31 +8,17 @@ the 407 instead of the go-ahead and never has to send its body. HTTP/1.0
 clients get the same challenge.
 """
 
-import subprocess
-
 import pytest
 
-from harness import RawHttp, basic, client_env, curl, htpasswd, proxy_challenge, proxy_basic_auth
+from harness import RawHttp, assert_challenged, basic, curl, curl_verbose, proxied_location, proxy_basic_auth
 
 REALM = "Uploads"
 ALICE = basic("alice", "secret")
 
 
 @pytest.fixture
-def proxy(make_httpd, backend, server_root):
-    users = f"{server_root}/users"
-    htpasswd(users, "alice", "secret", "-B", "-C", "4")
-    return make_httpd(f"""
-<Location /app>
-    ProxyPass {backend.url}/app
-{proxy_basic_auth(users, REALM)}</Location>
-""")
-
-
-def assert_challenged(r):
-    assert r.status == 407
-    assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
-    assert r.header("X-Backend") is None
+def proxy(make_httpd, backend, users):
+    return make_httpd(proxied_location("/app", backend.url, users, REALM))
 
 
 def request(method, path, headers=(), body=b"", version="HTTP/1.1"):
@@ -47,7 +33,7 @@ def request(method, path, headers=(), body=b"", version="HTTP/1.1"):
 def test_head_gets_407_with_the_challenge_and_no_body(proxy, backend):
     with RawHttp(proxy.port) as conn:
         conn.send(request("HEAD", "/app"))
-        assert_challenged(conn.read_response(head=True))
+        assert_challenged(conn.read_response(head=True), REALM)
         # Body bytes after the HEAD response would garble the next response.
         conn.send(request("HEAD", "/app", [f"Proxy-Authorization: {ALICE}"]))
         r = conn.read_response(head=True)
@@ -67,7 +53,7 @@ def test_refused_post_body_is_not_forwarded_and_the_connection_stays_usable(prox
     with RawHttp(proxy.port) as conn:
         conn.send(request("POST", "/app/upload", ["Content-Type: application/octet-stream"], body))
         refused = conn.read_response()
-        assert_challenged(refused)
+        assert_challenged(refused, REALM)
         assert "close" not in ",".join(refused.headers.get("connection", [])).lower()
         conn.send(request("POST", "/app/upload", [f"Proxy-Authorization: {ALICE}"], b"payload"))
         accepted = conn.read_response()
@@ -81,7 +67,7 @@ def test_refused_chunked_post_is_not_forwarded_and_the_connection_stays_usable(p
     chunked = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
     with RawHttp(proxy.port) as conn:
         conn.send(request("POST", "/app/upload", ["Transfer-Encoding: chunked"]) + chunked)
-        assert_challenged(conn.read_response())
+        assert_challenged(conn.read_response(), REALM)
         conn.send(request("POST", "/app/upload", [f"Proxy-Authorization: {ALICE}", "Transfer-Encoding: chunked"])
                   + chunked)
         accepted = conn.read_response()
@@ -92,10 +78,8 @@ def test_refused_chunked_post_is_not_forwarded_and_the_connection_stays_usable(p
 
 def test_curl_reuses_the_connection_after_a_407(proxy, backend):
     # Two URLs in one curl run: the second goes over the connection of the first.
-    proc = subprocess.run(["curl", "-s", "-S", "-v", "--max-time", "20",
-                           "-d", "a=1", f"{proxy.url}/app/first", "--next",
-                           "-H", f"Proxy-Authorization: {ALICE}", "-d", "b=2", f"{proxy.url}/app/second"],
-                          capture_output=True, text=True, timeout=30, env=client_env())
+    proc = curl_verbose("-d", "a=1", f"{proxy.url}/app/first", "--next",
+                        "-H", f"Proxy-Authorization: {ALICE}", "-d", "b=2", f"{proxy.url}/app/second")
     assert proc.returncode == 0, proc.stderr
     assert "< HTTP/1.1 407 Proxy Authentication Required" in proc.stderr
     assert "Re-using existing connection" in proc.stderr
@@ -111,7 +95,7 @@ def test_expect_100_continue_gets_407_before_the_body_is_sent(proxy, backend):
         conn.send(request("POST", "/app/upload", headers))
         r = conn.read_response()          # no body sent: only the headers are out
         assert r.status_line.split()[1] == "407"
-        assert_challenged(r)
+        assert_challenged(r, REALM)
     assert backend.received == []
 
 
@@ -131,7 +115,7 @@ def test_expect_100_continue_with_credentials_gets_the_go_ahead(proxy, backend):
 
 def test_http_1_0_client_gets_the_challenge_and_passes_with_credentials(proxy, backend):
     r = curl("-0", f"{proxy.url}/app")
-    assert_challenged(r)
+    assert_challenged(r, REALM)
     r = curl("-0", "-H", f"Proxy-Authorization: {ALICE}", f"{proxy.url}/app")
     assert r.status == 200
     assert r.json()["path"] == "/app"
@@ -142,18 +126,16 @@ def test_http_1_0_request_without_host_header_gets_the_challenge(proxy):
     with RawHttp(proxy.port) as conn:
         conn.send(b"GET /app HTTP/1.0\r\n\r\n")
         r = conn.read_response()
-    assert_challenged(r)
+    assert_challenged(r, REALM)
 
 
-def test_http_1_0_forward_proxy_request_gets_the_challenge(make_httpd, backend, server_root):
-    users = f"{server_root}/users"
-    htpasswd(users, "alice", "secret", "-B", "-C", "4")
+def test_http_1_0_forward_proxy_request_gets_the_challenge(make_httpd, backend, users):
     h = make_httpd(f"""
 ProxyRequests On
 <Proxy "*">
 {proxy_basic_auth(users, REALM)}</Proxy>
 """)
-    assert_challenged(curl("-0", "-x", h.url, f"{backend.url}/page"))
+    assert_challenged(curl("-0", "-x", h.url, f"{backend.url}/page"), REALM)
     r = curl("-0", "-x", h.url, "--proxy-user", "alice:secret", f"{backend.url}/page")
     assert r.status == 200
     assert r.json()["path"] == "/page"

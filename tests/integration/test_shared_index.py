@@ -13,7 +13,7 @@ import re
 import time
 from pathlib import Path
 
-from harness import basic
+from harness import proxied_location, proxy_status
 
 USERS = 200_000
 
@@ -31,28 +31,7 @@ def write_users(path: Path, count: int, extra: str = "") -> None:
 
 
 def config(users: Path, backend) -> str:
-    return f"""
-StartServers 2
-<Location /p>
-    ProxyPass        {backend.url}/p
-    AuthType ProxyBasic
-    AuthName "Shared"
-    AuthUserFile {users}
-    Require valid-user
-</Location>
-"""
-
-
-def status(h, user: str, password: str) -> int:
-    import http.client
-    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=15)
-    try:
-        conn.request("GET", "/p/x", headers={"Proxy-Authorization": basic(user, password), "Connection": "close"})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    finally:
-        conn.close()
+    return "StartServers 2\n" + proxied_location("/p", backend.url, users, "Shared")
 
 
 def reload_lines(log: str, users: Path) -> list[tuple[str, bool]]:
@@ -69,7 +48,7 @@ def test_after_a_reload_only_one_process_parses_and_the_others_map_its_index(mak
     users = Path(server_root) / "users"
     write_users(users, USERS)
     h = make_httpd(config(users, backend), mpm="event")
-    assert status(h, "user0000001", "pw") == 200
+    assert proxy_status(h, "user0000001", "pw") == 200
     assert list((h.root / "run" / "auth_proxy").glob("*.idx")), "the parent built no shared index at start"
     _, children = server_pids(h)
     h.mark_log()
@@ -88,8 +67,8 @@ def test_after_a_reload_only_one_process_parses_and_the_others_map_its_index(mak
     assert len(parsed) == 1, f"expected exactly one process to parse the file: {lines}"
     assert parsed[0] not in mapped, lines
     assert parsed[0] not in {str(c) for c in children}, "a server process parsed the file itself"
-    assert all(status(h, "newbie", "newbie-pw") == 200 for _ in range(8))
-    assert all(status(h, "newbie", "wrong") == 407 for _ in range(4))
+    assert all(proxy_status(h, "newbie", "newbie-pw") == 200 for _ in range(8))
+    assert all(proxy_status(h, "newbie", "wrong") == 407 for _ in range(4))
 
 
 def index_mappings(pid: int) -> list[str]:
@@ -114,7 +93,7 @@ def test_the_parent_lets_go_of_the_index_and_children_drop_a_replaced_one(make_h
     users = Path(server_root) / "users"
     write_users(users, USERS)
     h = make_httpd(config(users, backend), mpm="event")
-    assert status(h, "user0000001", "pw") == 200
+    assert proxy_status(h, "user0000001", "pw") == 200
     parent, children = server_pids(h)
     assert len(children) >= 2
     # The parent built the index file and serves no requests: it maps nothing.
@@ -141,14 +120,14 @@ def test_the_parent_lets_go_of_the_index_and_children_drop_a_replaced_one(make_h
     # Every child moved to the new index and holds nothing of the old one.
     assert all(len(m) == 1 and m != first[c] and "(deleted)" not in m[0] for c, m in now.items()), now
     assert index_mappings(parent) == []
-    assert all(status(h, "newbie", "newbie-pw") == 200 for _ in range(8))
+    assert all(proxy_status(h, "newbie", "newbie-pw") == 200 for _ in range(8))
 
 
 def test_with_reloading_off_the_parent_keeps_the_index_its_children_inherit(make_httpd, backend, server_root):
     users = Path(server_root) / "users"
     write_users(users, 1000)
     h = make_httpd("AuthProxyReloadInterval 0\n" + config(users, backend), mpm="event")
-    assert status(h, "user0000001", "pw") == 200
+    assert proxy_status(h, "user0000001", "pw") == 200
     parent, children = server_pids(h)
     assert len(index_mappings(parent)) == 1
     assert all(index_mappings(c) == index_mappings(parent) for c in children)

@@ -15,19 +15,16 @@ mod_include (<!--#include virtual -->).
 
 import pytest
 
-from harness import basic, curl, free_port, htpasswd, proxy_challenge
+from harness import assert_challenged, basic, free_port, get
 
 REALM = "Site"
 ALICE = basic("alice", "secret")
-AS_ORIGIN = ["-H", f"Authorization: {ALICE}"]          # what a local request reads
-AS_PROXY = ["-H", f"Proxy-Authorization: {ALICE}"]     # what a proxied request reads
+LOCAL_HEADER = "Authorization"   # what a local request reads (a proxied one: get()'s default, Proxy-Authorization)
 INCLUDE_ERROR = b"[an error occurred while processing this directive]"
 
 
 @pytest.fixture
-def site(make_httpd, backend, server_root):
-    users = f"{server_root}/users"
-    htpasswd(users, "alice", "secret", "-B", "-C", "4")
+def site(make_httpd, backend, users):
     h = make_httpd(start=False, extra_modules=["include"])
     h.body = f"""
 AddType text/html .shtml
@@ -72,18 +69,13 @@ ProxyPassMatch "^/site/down/(.*)$" "http://127.0.0.1:{free_port()}/$1"
     return h.start()
 
 
-def get(h, path, *args):
-    return curl(*args, f"{h.url}{path}")
-
-
 # ------------------------------------------------------------ mod_dir
 
 def test_directory_index_needs_credentials_and_is_served_with_them(site):
     r = get(site, "/site/")
-    assert r.status == 401
-    assert r.header("WWW-Authenticate") == proxy_challenge(REALM)
+    assert_challenged(r, REALM, local=True)
     assert b"site index" not in r.body
-    r = get(site, "/site/", *AS_ORIGIN)
+    r = get(site, "/site/", ALICE, header=LOCAL_HEADER)
     assert r.status == 200
     assert r.body == b"site index\n"
     assert site.wait_for_access_log(r'^127\.0\.0\.1 alice "GET /site/ HTTP/1\.1" 200$')
@@ -92,7 +84,7 @@ def test_directory_index_needs_credentials_and_is_served_with_them(site):
 def test_proxied_directory_index_in_the_same_scope_does_not_ask_again(site, backend):
     # The local directory request authenticated with Authorization; its index
     # is a proxied subrequest in the same configuration and inherits alice.
-    r = get(site, "/site/app/", *AS_ORIGIN)
+    r = get(site, "/site/app/", ALICE, header=LOCAL_HEADER)
     assert r.status == 200
     assert r.json()["path"] == "/api/home"
     assert site.wait_for_access_log(r'^127\.0\.0\.1 alice "GET /site/app/ HTTP/1\.1" 200$')
@@ -100,15 +92,11 @@ def test_proxied_directory_index_in_the_same_scope_does_not_ask_again(site, back
 
 def test_directory_index_in_a_protected_scope_is_authenticated_on_its_own(site, backend):
     # /pub/ is public; its index lives in the protected scope.
-    r = get(site, "/pub/dir/")
-    assert r.status == 407
     # mod_dir answers with its subrequest's status but drops its headers;
     # the module puts the protected scope's challenge back (RFC 7235 §3.2).
-    assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
-    assert r.header("WWW-Authenticate") is None
-    assert r.header("X-Backend") is None
+    assert_challenged(get(site, "/pub/dir/"), REALM)
     assert backend.received == []
-    r = get(site, "/pub/dir/", *AS_PROXY)
+    r = get(site, "/pub/dir/", ALICE)
     assert r.status == 200
     assert r.json()["path"] == "/api/home"
     assert "proxy-authorization" not in r.backend_headers()
@@ -130,7 +118,7 @@ def test_a_refused_index_candidate_leaves_no_challenge_on_the_one_served(site, b
 def test_local_error_document_in_the_same_scope_is_served_without_a_new_challenge(site):
     # The proxied request authenticated with Proxy-Authorization; its error
     # page is a local redirect in the same configuration and inherits alice.
-    r = get(site, "/site/down/x", *AS_PROXY)
+    r = get(site, "/site/down/x", ALICE)
     assert r.status == 503
     assert r.body == b"the backend is down\n"
     assert r.header("WWW-Authenticate") is None
@@ -139,11 +127,10 @@ def test_local_error_document_in_the_same_scope_is_served_without_a_new_challeng
 
 def test_error_document_does_not_stand_in_for_authentication(site):
     r = get(site, "/site/down/x")
-    assert r.status == 407
-    assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
+    assert_challenged(r, REALM)
     assert b"the backend is down" not in r.body
     r = get(site, "/site/errors/down.html")
-    assert r.status == 401
+    assert_challenged(r, REALM, local=True)
     assert b"the backend is down" not in r.body
 
 
@@ -156,7 +143,7 @@ def test_protected_error_document_is_not_served_for_a_public_url(site):
 # ------------------------------------------------------------ mod_include
 
 def test_include_virtual_of_a_proxied_url_in_the_same_scope_does_not_ask_again(site, backend):
-    r = get(site, "/site/page.shtml", *AS_ORIGIN)
+    r = get(site, "/site/page.shtml", ALICE, header=LOCAL_HEADER)
     assert r.status == 200
     assert r.body.startswith(b"before {")
     assert b'"path": "/api/fragment"' in r.body
@@ -170,6 +157,6 @@ def test_include_virtual_from_a_public_page_is_authenticated_on_its_own(site, ba
     assert r.body == b"before " + INCLUDE_ERROR + b" after\n"
     assert backend.received == []
     # With the proxy credentials that scope asks for, the fragment is included.
-    r = get(site, "/pub/page.shtml", *AS_PROXY)
+    r = get(site, "/pub/page.shtml", ALICE)
     assert b'"path": "/api/secret"' in r.body
     assert backend.paths() == ["/api/secret"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import basic, free_port, htpasswd, proxied_location
+from harness import free_port, fresh_request, proxied_location, terminate
 
 REMOTEIP = """
 RemoteIPHeader X-Forwarded-For
@@ -31,16 +30,8 @@ def scope(users: str, backend, extra: str = "") -> str:
 
 
 def send(h, user: str, password: str, client: str = "192.0.2.10") -> http.client.HTTPResponse:
-    """One request on a fresh connection (so prefork spreads them over its children)."""
-    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=30)
-    try:
-        conn.request("GET", "/p/x", headers={"Proxy-Authorization": basic(user, password),
-                                             "X-Forwarded-For": client, "Connection": "close"})
-        resp = conn.getresponse()
-        resp.read()
-        return resp
-    finally:
-        conn.close()
+    """One request on a fresh connection, from @p client as the load balancer says."""
+    return fresh_request(h, user, password, headers={"X-Forwarded-For": client})
 
 
 def status(h, user: str, password: str, client: str = "192.0.2.10") -> int:
@@ -48,11 +39,8 @@ def status(h, user: str, password: str, client: str = "192.0.2.10") -> int:
 
 
 @pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    htpasswd(path, "alice", "alice-pw", "-B", "-C", "4")
-    htpasswd(path, "bob", "bob-pw", "-B", "-C", "4")
-    return path
+def users(make_users):
+    return make_users({"alice": "alice-pw", "bob": "bob-pw"})
 
 
 def start(make_httpd, users, backend, extra: str = "", modules=(), **options):
@@ -185,13 +173,7 @@ class RedisServer:
         return int(out.stdout.strip() or 0)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 10)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ import threading
 import pytest
 import websockets
 
-from harness import basic, curl, htpasswd, proxy_basic_auth, proxy_challenge, self_signed_cert
+from harness import (assert_challenged, basic, curl, proxied_location, proxy_basic_auth, self_signed_cert,
+                     ws_exchange)
 
 REALM = "Realtime"
 ALICE = basic("alice", "secret")
@@ -56,51 +57,29 @@ def ws_server():
 
 
 @pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    htpasswd(path, "alice", "secret", "-B", "-C", "4")
-    return path
-
-
-def scope(users):
-    return proxy_basic_auth(users, REALM)
-
-
-def exchange(url, headers=None):
-    """Opens a WebSocket, sends one message, returns the reply."""
-    async def run():
-        async with websockets.connect(url, extra_headers=headers or {}, open_timeout=10) as ws:
-            await ws.send("hello")
-            return await asyncio.wait_for(ws.recv(), 10)
-    return asyncio.run(run())
-
-
-@pytest.fixture
 def ws_proxy(make_httpd, ws_server, users):
     return make_httpd(f"""
 <Location /tunnel>
     ProxyPass ws://127.0.0.1:{ws_server.port}/tunnel
-{scope(users)}</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 <Location /upgrade>
     ProxyPass http://127.0.0.1:{ws_server.port}/upgrade upgrade=websocket
-{scope(users)}</Location>
+{proxy_basic_auth(users, REALM)}</Location>
 """, extra_modules=["proxy_wstunnel"])
 
 
 @pytest.mark.parametrize("path", ["/tunnel", "/upgrade"], ids=["wstunnel", "upgrade_websocket"])
 def test_websocket_handshake_without_credentials_gets_407(ws_proxy, ws_server, path):
     for headers in ({}, {"Proxy-Authorization": basic("alice", "wrong")}):
-        with pytest.raises(websockets.exceptions.InvalidStatusCode) as refused:
-            exchange(f"ws://127.0.0.1:{ws_proxy.port}{path}", headers)
-        assert refused.value.status_code == 407
-        assert refused.value.headers.get_all("Proxy-Authenticate") == [proxy_challenge(REALM)]
+        assert_challenged(ws_exchange(f"ws://127.0.0.1:{ws_proxy.port}{path}", headers), REALM)
     assert ws_server.handshakes == []
 
 
 @pytest.mark.parametrize("path", ["/tunnel", "/upgrade"], ids=["wstunnel", "upgrade_websocket"])
 def test_websocket_with_credentials_is_upgraded_and_echoes(ws_proxy, ws_server, path):
-    reply = exchange(f"ws://127.0.0.1:{ws_proxy.port}{path}", {"Proxy-Authorization": ALICE})
-    assert reply == "echo: hello"
+    r = ws_exchange(f"ws://127.0.0.1:{ws_proxy.port}{path}", {"Proxy-Authorization": ALICE})
+    assert r.status == 101
+    assert r.body == b"echo: hello"
     [(seen_path, seen_headers)] = ws_server.handshakes
     assert seen_path == path
     assert "Proxy-Authorization" not in seen_headers
@@ -116,10 +95,7 @@ SSLSessionCache shmcb:run/ssl_scache(512000)
 SSLEngine on
 SSLCertificateFile {cert}
 SSLCertificateKeyFile {key}
-<Location /app>
-    ProxyPass {backend.url}/app
-{scope(users)}</Location>
-""", extra_modules=["ssl", "socache_shmcb", "http2"])
+{proxied_location("/app", backend.url, users, REALM)}""", extra_modules=["ssl", "socache_shmcb", "http2"])
 
 
 def h2(h, *args):
@@ -129,8 +105,7 @@ def h2(h, *args):
 def test_http2_client_without_credentials_gets_407_over_http2(h2_proxy, backend):
     r = h2(h2_proxy)
     assert r.status_line.startswith("HTTP/2 ")
-    assert r.status == 407
-    assert r.headers.get("proxy-authenticate") == [proxy_challenge(REALM)]
+    assert_challenged(r, REALM)
     assert backend.received == []
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness import basic, curl, htpasswd, proxy_basic_auth
+from harness import FAST_BCRYPT, basic, get, htpasswd, proxied_location, proxy_status, token
 
 
 def entry(user, password, *flags):
@@ -21,7 +21,7 @@ def entry(user, password, *flags):
 
 
 def bcrypt(user, password):
-    return entry(user, password, "-B", "-C", "4")
+    return entry(user, password, *FAST_BCRYPT)
 
 
 def write(path, data: bytes):
@@ -30,13 +30,8 @@ def write(path, data: bytes):
     os.chmod(path, 0o644)
 
 
-def serve(make_httpd, backend, users, **options):
-    return make_httpd(f"<Location /app>\n    ProxyPass {backend.url}/app\n{proxy_basic_auth(users)}</Location>\n",
-                      **options)
-
-
-def status(h, user, password):
-    return curl("-H", f"Proxy-Authorization: {basic(user, password)}", f"{h.url}/app").status
+def serve(make_httpd, backend, users, extra="", **options):
+    return make_httpd(extra + proxied_location("/p", backend.url, users), **options)
 
 
 def test_comments_and_blank_lines_are_skipped(make_httpd, backend, server_root):
@@ -54,10 +49,10 @@ def test_comments_and_blank_lines_are_skipped(make_httpd, backend, server_root):
     ]
     write(users, "\n".join(lines).encode())
     h = serve(make_httpd, backend, users)
-    assert status(h, "alice", "alice-pw") == 200
-    assert status(h, "carol", "carol-pw") == 200
-    assert status(h, "#bob", "bob-pw") == 407, "a commented-out entry is not a user"
-    assert status(h, "bob", "bob-pw") == 407
+    assert proxy_status(h, "alice", "alice-pw") == 200
+    assert proxy_status(h, "carol", "carol-pw") == 200
+    assert proxy_status(h, "#bob", "bob-pw") == 407, "a commented-out entry is not a user"
+    assert proxy_status(h, "bob", "bob-pw") == 407
 
 
 def test_crlf_line_endings_are_accepted(make_httpd, backend, server_root):
@@ -72,18 +67,18 @@ def test_crlf_line_endings_are_accepted(make_httpd, backend, server_root):
     write(users, "\r\n".join(lines).encode() + b"\r\n")
     h = serve(make_httpd, backend, users)
     # The \r never becomes part of a hash: every format still verifies.
-    assert status(h, "alice", "alice-pw") == 200
-    assert status(h, "bob", "bob-pw") == 200
-    assert status(h, "carol", "carol-pw") == 200
-    assert status(h, "dave", "dave-pw") == 200
-    assert status(h, "dave", "dave-pw\r") == 407
+    assert proxy_status(h, "alice", "alice-pw") == 200
+    assert proxy_status(h, "bob", "bob-pw") == 200
+    assert proxy_status(h, "carol", "carol-pw") == 200
+    assert proxy_status(h, "dave", "dave-pw") == 200
+    assert proxy_status(h, "dave", "dave-pw\r") == 407
 
 
 def test_last_line_without_newline_is_read(make_httpd, backend, server_root):
     users = f"{server_root}/users"
     write(users, (bcrypt("alice", "alice-pw") + "\n" + bcrypt("bob", "bob-pw")).encode())
     h = serve(make_httpd, backend, users)
-    assert status(h, "bob", "bob-pw") == 200
+    assert proxy_status(h, "bob", "bob-pw") == 200
 
 
 def test_duplicate_user_first_entry_wins(make_httpd, backend, server_root):
@@ -91,8 +86,8 @@ def test_duplicate_user_first_entry_wins(make_httpd, backend, server_root):
     lines = [bcrypt("alice", "first-pw"), bcrypt("bob", "bob-pw"), bcrypt("alice", "second-pw")]
     write(users, ("\n".join(lines) + "\n").encode())
     h = serve(make_httpd, backend, users)
-    assert status(h, "alice", "first-pw") == 200
-    assert status(h, "alice", "second-pw") == 407
+    assert proxy_status(h, "alice", "first-pw") == 200
+    assert proxy_status(h, "alice", "second-pw") == 407
     assert h.wait_for_log(rf"{re.escape(users)} line 3: duplicate entry for user 'alice' ignored")
 
 
@@ -109,26 +104,24 @@ def test_long_lines_do_not_disturb_the_entries_around_them(make_httpd, backend, 
     ]
     write(users, ("\n".join(lines) + "\n").encode())
     h = serve(make_httpd, backend, users)
-    assert status(h, "alice", "alice-pw") == 200
-    assert status(h, long_name, "long-pw") == 200
-    assert status(h, long_name[:-1], "long-pw") == 407
-    assert status(h, "bob", "bob-pw") == 200
+    assert proxy_status(h, "alice", "alice-pw") == 200
+    assert proxy_status(h, long_name, "long-pw") == 200
+    assert proxy_status(h, long_name[:-1], "long-pw") == 407
+    assert proxy_status(h, "bob", "bob-pw") == 200
 
 
-def test_utf8_user_names_and_passwords(make_httpd, backend, server_root):
-    users = f"{server_root}/users"
-    htpasswd(users, "jürgen", "pässwörd", "-B", "-C", "4")
-    htpasswd(users, "用户", "密码", "-m")
+def test_utf8_user_names_and_passwords(make_httpd, backend, make_users):
+    users = make_users({"jürgen": "pässwörd"})
+    make_users({"用户": "密码"}, ("-m",))
     assert "jürgen:$2y$" in open(users, encoding="utf-8").read()
     h = serve(make_httpd, backend, users)
     # The header carries base64 of the UTF-8 bytes (RFC 7617 charset="UTF-8").
-    assert status(h, "jürgen", "pässwörd") == 200
-    assert status(h, "用户", "密码") == 200
-    assert status(h, "jürgen", "passwort") == 407
-    assert status(h, "jurgen", "pässwörd") == 407
+    assert proxy_status(h, "jürgen", "pässwörd") == 200
+    assert proxy_status(h, "用户", "密码") == 200
+    assert proxy_status(h, "jürgen", "passwort") == 407
+    assert proxy_status(h, "jurgen", "pässwörd") == 407
     # Same text, other bytes (ISO-8859-1): not the same user.
-    latin1 = "Basic " + __import__("base64").b64encode("jürgen:pässwörd".encode("latin-1")).decode()
-    assert curl("-H", f"Proxy-Authorization: {latin1}", f"{h.url}/app").status == 407
+    assert get(h, "/p/x", "Basic " + token("jürgen:pässwörd".encode("latin-1"))).status == 407
 
 
 def test_missing_user_file_fails_closed_with_500_naming_the_file(make_httpd, backend, server_root):
@@ -136,51 +129,42 @@ def test_missing_user_file_fails_closed_with_500_naming_the_file(make_httpd, bac
     h = serve(make_httpd, backend, users)
     assert h.wait_for_log(rf"APX02001: could not open password file {re.escape(users)}: No such file or directory")
     h.mark_log()
-    r = curl("-H", f"Proxy-Authorization: {basic('alice', 'secret')}", f"{h.url}/app")
+    r = get(h, "/p/x", basic("alice", "secret"))
     assert r.status == 500
     assert r.header("X-Backend") is None
     assert re.search(rf"\[auth_proxy:error\].*APX01004: could not open password file {re.escape(users)}",
                      h.log_since())
     # Without credentials the client is challenged; nobody gets through either way.
-    assert curl(f"{h.url}/app").status == 407
+    assert get(h, "/p/x").status == 407
 
 
 @pytest.mark.parametrize("mpm,reload", [("event", True), ("worker", True), ("prefork", True), ("event", False)],
                          ids=["event", "worker", "prefork", "event_without_reload"])
-def test_user_file_unreadable_by_the_server_user_fails_closed(make_httpd, backend, server_root, mpm, reload):
+def test_user_file_unreadable_by_the_server_user_fails_closed(make_httpd, backend, users, mpm, reload):
     # Run as root, httpd's parent could read a mode-000 file; the children that
     # serve requests run as www-data and cannot. They must not admit anyone.
-    users = f"{server_root}/users"
-    htpasswd(users, "alice", "secret", "-B", "-C", "4")
     os.chmod(users, 0)
-    h = make_httpd(("" if reload else "AuthProxyReloadInterval 0\n") +
-                   f"<Location /app>\n    ProxyPass {backend.url}/app\n{proxy_basic_auth(users)}</Location>\n",
-                   mpm=mpm)
-    r = curl("-H", f"Proxy-Authorization: {basic('alice', 'secret')}", f"{h.url}/app")
+    h = serve(make_httpd, backend, users, "" if reload else "AuthProxyReloadInterval 0\n", mpm=mpm)
+    r = get(h, "/p/x", basic("alice", "secret"))
     assert r.status == 500
     assert r.header("X-Backend") is None
     assert re.search(rf"APX01004: could not open password file {re.escape(users)}: Permission denied", h.log())
 
 
-def test_user_file_made_unreadable_while_running_fails_closed(make_httpd, backend, server_root):
-    users = f"{server_root}/users"
-    htpasswd(users, "alice", "secret", "-B", "-C", "4")
+def test_user_file_made_unreadable_while_running_fails_closed(make_httpd, backend, users):
     h = serve(make_httpd, backend, users)
-    assert status(h, "alice", "secret") == 200
+    assert proxy_status(h, "alice", "secret") == 200
     os.chmod(users, 0)
     deadline = time.time() + 5
-    while time.time() < deadline and status(h, "alice", "secret") != 500:
+    while time.time() < deadline and proxy_status(h, "alice", "secret") != 500:
         time.sleep(0.1)
-    assert status(h, "alice", "secret") == 500
+    assert proxy_status(h, "alice", "secret") == 500
     assert re.search(rf"could not open password file {re.escape(users)}: Permission denied", h.log())
 
 
-@pytest.mark.parametrize("authn_file", [True, False], ids=["with_authn_file", "without_authn_file"])
 def test_relative_user_file_resolves_against_server_root(make_httpd, backend, authn_file):
-    h = make_httpd(f"<Location /app>\n    ProxyPass {backend.url}/app\n"
-                   f"{proxy_basic_auth('conf/proxy.htpasswd')}</Location>\n",
-                   start=False, authn_file=authn_file)
-    htpasswd(h.root / "conf" / "proxy.htpasswd", "alice", "secret", "-B", "-C", "4", create=True)
+    h = serve(make_httpd, backend, "conf/proxy.htpasswd", start=False, authn_file=authn_file)
+    htpasswd(h.root / "conf" / "proxy.htpasswd", "alice", "secret", *FAST_BCRYPT, create=True)
     h.start()
-    assert status(h, "alice", "secret") == 200
+    assert proxy_status(h, "alice", "secret") == 200
     assert h.wait_for_log(rf"loaded {re.escape(str(h.root))}/conf/proxy\.htpasswd: 1 users")

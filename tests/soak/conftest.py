@@ -17,3 +17,4 @@ _spec.loader.exec_module(integration_conftest)
 backend = integration_conftest.backend
 server_root = integration_conftest.server_root
 make_httpd = integration_conftest.make_httpd
+make_users = integration_conftest.make_users

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from harness import htpasswd
 from load import Load, Record, latency_summary, probe, status_counts, wait_until
 from soak_config import CLIENTS, soak_body
 
@@ -50,11 +49,8 @@ ESCALATION = re.compile(r"AH0004[567]")
 
 
 @pytest.fixture
-def users(server_root):
-    path = f"{server_root}/users"
-    for user, password in USERS.items():
-        htpasswd(path, user, password, "-B", "-C", "4")
-    return path
+def users(make_users):
+    return make_users(USERS)
 
 
 def choose_user(rng):
