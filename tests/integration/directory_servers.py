@@ -9,12 +9,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from harness import FAST_BCRYPT, free_port, terminate
+from harness import FAST_BCRYPT, free_port, terminate, wait_for_port
 
 SUFFIX = "dc=example,dc=com"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
@@ -61,18 +59,9 @@ class Slapd:
         # -d stats: in the foreground, the stats log on stderr.
         self.proc = subprocess.Popen(["slapd", "-f", str(self.conf), "-h", f"{self.url}/", "-d", "stats"],
                                      stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"slapd exited: {self.log_file.read_text(errors='replace')[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("slapd did not listen")
-                time.sleep(0.05)
+        if not wait_for_port(self.port, self.proc, timeout=20):
+            self.stop()
+            raise RuntimeError(f"slapd did not listen: {self.log_file.read_text(errors='replace')[-2000:]}")
         return self
 
     def stop(self) -> None:

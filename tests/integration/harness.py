@@ -133,13 +133,28 @@ def self_signed_cert(directory, name: str = "localhost") -> tuple[Path, Path]:
     return cert, key
 
 
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> bool:
+    """True once 127.0.0.1:@p port accepts a connection; False if @p proc
+    exits first or @p timeout seconds pass."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 def terminate(proc: subprocess.Popen | None, timeout: float = 20) -> None:
     """Stops a server this test started: SIGTERM, then SIGKILL if it is not gone within @p timeout."""
     if proc is None or proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -277,6 +292,10 @@ class Httpd:
     extra_modules: list = field(default_factory=list)
     without_modules: list = field(default_factory=list)   # base modules to leave out
     ports: int = 1                  # how many Listen ports to allocate
+    auth_proxy_module: str | None = ""   # "" loads $AUTH_PROXY_MODULE, None no mod_auth_proxy at all
+    # Preamble directive -> value in place of the generated one (None leaves
+    # it out), e.g. the benchmark's MPM sizing, keep-alive and log level.
+    settings: dict = field(default_factory=dict)
     proc: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
@@ -312,10 +331,12 @@ class Httpd:
         for m in self.modules():
             so = Path(MODULE_DIR) / f"mod_{m}.so"
             lines.append(f"LoadModule {m}_module {so}")
-        if not AUTH_PROXY_MODULE:
+        module = AUTH_PROXY_MODULE if self.auth_proxy_module == "" else self.auth_proxy_module
+        if module == "":
             raise RuntimeError("AUTH_PROXY_MODULE is not set (ctest sets it to the built module)")
-        lines.append(f"LoadModule auth_proxy_module {AUTH_PROXY_MODULE}")
-        lines += [
+        if module is not None:
+            lines.append(f"LoadModule auth_proxy_module {module}")
+        preamble = [
             "PidFile run/httpd.pid",
             "DefaultRuntimeDir run",
             "ErrorLog logs/error_log",
@@ -330,10 +351,25 @@ class Httpd:
             "Timeout 20",
         ]
         if self.mpm in ("event", "worker"):
-            lines += ["StartServers 1", "ServerLimit 2", "ThreadsPerChild 8", "MaxRequestWorkers 16"]
+            preamble += ["StartServers 1", "ServerLimit 2", "ThreadsPerChild 8", "MaxRequestWorkers 16"]
         else:
-            lines += ["StartServers 2", "MinSpareServers 1", "MaxSpareServers 4", "MaxRequestWorkers 8"]
+            preamble += ["StartServers 2", "MinSpareServers 1", "MaxSpareServers 4", "MaxRequestWorkers 8"]
+        lines += self._with_settings(preamble)
         return "\n".join(lines) + "\n\n" + self.body + "\n"
+
+    def _with_settings(self, preamble: list[str]) -> list[str]:
+        """@p preamble with each directive named in settings replaced or left
+        out, and the settings it does not have yet appended."""
+        out, replaced = [], set()
+        for line in preamble:
+            name = line.split(None, 1)[0]
+            if name in self.settings:
+                replaced.add(name)
+                line = None if self.settings[name] is None else f"{name} {self.settings[name]}"
+            if line is not None:
+                out.append(line)
+        out += [f"{k} {v}" for k, v in self.settings.items() if k not in replaced and v is not None]
+        return out
 
     def write_config(self) -> None:
         self.conf_file.write_text(self.config_text())
@@ -367,16 +403,11 @@ class Httpd:
                                      # prefork's shutdown signals its whole process group
                                      # (ap_unixd_killpg(getpgrp(), SIGTERM)): keep pytest out of it.
                                      start_new_session=True, preexec_fn=_allow_core_dumps)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode(errors="replace")
-                raise RuntimeError(f"httpd exited with {self.proc.returncode}: {out}\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+        if wait_for_port(self.port, self.proc):
+            return self
+        if self.proc.poll() is not None:
+            out = self.proc.stdout.read().decode(errors="replace")
+            raise RuntimeError(f"httpd exited with {self.proc.returncode}: {out}\n{self.log()}")
         raise RuntimeError(f"httpd did not listen on {self.port}: {self.log()}")
 
     def stop(self) -> None:
