@@ -37,8 +37,8 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="installs a package and runs the system apache2: needs root"),
     pytest.mark.skipif(any(shutil.which(t) is None for t in ("dpkg-buildpackage", "apt-get", "apache2ctl")),
                        reason="needs dpkg-dev, apt and apache2"),
-    # The package is built here without sanitizers: the plain run covers it.
-    pytest.mark.skipif(bool(os.environ.get("AUTH_PROXY_PRELOAD")), reason="sanitizer run"),
+    pytest.mark.skipif(bool(os.environ.get("AUTH_PROXY_PRELOAD")),
+                       reason="sanitizer run: the package is built without sanitizers, the plain run covers it"),
 ]
 
 
