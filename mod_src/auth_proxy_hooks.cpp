@@ -192,6 +192,9 @@ int authenticate(request_rec *r)
     request.now = Now::current();
     CredentialBuffer buffer;
     const Verdict v = rt.authenticator->authenticate(chain.stores(), chain.size(), request, buffer);
+    if (rt.metrics) {
+        rt.metrics->count(v);
+    }
 
     switch (v.outcome) {
     case Outcome::admitted:

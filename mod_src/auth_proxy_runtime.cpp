@@ -56,15 +56,53 @@ void log_to_server(void *ctx, LogLevel level, LogId id, const std::string &messa
  * as the httpd parent: no pointer into this module's code or static data,
  * which a restart unloads and loads again elsewhere.
  */
-struct RetainedThrottle {
+struct RetainedMapping {
     void *memory;
     std::size_t bytes;
+};
+
+struct RetainedThrottle {
+    RetainedMapping mapping;
     std::size_t counters;
     std::size_t failures;
     CacheSecret secret;
 };
 
-constexpr const char *kRetainedKey = "mod_auth_proxy:throttle";
+struct RetainedMetrics {
+    RetainedMapping mapping;
+    std::uint32_t layout;
+};
+
+/** The retained data under @p key, zero-filled when it is first made. */
+template <typename T>
+T &retained(const char *key)
+{
+    auto *kept = static_cast<T *>(ap_retained_data_get(key));
+    if (kept == nullptr) {
+        kept = static_cast<T *>(ap_retained_data_create(key, sizeof(T)));
+        std::memset(kept, 0, sizeof *kept);
+    }
+    return *kept;
+}
+
+/**
+ * Replaces @p kept's memory with a fresh (zero-filled) shared mapping of
+ * @p bytes. Children of the previous generation keep their own mapping of
+ * the old memory until they exit.
+ */
+void remap(RetainedMapping &kept, std::size_t bytes, const char *what)
+{
+    if (kept.memory != nullptr) {
+        ::munmap(kept.memory, kept.bytes);
+        kept.memory = nullptr;
+    }
+    void *p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        throw std::runtime_error(errno_text(std::string("cannot map ") + what, errno));
+    }
+    kept.memory = p;
+    kept.bytes = bytes;
+}
 
 } // namespace
 
@@ -101,31 +139,25 @@ Logger server_logger(server_rec *s)
 
 ThrottleMemory retained_throttle_memory(std::size_t counters, std::size_t failures)
 {
-    auto *kept = static_cast<RetainedThrottle *>(ap_retained_data_get(kRetainedKey));
-    if (kept == nullptr) {
-        kept = static_cast<RetainedThrottle *>(ap_retained_data_create(kRetainedKey, sizeof(RetainedThrottle)));
-        std::memset(kept, 0, sizeof *kept);
-    }
+    RetainedThrottle &kept = retained<RetainedThrottle>("mod_auth_proxy:throttle");
     const std::size_t counter_bytes = (SharedCounterTable::bytes_for(counters) + 4095) & ~std::size_t{4095};
-    const std::size_t bytes = counter_bytes + SharedKeySet::bytes_for(failures);
-    if (kept->memory == nullptr || kept->counters != counters || kept->failures != failures) {
-        // Children of the previous generation keep their own mapping of
-        // the old table until they exit.
-        if (kept->memory != nullptr) {
-            ::munmap(kept->memory, kept->bytes);
-            kept->memory = nullptr;
-        }
-        void *p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
-            throw std::runtime_error(errno_text("cannot map the throttle's counters", errno));
-        }
-        kept->memory = p;
-        kept->bytes = bytes;
-        kept->counters = counters;
-        kept->failures = failures;
-        kept->secret = random_cache_secret();
+    if (kept.mapping.memory == nullptr || kept.counters != counters || kept.failures != failures) {
+        remap(kept.mapping, counter_bytes + SharedKeySet::bytes_for(failures), "the throttle's counters");
+        kept.counters = counters;
+        kept.failures = failures;
+        kept.secret = random_cache_secret();
     }
-    return ThrottleMemory{kept->memory, static_cast<char *>(kept->memory) + counter_bytes, kept->secret};
+    return ThrottleMemory{kept.mapping.memory, static_cast<char *>(kept.mapping.memory) + counter_bytes, kept.secret};
+}
+
+void *retained_metrics_memory()
+{
+    RetainedMetrics &kept = retained<RetainedMetrics>("mod_auth_proxy:metrics");
+    if (kept.mapping.memory == nullptr || kept.layout != Metrics::kLayout || kept.mapping.bytes != Metrics::bytes()) {
+        remap(kept.mapping, Metrics::bytes(), "the metrics");
+        kept.layout = Metrics::kLayout;
+    }
+    return kept.mapping.memory;
 }
 
 } // namespace auth_proxy

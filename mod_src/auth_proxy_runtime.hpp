@@ -10,6 +10,7 @@
 #include "auth_proxy/cache/credential_cache.hpp"
 #include "auth_proxy/config.hpp"
 #include "auth_proxy/log.hpp"
+#include "auth_proxy/metrics.hpp"
 #include "auth_proxy/store/file_watcher.hpp"
 #include "auth_proxy/store/index_directory.hpp"
 #include "auth_proxy/throttle/throttle.hpp"
@@ -38,6 +39,7 @@ struct Runtime {
     UserFileRegistry files;
     IndexDirectory index_dir;     ///< unusable: every process keeps private indexes
     bool builder_running = false; ///< an index builder process was started this cycle
+    std::unique_ptr<Metrics> metrics; ///< over memory kept across graceful restarts
     std::unique_ptr<CredentialCache> cache;
     std::unique_ptr<SharedCounterTable> counters; ///< this server's counters (the front of a socache)
     std::unique_ptr<ThrottleStore> remote_counters; ///< AuthProxyThrottleSOCache, if set
@@ -77,5 +79,12 @@ struct ThrottleMemory {
     CacheSecret secret;
 };
 ThrottleMemory retained_throttle_memory(std::size_t counters, std::size_t failures);
+
+/**
+ * The counters' block (Metrics::bytes()), shared and kept like the
+ * throttle's memory: zeroed only at a full start, or when a module of
+ * another Metrics::kLayout is loaded.
+ */
+void *retained_metrics_memory();
 
 } // namespace auth_proxy

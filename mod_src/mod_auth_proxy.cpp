@@ -11,6 +11,7 @@
 #include "auth_proxy_config.hpp"
 #include "auth_proxy_hooks.hpp"
 #include "auth_proxy_log.hpp"
+#include "auth_proxy_metrics.hpp"
 #include "auth_proxy_runtime.hpp"
 #include "auth_proxy_socache.hpp"
 
@@ -20,6 +21,7 @@
 #include <http_request.h>
 #include <mpm_common.h>
 #include <mod_auth.h>
+#include <mod_status.h>
 #include <unixd.h>
 #include <util_mutex.h>
 
@@ -267,9 +269,13 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *ptemp, server_rec *
         Runtime &rt = runtime();
         rt.server = s;
         const ServerConfig settings = effective_settings(s);
+        // Before the fork, and before the builder: every process counts into the same block.
+        rt.metrics = std::make_unique<Metrics>(retained_metrics_memory());
+        rt.files.set_metrics(rt.metrics.get());
         rt.cache = std::make_unique<CredentialCache>(
             static_cast<std::size_t>(settings.cache_entries),
             std::chrono::microseconds(settings.cache_timeout_us), random_cache_secret());
+        rt.cache->count_into(rt.metrics->cache_counters());
         make_throttle(rt, settings, pconf, ptemp, s);
         rt.authenticator = std::make_unique<Authenticator>(rt.cache.get(), rt.throttle.get());
 
@@ -376,6 +382,9 @@ void register_hooks(apr_pool_t *) noexcept
     ap_hook_insert_error_filter(restore_challenge, nullptr, nullptr, APR_HOOK_MIDDLE);
     // After mod_env/mod_rewrite set Proxy-Chain-Auth and mod_dir (LAST) redirected.
     ap_hook_fixups(keep_proxy_credentials, nullptr, nullptr, APR_HOOK_REALLY_LAST);
+    // Optional: a no-op unless mod_status is loaded, in whichever order.
+    APR_OPTIONAL_HOOK(ap, status_hook, status_section, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_handler(metrics_handler, nullptr, nullptr, APR_HOOK_MIDDLE);
 }
 
 } // namespace

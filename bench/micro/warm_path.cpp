@@ -7,9 +7,11 @@
 // over: parse the Basic header, ask the throttle about the address, find
 // the user in a 1,000,000-user index (last line of the file) or, for a store
 // such as LDAP, go straight to the cache; key the cache (HMAC-SHA256) and
-// find the key in the shared table.
+// find the key in the shared table; then count the verdict in the shared
+// metrics block, as the glue does.
 
 #include "auth_proxy/authenticator.hpp"
+#include "auth_proxy/metrics.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -30,6 +32,8 @@ const char *const kHeader = "Basic YWxpY2U6YWxpY2UtcHc="; // alice:alice-pw
 struct WarmPath {
     UserFileState users;
     void *counter_memory = nullptr;
+    void *metrics_memory = nullptr;
+    std::unique_ptr<Metrics> metrics;
     std::unique_ptr<SharedCounterTable> counters;
     std::unique_ptr<SharedKeySet> failures;
     std::unique_ptr<Throttle> throttle;
@@ -53,7 +57,10 @@ struct WarmPath {
         ThrottlePolicy policy;
         policy.enabled = throttling;
         throttle = std::make_unique<Throttle>(policy, *counters, *failures, random_cache_secret());
+        metrics_memory = ::mmap(nullptr, Metrics::bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        metrics = std::make_unique<Metrics>(metrics_memory);
         cache = std::make_unique<CredentialCache>(10000, std::chrono::seconds(300), random_cache_secret());
+        cache->count_into(metrics->cache_counters());
         auth = std::make_unique<Authenticator>(cache.get(), throttle.get());
         request.header = kHeader;
         request.client = ClientAddress::parse("192.0.2.10");
@@ -63,7 +70,11 @@ struct WarmPath {
             std::abort();
         }
     }
-    ~WarmPath() { ::munmap(counter_memory, SharedCounterTable::bytes_for(16384)); }
+    ~WarmPath()
+    {
+        ::munmap(counter_memory, SharedCounterTable::bytes_for(16384));
+        ::munmap(metrics_memory, Metrics::bytes());
+    }
 };
 
 /** A directory that knows alice: asked once, then never again (the cache answers). */
@@ -85,6 +96,7 @@ void run(benchmark::State &state, WarmPath &w, const Store *stores = nullptr, st
             state.SkipWithError("not served from the cache");
             break;
         }
+        w.metrics->count(v);
         benchmark::DoNotOptimize(v.outcome);
     }
 }

@@ -68,6 +68,7 @@ struct Verdict {
     std::uint32_t cost = 0;
     bool verified = false;        ///< a real verification ran
     bool dummy = false;           ///< a dummy verification ran
+    std::chrono::nanoseconds hashing{0}; ///< spent in the verification that ran (real or dummy)
     std::chrono::nanoseconds padded{0}; ///< an unknown user's answer was held back this long
     bool cache_hit = false;
     int store = -1;               ///< which store answered (an index into the list), -1: none
@@ -128,6 +129,8 @@ private:
     void unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdict &v) const;
     /** True (and the verdict set) if @p failure is a repeat of a recent failure. */
     bool repeated(Attempt &a, const SetKey &failure, Verdict &v) const;
+    /** verify_(), timed into Verdict::hashing. */
+    bool timed_verify(const char *password, const char *stored, Verdict &verdict) const;
     /** A verification whose answer is thrown away: what an unknown user or unusable entry costs. */
     void dummy_verification(const HtpasswdIndex &index, std::string_view password, Verdict &verdict) const;
     /** The common end of every failure: counted by the throttle, verdict refused. */

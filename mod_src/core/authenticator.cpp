@@ -60,13 +60,21 @@ Authenticator::Authenticator(CredentialCache *cache, Throttle *throttle, VerifyF
 {
 }
 
+bool Authenticator::timed_verify(const char *password, const char *stored, Verdict &verdict) const
+{
+    const auto started = Clock::now();
+    const bool match = verify_(password, stored, verdict.format);
+    verdict.hashing += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started);
+    return match;
+}
+
 void Authenticator::dummy_verification(const HtpasswdIndex &index, std::string_view password, Verdict &verdict) const
 {
     verdict.format = index.typical_format();
     verdict.cost = index.typical_cost();
     const std::string dummy = dummy_hash(verdict.format, verdict.cost);
     // password is NUL-terminated in the CredentialBuffer.
-    if (verify_(password.data(), dummy.c_str(), verdict.format)) {
+    if (timed_verify(password.data(), dummy.c_str(), verdict)) {
         // Cannot happen in practice (the dummy digest is a constant no input
         // is known to produce); the answer is thrown away regardless.
     }
@@ -129,7 +137,7 @@ Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt 
     v.format = entry->format;
     v.cost = hash_cost(stored, entry->format);
     v.verified = true;
-    if (!verify_(a.creds.password.data(), entry->hash, entry->format)) {
+    if (!timed_verify(a.creds.password.data(), entry->hash, v)) {
         refuse(v, Reason::wrong_password, a, failure);
         return Next::answered;
     }

@@ -57,7 +57,8 @@ def measure(run: Run) -> None:
     lines.append("`build/warm_path_bench` (Google Benchmark, median of 5 repetitions of at least 1 s) runs the "
                  "core's `Authenticator::authenticate()` on one request over and over: parse the Basic header, "
                  "ask the throttle about the address, find the user in a 1,000,000-user index (the last line), "
-                 "key the credential cache (HMAC-SHA256) and find the key in the shared table. The httpd rows are "
+                 "key the credential cache (HMAC-SHA256), find the key in the shared table and count the verdict in the "
+                 "shared metrics, as the module does. The httpd rows are "
                  f"the CPU time of all httpd processes (parent and children, /proc) over a {a.duration:g} s wrk run "
                  "(8 keep-alive connections, reverse proxy to the static backend) divided by the requests it "
                  "completed: what one proxied request costs httpd, authentication included.")

@@ -62,6 +62,9 @@ public:
 
     Stats stats() const noexcept { return set_.stats(); }
 
+    /** Counts hits, misses and evictions into @p counters (see SharedKeySet::count_into()). */
+    void count_into(KeySetCounters &counters) noexcept { set_.count_into(counters); }
+
 private:
     HmacSha256 mac_;
     SharedKeySet set_;

@@ -26,12 +26,22 @@ using Clock = std::chrono::steady_clock;
 /** A key: in practice an HMAC-SHA256 digest, so any of its bytes are uniformly distributed. */
 using SetKey = std::array<std::uint8_t, 32>;
 
+/**
+ * What a table counts. Plain relaxed atomics, so they may live in shared
+ * memory (zero-filled) where every process adds to the same numbers.
+ */
+struct KeySetCounters {
+    std::atomic<std::uint64_t> hits{0};
+    std::atomic<std::uint64_t> misses{0};
+    std::atomic<std::uint64_t> evictions{0}; ///< a live key replaced to make room
+};
+
 class SharedKeySet {
 public:
     struct Stats {
-        std::uint64_t hits = 0;      ///< this process
-        std::uint64_t misses = 0;    ///< this process
-        std::uint64_t evictions = 0; ///< this process
+        std::uint64_t hits = 0;      ///< wherever the table counts (see count_into())
+        std::uint64_t misses = 0;
+        std::uint64_t evictions = 0;
         std::size_t entries = 0;     ///< the whole table
     };
 
@@ -65,6 +75,13 @@ public:
 
     Stats stats() const noexcept;
 
+    /**
+     * Counts hits, misses and evictions into @p counters (which must outlive
+     * this object) instead of this object's own, e.g. into shared memory
+     * that outlives the table. Call before the table is used.
+     */
+    void count_into(KeySetCounters &counters) noexcept { counters_ = &counters; }
+
 private:
     struct Slot;
 
@@ -75,7 +92,8 @@ private:
     Slot *slots_ = nullptr;       ///< capacity_ slots in a shared mapping; null when disabled
     std::size_t owned_bytes_ = 0; ///< of a mapping this object made (0: the memory is someone else's)
     std::size_t buckets_ = 0;
-    std::atomic<std::uint64_t> hits_{0}, misses_{0}, evictions_{0};
+    KeySetCounters own_counters_;
+    KeySetCounters *counters_ = &own_counters_;
 };
 
 } // namespace auth_proxy

@@ -45,6 +45,9 @@ public:
     /** Every entry, present and future, shares its index through @p dir in @p role (see UserFile). */
     void set_index_directory(const IndexDirectory *dir, IndexRole role);
 
+    /** Every entry, present and future, reports its reloads to @p metrics (see UserFile::set_metrics()). */
+    void set_metrics(Metrics *metrics);
+
     /** True if an index directory is set. */
     bool sharing() const;
 
@@ -57,6 +60,7 @@ private:
     mutable std::mutex mutex_;
     const IndexDirectory *directory_ = nullptr;
     IndexRole role_ = IndexRole::private_copy;
+    Metrics *metrics_ = nullptr;
     std::map<std::string, std::unique_ptr<UserFile>> files_;
 };
 

@@ -18,6 +18,7 @@
 namespace auth_proxy {
 
 class IndexDirectory;
+class Metrics;
 
 /** What a process does with the index directory (see index_directory.hpp). */
 enum class IndexRole {
@@ -53,6 +54,9 @@ public:
     /** The current state; loads the file first if it was never loaded. */
     std::shared_ptr<const UserFileState> state(const Logger &log);
 
+    /** The current state as it is, without loading anything: null if never loaded. */
+    std::shared_ptr<const UserFileState> current() const;
+
     /**
      * Looks at the file and reloads it if its signature changed (or it was
      * never loaded). Serialised per file; readers are not blocked.
@@ -82,6 +86,12 @@ public:
     void set_writer_grace(std::chrono::milliseconds grace);
 
     /**
+     * Reports each version published, and each error, to @p metrics (which
+     * must outlive this object; null: to nobody), which counts reloads.
+     */
+    void set_metrics(Metrics *metrics);
+
+    /**
      * Forgets the current index if it is a mapped shared index file, so this
      * process no longer keeps its pages: the next state() or refresh() maps
      * it again (or the index of a newer version). A private index, or the
@@ -98,9 +108,14 @@ public:
     bool active() const noexcept { return active_.load(std::memory_order_acquire); }
 
 private:
-    /** A state with @p index for the file version @p signature, logged as loaded or reloaded. */
+    /**
+     * A state with @p index for the file version @p signature, logged as
+     * loaded or reloaded in the time since @p started, with @p how (how the
+     * index was come by, if not parsed).
+     */
     void publish_index(std::shared_ptr<const HtpasswdIndex> index, const FileSignature &signature,
-                       const std::string &how, bool reload, const Logger &log);
+                       std::chrono::steady_clock::time_point started, const std::string &how, bool reload,
+                       const Logger &log);
     /** Parses the file into a new state, or a state saying why it could not. */
     std::shared_ptr<UserFileState> parse(const Logger &log, bool &settled);
     /** Replaces a freshly parsed @p index by its mapped copy in the directory, if that works. */
@@ -108,7 +123,6 @@ private:
 
     /** refresh() without the lock and the reaping. */
     bool load(const Logger &log);
-    std::shared_ptr<const UserFileState> current() const;
     /** Swaps in @p next; the previous state is retired, not freed here. Under refresh_mutex_. */
     void publish(std::shared_ptr<const UserFileState> next);
     /** Frees the retired states no reader holds any more. Under refresh_mutex_. */
@@ -122,6 +136,7 @@ private:
     // Guarded by refresh_mutex_:
     const IndexDirectory *directory_ = nullptr;
     IndexRole role_ = IndexRole::private_copy;
+    Metrics *metrics_ = nullptr;
     std::chrono::milliseconds writer_grace_{3000};
     /** When this reader first saw a file version the writer had no index for yet. */
     std::chrono::steady_clock::time_point waiting_since_{};

@@ -133,10 +133,10 @@ bool SharedKeySet::contains(const SetKey &key, Clock::time_point now) noexcept
         if (t - slot.used.load(std::memory_order_relaxed) >= kUseResolutionNs) {
             slot.used.store(t, std::memory_order_relaxed); // only guides replacement
         }
-        hits_.fetch_add(1, std::memory_order_relaxed);
+        counters_->hits.fetch_add(1, std::memory_order_relaxed);
         return true;
     }
-    misses_.fetch_add(1, std::memory_order_relaxed);
+    counters_->misses.fetch_add(1, std::memory_order_relaxed);
     return false;
 }
 
@@ -197,16 +197,16 @@ void SharedKeySet::remember(const SetKey &key, Clock::time_point now) noexcept
     target->used.store(t, std::memory_order_relaxed);
     target->sequence.store(seq + 2, std::memory_order_release);
     if (evicting) {
-        evictions_.fetch_add(1, std::memory_order_relaxed);
+        counters_->evictions.fetch_add(1, std::memory_order_relaxed);
     }
 }
 
 SharedKeySet::Stats SharedKeySet::stats() const noexcept
 {
     Stats s;
-    s.hits = hits_.load(std::memory_order_relaxed);
-    s.misses = misses_.load(std::memory_order_relaxed);
-    s.evictions = evictions_.load(std::memory_order_relaxed);
+    s.hits = counters_->hits.load(std::memory_order_relaxed);
+    s.misses = counters_->misses.load(std::memory_order_relaxed);
+    s.evictions = counters_->evictions.load(std::memory_order_relaxed);
     for (std::size_t i = 0; slots_ != nullptr && i < capacity_; ++i) {
         s.entries += slots_[i].expires.load(std::memory_order_relaxed) != 0 ? 1 : 0;
     }

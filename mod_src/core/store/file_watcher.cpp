@@ -27,6 +27,7 @@ UserFile &UserFileRegistry::get(const std::string &path)
     if (!slot) {
         slot = std::make_unique<UserFile>(path);
         slot->set_index_directory(directory_, role_);
+        slot->set_metrics(metrics_);
     }
     return *slot;
 }
@@ -66,6 +67,15 @@ void UserFileRegistry::set_index_directory(const IndexDirectory *dir, IndexRole 
     role_ = role;
     for (auto &entry : files_) {
         entry.second->set_index_directory(dir, role);
+    }
+}
+
+void UserFileRegistry::set_metrics(Metrics *metrics)
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    metrics_ = metrics;
+    for (auto &entry : files_) {
+        entry.second->set_metrics(metrics);
     }
 }
 

@@ -1,6 +1,7 @@
 #include "auth_proxy/store/user_file.hpp"
 
 #include "auth_proxy/store/index_directory.hpp"
+#include "auth_proxy/metrics.hpp"
 #include "auth_proxy/posix.hpp"
 
 #include <algorithm>
@@ -83,12 +84,6 @@ int read_file(const std::string &path, PageString &content, FileSignature &befor
     }
     after = signature_of(st);
     return 0;
-}
-
-std::string milliseconds_since(std::chrono::steady_clock::time_point started)
-{
-    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::steady_clock::now() - started).count());
 }
 
 } // namespace
@@ -176,6 +171,12 @@ void UserFile::set_writer_grace(std::chrono::milliseconds grace)
     writer_grace_ = grace;
 }
 
+void UserFile::set_metrics(Metrics *metrics)
+{
+    std::lock_guard<std::mutex> serial(refresh_mutex_);
+    metrics_ = metrics;
+}
+
 bool UserFile::release_shared_index()
 {
     std::lock_guard<std::mutex> serial(refresh_mutex_);
@@ -200,13 +201,20 @@ bool UserFile::refresh(const Logger &log)
 }
 
 void UserFile::publish_index(std::shared_ptr<const HtpasswdIndex> index, const FileSignature &signature,
-                             const std::string &how, bool reload, const Logger &log)
+                             std::chrono::steady_clock::time_point started, const std::string &how, bool reload,
+                             const Logger &log)
 {
+    const auto took = std::chrono::steady_clock::now() - started;
     auto next = std::make_shared<UserFileState>();
     next->index = std::move(index);
     next->signature = signature;
-    log(LogLevel::info, LogId::file_loaded, (reload ? "reloaded " : "loaded ") + path_ + ": " + std::to_string(next->index->size()) +
-                            " users in " + how);
+    log(LogLevel::info, LogId::file_loaded,
+        (reload ? "reloaded " : "loaded ") + path_ + ": " + std::to_string(next->index->size()) + " users in " +
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) + " ms" + how);
+    // A version caught mid-write (no signature) is read again: the settled read is the one that counts.
+    if (metrics_ != nullptr && signature != FileSignature{}) {
+        metrics_->file_indexed(path_, signature, reload, took);
+    }
     waiting_for_ = FileSignature{};
     publish(std::move(next));
 }
@@ -296,9 +304,8 @@ bool UserFile::load(const Logger &log)
         }
         std::string why;
         if (auto mapped = directory_->open_index(name, now, why)) {
-            publish_index(std::move(mapped), now, milliseconds_since(started) + " ms (mapped shared index " +
-                                                      shared_path + " instead of a private copy)",
-                          true, log);
+            publish_index(std::move(mapped), now, started,
+                          " (mapped shared index " + shared_path + " instead of a private copy)", true, log);
             return true;
         }
         return false;
@@ -309,8 +316,7 @@ bool UserFile::load(const Logger &log)
         auto mapped = directory_->open_index(name, now, why);
         // This process must be able to read the file itself, as if it parsed it.
         if (mapped && (role_ != IndexRole::reader || open_source(path_))) {
-            publish_index(std::move(mapped), now,
-                          milliseconds_since(started) + " ms (mapped shared index " + shared_path + ")",
+            publish_index(std::move(mapped), now, started, " (mapped shared index " + shared_path + ")",
                           old != nullptr, log);
             return true;
         }
@@ -344,6 +350,9 @@ bool UserFile::load(const Logger &log)
             return false; // still broken the same way: said once already
         }
         log(LogLevel::error, LogId::file_unreadable, next->error + "; refusing everyone until it is readable again");
+        if (metrics_ != nullptr) {
+            metrics_->file_unusable(path_, next->error, old != nullptr);
+        }
         waiting_for_ = FileSignature{};
         publish(std::move(next));
         return true;
@@ -351,7 +360,7 @@ bool UserFile::load(const Logger &log)
     if (settled && role_ == IndexRole::writer) {
         write_shared(next->index, log); // only a settled read: readers trust its signature
     }
-    publish_index(std::move(next->index), next->signature, milliseconds_since(started) + " ms", old != nullptr, log);
+    publish_index(std::move(next->index), next->signature, started, "", old != nullptr, log);
     return true;
 }
 
