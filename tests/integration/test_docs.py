@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from harness import REPO_ROOT, Httpd
+from harness import REPO_ROOT, Httpd, curl
 
 DIRECTIVES_PAGE = REPO_ROOT / "docs" / "directives.md"
 LOG_PAGE = REPO_ROOT / "docs" / "log-messages.md"
@@ -175,14 +175,40 @@ def test_each_documented_number_has_the_levels_the_source_logs_it_at():
 
 # ------------------------------------------------------------ the pages agree with each other
 
-def test_every_apx_number_and_directive_the_pages_name_exists(registered):
+@pytest.fixture
+def status_fields(make_httpd, users) -> set:
+    """The AuthProxy... names the module prints in server-status?auto."""
+    h = make_httpd(f"""
+<Location /server-status>
+    SetHandler server-status
+</Location>
+<Location /p>
+    ProxyPass http://127.0.0.1:9/p
+    AuthType ProxyBasic
+    AuthName "docs"
+    AuthUserFile {users}
+    Require valid-user
+</Location>
+""", extra_modules=["status"])
+    r = curl(h.url + "/server-status?auto")
+    assert r.status == 200
+    fields = set(re.findall(r"^(AuthProxy[A-Za-z]+)", r.body.decode(), re.M))
+    assert fields, r.body.decode()
+    return fields
+
+
+def test_every_apx_number_directive_and_status_field_the_pages_name_exists(registered, status_fields):
     emitted = set(emitted_numbers())
     for page in PAGES:
         text = page.read_text()
         unknown = sorted(set(re.findall(r"APX(\d{5})", text)) - emitted)
         assert unknown == [], f"{page.name} names APX numbers the module never logs"
-        unknown = sorted(set(re.findall(r"\bAuthProxy[A-Za-z]+\b", text)) - set(registered))
-        assert unknown == [], f"{page.name} names directives the module does not register"
+        named = set(re.findall(r"\bAuthProxy[A-Za-z]+\b(?!<)", text)) - set(registered) - status_fields
+        # "AuthProxyFailures<Reason>" stands for a family of status fields.
+        families = {f for f in re.findall(r"\b(AuthProxy[A-Za-z]+)<", text)
+                    if not any(field.startswith(f) and field != f for field in status_fields)}
+        unknown = sorted(named | families)
+        assert unknown == [], f"{page.name} names directives (or server-status fields) the module does not have"
 
 
 def anchors(page) -> set:
