@@ -17,7 +17,10 @@ authentication no more requests may fail.
 SIGTERM at once, and a child still alive 3 s later is logged with AH00045
 (SIGTERM again, also at 5 and 7 s), at 9 s with AH00046 and SIGKILL, and at
 10 s AH00047 gives up. So no such line may appear, and the parent must exit
-within those first 3 s plus a second for its own exit.
+(deadline STOP_WAIT, past the give-up). How long the stop took is printed as
+evidence, not asserted: on a loaded machine prefork's reclaim loop, which
+looks at 0.02, 0.08, 0.34, 1.36, 2.36 ... s, may need a later look without
+anything being wrong.
 
 The server is driven as an operator drives it: ``httpd -d ROOT -f CONF -k
 ...`` (apachectl on Debian wraps /etc/apache2). Every wait is for a real
@@ -42,8 +45,6 @@ GRACEFUL_RESTARTS = 3
 START_SECONDS = 60               # deadline: every client answered once
 GENERATION_SECONDS = 30          # deadline: every client answered by the new generation
 GRACEFUL_STOP_SECONDS = 30       # deadline: the parent exits after graceful-stop
-FIRST_ESCALATION = 3.0           # mpm_unix.c: AH00045 for a child alive this long after SIGTERM
-PARENT_EXIT = 1.0                # the parent's own exit, after its children are gone
 STOP_WAIT = 15.0                 # past AH00047 (10 s): a hung stop is measured, not cut short
 ESCALATION = re.compile(r"AH0004[567]")
 
@@ -176,6 +177,5 @@ def test_stop_under_load_needs_no_sigkill(make_httpd, backend, users, mpm):
 
     assert not escalations, "children outlived SIGTERM:\n" + "\n".join(escalations)
     assert exited(h), f"the parent is still running {STOP_WAIT} s after httpd -k stop"
-    assert took <= FIRST_ESCALATION + PARENT_EXIT, f"the parent took {took:.2f} s to exit"
     assert not server_errors, f"{len(server_errors)} requests got a 5xx while httpd stopped: " + \
         ", ".join(f"#{r.seq} {r.status}" for r in server_errors[:10])
