@@ -9,7 +9,8 @@ bind per AuthProxyCacheTimeout for the whole server, a refused password is
 never remembered. A store that cannot answer fails closed with 500 and
 recovers when it is back. Authorization through those stores (Require
 ldap-group, dbd-group, dbm-group) keeps proxy semantics: 407 and a fresh
-challenge on a reverse proxy.
+challenge on a reverse proxy. The LDAP, SQL and DBM cases run the recipes
+of docs/recipes.md as written.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from directory_servers import GROUPS, PEOPLE, Slapd, dbm_users, have, sqlite_users
-from harness import assert_challenged, basic, get, proxy_status
+from harness import assert_challenged, basic, doc_recipe, get, proxy_status
 
 REALM = "Stores"
 
@@ -32,38 +33,38 @@ def scope(backend, *lines: str, require: str = "valid-user", path: str = "/p") -
             f'    AuthName "{REALM}"\n{body}    Require {require}\n</Location>\n')
 
 
-def assert_store_decides(h, member: tuple[str, str], outsider: tuple[str, str]) -> None:
+def assert_store_decides(h, member: tuple[str, str], outsider: tuple[str, str], realm: str, path: str) -> None:
     """The store admits @p member, refuses a wrong password and an unknown
     user, and the group requirement refuses @p outsider (a valid user of the
     store) with a fresh proxy challenge."""
     user, password = member
-    assert proxy_status(h, user, password) == 200
-    assert proxy_status(h, user, "wrong") == 407
-    assert proxy_status(h, "nobody", "x") == 407
-    assert_challenged(get(h, "/p/x", basic(*outsider)), REALM)
+    assert proxy_status(h, user, password, path) == 200
+    assert proxy_status(h, user, "wrong", path) == 407
+    assert proxy_status(h, "nobody", "x", path) == 407
+    assert_challenged(get(h, path, basic(*outsider)), realm)
+
+
+def run_store_recipe(make_httpd, backend, name: str, replace: dict, extra: str = ""):
+    """httpd running the recipe @p name of docs/recipes.md as written, with
+    this test's backend and stores in place of the page's."""
+    recipe = doc_recipe(name, {"http://app.internal:8080": backend.url, **replace})
+    return make_httpd(extra + recipe.config, extra_modules=recipe.modules)
 
 
 # ---------------------------------------------------------------- DBM and SQL
 
-def test_dbm_users_and_groups(make_httpd, backend, server_root):
+def test_dbm_recipe_users_and_groups(make_httpd, backend, server_root):
     users = Path(server_root) / "users.dbm"
     dbm_users(users, {"dana": ("dana-pw", "admins"), "dirk": ("dirk-pw", "")})
-    h = make_httpd(scope(backend, "AuthProxyProvider dbm", f"AuthDBMUserFile {users}", f"AuthDBMGroupFile {users}",
-                         require="dbm-group admins"),
-                   extra_modules=["authn_dbm", "authz_dbm"])
-    assert_store_decides(h, ("dana", "dana-pw"), ("dirk", "dirk-pw"))
+    h = run_store_recipe(make_httpd, backend, "store-dbm", {"/etc/apache2/proxy-users.dbm": str(users)})
+    assert_store_decides(h, ("dana", "dana-pw"), ("dirk", "dirk-pw"), "Staff Proxy", "/app/x")
 
 
-def test_sql_users_and_groups_through_mod_dbd(make_httpd, backend, server_root):
+def test_sql_recipe_users_and_groups_through_mod_dbd(make_httpd, backend, server_root):
     db = Path(server_root) / "users.sqlite"
     sqlite_users(db, {"sam": "sam-pw", "sue": "sue-pw"}, {"admins": ["sam"]})
-    h = make_httpd(f"DBDriver sqlite3\nDBDParams {db}\n" +
-                   scope(backend, "AuthProxyProvider dbd",
-                         'AuthDBDUserPWQuery "SELECT password FROM users WHERE user = %s"',
-                         'AuthzDBDQuery "SELECT grp FROM groups WHERE user = %s"',
-                         require="dbd-group admins"),
-                   extra_modules=["dbd", "authn_dbd", "authz_dbd"])
-    assert_store_decides(h, ("sam", "sam-pw"), ("sue", "sue-pw"))
+    h = run_store_recipe(make_httpd, backend, "store-dbd", {"/var/lib/proxy/users.sqlite": str(db)})
+    assert_store_decides(h, ("sam", "sam-pw"), ("sue", "sue-pw"), "Staff Proxy", "/app/x")
 
 
 # ---------------------------------------------------------------- LDAP
@@ -90,14 +91,16 @@ LDAP_NO_CACHE = "LDAPCacheEntries 0\nLDAPOpCacheEntries 0\n"
 
 
 @pytestmark_ldap
-def test_ldap_users_and_an_ldap_group_refusal_gets_a_proxy_challenge(make_httpd, backend, slapd):
-    h = make_httpd(LDAP_NO_CACHE + scope(backend, "AuthProxyProvider ldap", *ldap_lines(slapd),
-                                         require=f"ldap-group cn=admins,{GROUPS}"),
-                   extra_modules=LDAP_MODULES)
-    assert_store_decides(h, ("lara", "lara-pw"), ("leo", "leo-pw"))
+def test_ldap_recipe_users_and_an_ldap_group_refusal_gets_a_proxy_challenge(make_httpd, backend, slapd):
+    h = run_store_recipe(make_httpd, backend, "store-ldap", {
+        "ldap://ldap.example.com": slapd.url,
+        "ou=people,dc=example,dc=com": PEOPLE,
+        "cn=proxy-users,ou=groups,dc=example,dc=com": f"cn=admins,{GROUPS}",
+    }, extra=LDAP_NO_CACHE)
+    assert_store_decides(h, ("lara", "lara-pw"), ("leo", "leo-pw"), "Corporate login", "/app/x")
     # Logged as for the user file: what fail2ban's stock filter reads.
-    assert h.wait_for_log(r'user lara: authentication failure for "/p/x": Password Mismatch \(APX01007\)')
-    assert h.wait_for_log(r'user nobody not found in ldap: "/p/x" \(APX01005\)')
+    assert h.wait_for_log(r'user lara: authentication failure for "/app/x": Password Mismatch \(APX01007\)')
+    assert h.wait_for_log(r'user nobody not found in ldap: "/app/x" \(APX01005\)')
 
 
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
