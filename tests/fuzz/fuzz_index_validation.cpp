@@ -41,7 +41,7 @@ extern "C" std::size_t LLVMFuzzerMutate(std::uint8_t *data, std::size_t size, st
 namespace {
 
 /**
- * The header fields of an index file (mod_src/core/htpasswd_index.cpp)
+ * The header fields of an index file (mod_src/core/store/index_layout.cpp)
  * that versions 2 and 3 keep at these offsets. Whatever follows them, the
  * header ends with its 8-byte check, over all the bytes before it, and
  * header_bytes says where that is.
