@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import statistics
 import subprocess
 import threading
 import time
@@ -135,6 +136,30 @@ end
 
     def run(self, t: Target, seconds: float, rotate=None) -> WrkResult:
         return self.result(self.start(t, seconds, rotate))
+
+    def paired(self, t: Target, base: Target, seconds: float, warmup: float) -> tuple[WrkResult, float]:
+        """Alternates 1-second slices of the row and of a reference server
+        (A B A B ...), so that load from anything else on the machine hits both
+        alike. Returns the row's median slice (requests and failures summed
+        over all slices) and the reference's rate implied by the median of the
+        slice pairs' ratios."""
+        if warmup > 0:
+            self.run(t, warmup)
+        mine, ratios = [], []
+        for _ in range(max(2, round(seconds))):
+            x = self.run(t, 1)
+            y = self.run(base, 1)
+            mine.append(x)
+            ratios.append(x.rps / y.rps if y.rps else 0.0)
+        r = mine[0]
+        r.rps = statistics.median(x.rps for x in mine)
+        r.requests = sum(x.requests for x in mine)
+        r.bad = sum(x.bad for x in mine)
+        r.max_ms = max(x.max_ms for x in mine)
+        if r.bad:
+            progress(f"  WARNING: {r.bad} failed requests (non-2xx or socket errors) in this row")
+        ratio = statistics.median(ratios)
+        return r, r.rps / ratio if ratio else 0.0
 
     def measure(self, t: Target, seconds: float, warmup: float, rotate=None) -> WrkResult:
         if warmup > 0:

@@ -63,27 +63,8 @@ class Throughput:
                 progress(f"no-auth {kind:5} {mode:7}: {r.rps:,.0f} req/s")
 
     def paired(self, t: Target, base: Target) -> tuple[WrkResult, float]:
-        """Alternates 1-second slices of the row and of the no-auth httpd
-        (A B A B ...), so that load from anything else on the machine hits both
-        alike; the ratio is the median of the slice pairs' ratios."""
         a = self.run.args
-        if a.warmup > 0:
-            self.run.wrk.run(t, a.warmup)
-        mine, ratios = [], []
-        for _ in range(max(2, round(a.duration))):
-            x = self.run.wrk.run(t, 1)
-            y = self.run.wrk.run(base, 1)
-            mine.append(x)
-            ratios.append(x.rps / y.rps if y.rps else 0.0)
-        r = mine[0]
-        r.rps = statistics.median(x.rps for x in mine)
-        r.requests = sum(x.requests for x in mine)
-        r.bad = sum(x.bad for x in mine)
-        r.max_ms = max(x.max_ms for x in mine)
-        if r.bad:
-            progress(f"  WARNING: {r.bad} failed requests (non-2xx or socket errors) in this row")
-        ratio = statistics.median(ratios)
-        return r, r.rps / ratio if ratio else 0.0
+        return self.run.wrk.paired(t, base, a.duration, a.warmup)
 
     def measure_row(self, t: Target, latency: float) -> WrkResult:
         """A slow row (one request alone takes > 50 ms: the hash or the file
