@@ -28,6 +28,7 @@ enum class LogId : int {
     inotify_unavailable = 2009,
     reload_failed = 2010,
     watcher_poll_failed = 2011,
+    log_messages_dropped = 2012, ///< messages about user files lost while the log was stuck
 };
 
 /** A log destination: a plain function pointer plus its context. */

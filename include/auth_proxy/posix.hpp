@@ -1,13 +1,16 @@
 /**
  * @file posix.hpp
  * The small POSIX helpers every part of the core shares: one owner of a
- * file descriptor, one way to turn errno into text, one string hash.
+ * file descriptor, one way to turn errno into text, one string hash, one
+ * way to start a background thread.
  */
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace auth_proxy {
 
@@ -52,6 +55,13 @@ std::string errno_text(int err);
 
 /** "<what>: <errno text>", the form of every system call failure we report. */
 std::string errno_text(std::string_view what, int err);
+
+/**
+ * Starts @p body in a thread that takes no signals: they belong to the
+ * process's main thread (prefork's child waits in accept() for the one that
+ * tells it to stop). The caller's signal mask is as it was on return.
+ */
+std::thread start_background_thread(std::function<void()> body);
 
 /**
  * 64-bit FNV-1a. Stable across builds, runs and processes, which is what the

@@ -1,6 +1,8 @@
 #include "auth_proxy/posix.hpp"
 
 #include <cstring>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 namespace auth_proxy {
@@ -26,6 +28,23 @@ std::string errno_text(std::string_view what, int err)
     out += ": ";
     out += errno_text(err);
     return out;
+}
+
+std::thread start_background_thread(std::function<void()> body)
+{
+    // A new thread inherits the mask it is created with.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);
+    try {
+        std::thread t(std::move(body));
+        pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+        return t;
+    }
+    catch (...) {
+        pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+        throw;
+    }
 }
 
 } // namespace auth_proxy

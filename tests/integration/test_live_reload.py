@@ -3,8 +3,9 @@
 Issue 4: an in-place edit by ``htpasswd``, a replacement by rename, a
 truncation and a deletion are all seen within 1 second; a deleted file fails
 closed (500 + error log); a file caught mid-write admits nobody it should not
-and recovers on the next check. Every test runs under event, worker and
-prefork, because each child process keeps its own copy of the index.
+and recovers on the next check; a changed file is taken up while the error
+log is stuck. Every test runs under event, worker and prefork, because each
+child process keeps its own copy of the index.
 
 Timings are measured from the moment the change is on disk. Each process is
 told of the change by inotify and otherwise checks every
@@ -15,9 +16,14 @@ busy machine does not turn a correct server into a failure.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import re
+import signal
+import struct
+import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -275,6 +281,72 @@ def test_changes_are_noticed_at_once_not_at_the_next_interval(make_httpd, backen
     os.chmod(users, 0o644)
     took = seconds_until(lambda: proxy_status(proxy, "dave", "dave-pw") == 200)
     assert_seen_in_time("chmod 644 users, interval 60 s", took, mpm)
+
+
+def bytes_waiting_in(pid: int) -> int:
+    """How much the process @p pid has not read yet from its stdin pipe."""
+    fd = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+    finally:
+        os.close(fd)
+
+
+def test_a_stuck_error_log_never_holds_up_a_reload(make_httpd, backend, users, mpm, server_root):
+    """A write to the error log can block for long (a piped logger that
+    stopped reading, a disk that stalls); the processes that take up a changed
+    user file log each reload, and must not wait there. The log here is a
+    pipe to a logger the test stops: anything that writes to it blocks."""
+    logger = Path(__file__).with_name("pipe_logger.py")
+    pid_file = Path(server_root) / "pipe_logger.pid"
+    # Reloads are logged (info, a server's level). Requests to /p log
+    # nothing (a per-directory level), so they can be made while the log is
+    # stuck; refusals at /f are logged (error), and fill the pipe.
+    quiet = proxied_location("/p", backend.url, users, "Reload").replace("</Location>", "    LogLevel crit\n</Location>")
+    body = "AuthProxyThrottle Off\n" + quiet + proxied_location("/f", backend.url, users, "Reload")
+    h = make_httpd(body, mpm=mpm, settings={
+        "ErrorLog": f'"||{sys.executable} {logger} {server_root}/httpd0/logs/error_log {pid_file}"',
+        "LogLevel": "warn auth_proxy:info",
+    })
+    deadline = time.monotonic() + 30
+    while not pid_file.exists():
+        assert time.monotonic() < deadline, "the piped logger did not start"
+        time.sleep(0.05)
+    logger_pid = int(pid_file.read_text())
+    warm_up(h, "alice", "alice-pw")
+
+    stopped = threading.Event()
+
+    def refused_until_the_log_blocks() -> None:
+        # Each refusal logs a line; once the pipe is full the next one hangs
+        # in httpd until the logger runs again.
+        while not stopped.is_set():
+            proxy_status(h, "alice", "wrong-pw", path="/f/x", timeout=120)
+
+    filler = threading.Thread(target=refused_until_the_log_blocks, daemon=True)
+    os.kill(logger_pid, signal.SIGSTOP)
+    try:
+        filler.start()
+        deadline = time.monotonic() + 30
+        while bytes_waiting_in(logger_pid) < 4096 - 512:  # no room for another line: writers block
+            assert time.monotonic() < deadline, "the refusals did not fill the log's pipe"
+            time.sleep(0.05)
+
+        htpasswd(users, "carol", "carol-pw", *HASH)
+        took = seconds_until(lambda: proxy_status(h, "carol", "carol-pw") == 200)
+        assert_seen_in_time("htpasswd adds carol while the error log is stuck", took, mpm)
+        # The next change too: the line about the first one is still unwritten.
+        htpasswd(users, "carol", "carol-new", *HASH)
+        took = seconds_until(lambda: proxy_status(h, "carol", "carol-new") == 200)
+        assert_seen_in_time("htpasswd changes carol's password while the error log is stuck", took, mpm)
+        assert bytes_waiting_in(logger_pid) >= 4096 - 512, "the log was not stuck throughout"
+    finally:
+        stopped.set()
+        os.kill(logger_pid, signal.SIGCONT)
+        filler.join(timeout=60)
+    h.mark_log()
+    assert proxy_status(h, "carol", "carol-pw", path="/f/x") == 407
+    assert h.wait_for_log(r"user carol: authentication failure"), "the log did not come back"
 
 
 def test_reload_interval_0_ignores_changes_until_a_graceful_restart(make_httpd, backend, users, mpm):

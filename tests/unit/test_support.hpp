@@ -7,6 +7,7 @@
 
 #include "auth_proxy/log.hpp"
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 namespace test_support {
@@ -154,6 +156,15 @@ struct LogCapture {
             }
         }
         return false;
+    }
+    /** has(), waiting up to 20 s for the line: lines from a watcher arrive through its LogQueue. */
+    bool eventually_has(auth_proxy::LogLevel level, std::initializer_list<std::string> pieces) const
+    {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (!has(level, pieces) && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return has(level, pieces);
     }
     std::string dump() const
     {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "auth_proxy/log.hpp"
+#include "auth_proxy/log_queue.hpp"
 #include "auth_proxy/store/user_file.hpp"
 
 #include <chrono>
@@ -75,6 +76,9 @@ private:
  * as in-place edits. The interval is the fallback for what inotify cannot
  * see (network file systems, a watched directory that was itself replaced,
  * a writer that keeps the file open) and re-reads a file caught mid-write.
+ *
+ * Its messages go through a LogQueue: a log that blocks never holds up the
+ * next reload.
  */
 class FileWatcher {
 public:
@@ -123,7 +127,8 @@ private:
 
     UserFileRegistry &registry_;
     const std::chrono::milliseconds interval_;
-    const Logger log_;
+    LogQueue log_queue_; ///< outlives the loop: declared before thread_
+    const Logger log_;   ///< into log_queue_
     const std::string index_directory_;
     int inotify_fd_ = -1;
     int stop_fd_ = -1; ///< an eventfd: request_stop() writes, run() wakes up

@@ -12,8 +12,6 @@
 #include <vector>
 
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -138,7 +136,8 @@ std::string name_of(const std::string &path)
 
 FileWatcher::FileWatcher(UserFileRegistry &registry, std::chrono::milliseconds interval, Logger log,
                          std::string index_directory, Thread thread)
-    : registry_(registry), interval_(interval), log_(log), index_directory_(std::move(index_directory))
+    : registry_(registry), interval_(interval), log_queue_(log), log_(log_queue_.logger()),
+      index_directory_(std::move(index_directory))
 {
     stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (stop_fd_ < 0) {
@@ -152,20 +151,7 @@ FileWatcher::FileWatcher(UserFileRegistry &registry, std::chrono::milliseconds i
     try {
         watch_directories();
         if (thread == Thread::own) {
-            // The thread takes no signals: they belong to the process's main
-            // thread (prefork's child waits in accept() for the one that
-            // tells it to stop). It inherits the mask it is created with.
-            sigset_t all, previous;
-            sigfillset(&all);
-            pthread_sigmask(SIG_BLOCK, &all, &previous);
-            try {
-                thread_ = std::thread([this] { run(); });
-            }
-            catch (...) {
-                pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-                throw;
-            }
-            pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+            thread_ = start_background_thread([this] { run(); });
         }
     }
     catch (...) {

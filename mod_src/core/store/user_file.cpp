@@ -143,8 +143,9 @@ bool UserFile::check_readable(const Logger &log)
         }
     }
     // The empty signature makes the next refresh() read the file again.
-    log(LogLevel::error, LogId::file_unreadable, next->error + "; refusing everyone until it is readable again");
+    const std::string error = next->error;
     publish(std::move(next));
+    log(LogLevel::error, LogId::file_unreadable, error + "; refusing everyone until it is readable again");
     return true;
 }
 
@@ -205,18 +206,19 @@ void UserFile::publish_index(std::shared_ptr<const HtpasswdIndex> index, const F
                              const Logger &log)
 {
     const auto took = std::chrono::steady_clock::now() - started;
+    const std::size_t users = index->size();
     auto next = std::make_shared<UserFileState>();
     next->index = std::move(index);
     next->signature = signature;
-    log(LogLevel::info, LogId::file_loaded,
-        (reload ? "reloaded " : "loaded ") + path_ + ": " + std::to_string(next->index->size()) + " users in " +
-            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) + " ms" + how);
+    waiting_for_ = FileSignature{};
+    publish(std::move(next)); // in use from here on: the log line and the counters come after
     // A version caught mid-write (no signature) is read again: the settled read is the one that counts.
     if (metrics_ != nullptr && signature != FileSignature{}) {
         metrics_->file_indexed(path_, signature, reload, took);
     }
-    waiting_for_ = FileSignature{};
-    publish(std::move(next));
+    log(LogLevel::info, LogId::file_loaded,
+        (reload ? "reloaded " : "loaded ") + path_ + ": " + std::to_string(users) + " users in " +
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) + " ms" + how);
 }
 
 std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled)
@@ -349,12 +351,13 @@ bool UserFile::load(const Logger &log)
         if (old && !old->index && old->error == next->error) {
             return false; // still broken the same way: said once already
         }
-        log(LogLevel::error, LogId::file_unreadable, next->error + "; refusing everyone until it is readable again");
-        if (metrics_ != nullptr) {
-            metrics_->file_unusable(path_, next->error, old != nullptr);
-        }
+        const std::string error = next->error;
         waiting_for_ = FileSignature{};
-        publish(std::move(next));
+        publish(std::move(next)); // in force from here on, logged after
+        if (metrics_ != nullptr) {
+            metrics_->file_unusable(path_, error, old != nullptr);
+        }
+        log(LogLevel::error, LogId::file_unreadable, error + "; refusing everyone until it is readable again");
         return true;
     }
     if (settled && role_ == IndexRole::writer) {
