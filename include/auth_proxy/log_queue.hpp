@@ -27,8 +27,8 @@ public:
     /**
      * Messages go to @p target, in order, from a thread that takes no
      * signals. At most @p capacity wait at once; more are dropped and
-     * counted, and the count is logged (LogId::log_messages_dropped) once
-     * the queue has room again.
+     * counted, and the count is logged (LogId::log_messages_dropped) right
+     * after the last message queued before them.
      */
     explicit LogQueue(Logger target, std::size_t capacity = 1024);
 

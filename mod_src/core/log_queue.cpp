@@ -53,7 +53,7 @@ void LogQueue::run() noexcept
             log_(next.level, next.id, next.message);
             if (dropped > 0) {
                 log_(LogLevel::warning, LogId::log_messages_dropped,
-                        std::to_string(dropped) + " messages about user files were not logged: the log did not keep up");
+                     std::to_string(dropped) + " messages about user files were not logged: the log did not keep up");
             }
         }
         catch (...) {
