@@ -261,6 +261,11 @@ def commands(text: str, program: str) -> list:
     return found
 
 
+def front_matter() -> str:
+    """The README up to its first "## " heading: what it is, the configuration, the commands."""
+    return README.read_text().split("\n## ")[0]
+
+
 def section(heading: str) -> str:
     """The text of the README section under @p heading, up to the next heading of its level or above."""
     level = heading.split(" ")[0]
@@ -306,47 +311,51 @@ def test_the_user_commands_name_the_configurations_file_and_the_first_creates_it
 
 
 def test_the_readmes_configuration_and_user_commands_work_as_written(make_httpd, backend, server_root, tmp_path):
-    """The first user commands of the README, run from a directory that is not
-    the ServerRoot, against the README's configuration: 407, then 200."""
+    """The user commands under the README's configuration, run in order from a
+    directory that is not the ServerRoot, with no user file yet: its
+    configuration then answers 407, 200 for each user left, 407 for one removed."""
     shown = readme_user_file()
     user_file = os.path.join(server_root, "proxy.htpasswd")
     recipe = doc_recipe("readme", {"http://127.0.0.1:8081": backend.url, shown: user_file}, page="README.md")
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
-    passwords = {}
-    for words in commands(README.read_text(), "htpasswd"):
-        if "-D" not in words and words[-1] in passwords:
-            break                        # the install steps again, for the package
+    passwords, removed = {}, []
+    for words in commands(front_matter(), "htpasswd"):
         words = [user_file if w == shown else w for w in words]
-        password = f"{words[-1]}-password"
+        user = words[-1]
+        password = f"{user}-password"
         # -i: the password from stdin, where a person types it at the prompt.
-        args = words[:1] + ([] if "-D" in words else ["-i", "-C", "4"]) + words[1:]
+        args = words if "-D" in words else [words[0], "-i", *words[1:]]
         done = subprocess.run(args, cwd=elsewhere, input=password + "\n", capture_output=True, text=True)
         assert done.returncode == 0, f"{shlex.join(words)}: {done.stderr}"
         if "-D" in words:
-            passwords.pop(words[-1])
+            removed.append((user, passwords.pop(user)))
         else:
-            passwords[words[-1]] = password
+            passwords[user] = password
     assert passwords, "the README adds no user"
-    os.chmod(user_file, 0o644)
     h = make_httpd(recipe.config, extra_modules=[m for m in recipe.modules if m != "auth_proxy"])
     url = h.url + "/app"
     assert curl(url).status == 407
     for user, password in passwords.items():
         assert curl("-H", f"Proxy-Authorization: {basic(user, password)}", url).status == 200, user
-    assert curl("-H", f"Proxy-Authorization: {basic('bob', 'bob-password')}", url).status == 407
+    for user, password in removed:
+        assert curl("-H", f"Proxy-Authorization: {basic(user, password)}", url).status == 407, user
+
+
+def build_packages() -> set:
+    """What building the module needs: scripts/deps.sh's BUILD_PACKAGES."""
+    deps = (REPO_ROOT / "scripts" / "deps.sh").read_text()
+    return set(re.search(r"^BUILD_PACKAGES=\((.*?)\)", deps, re.M | re.S).group(1).split())
 
 
 def script_packages(script: str) -> set:
     """Every Debian package @p script asks ensure_packages for (BUILD_PACKAGES expanded)."""
-    deps = (REPO_ROOT / "scripts" / "deps.sh").read_text()
-    build = re.search(r"^BUILD_PACKAGES=\((.*?)\)", deps, re.M | re.S).group(1).split()
     found = set()
     for line in re.findall(r"\bensure_packages (.+)", (REPO_ROOT / script).read_text()):
         for word in shlex.split(line, comments=True):
             if word in ("||", "&&", ";"):
                 break
-            found |= set(build) if word == "${BUILD_PACKAGES[@]}" else {word}
+            found |= build_packages() if word == "${BUILD_PACKAGES[@]}" else {word}
     assert found, f"{script} installs nothing?"
     return found
 
@@ -363,9 +372,8 @@ def test_the_readme_names_every_package_scripts_test_installs():
 
 def test_a_build_by_hand_names_its_packages_and_needs_no_boost(tmp_path):
     by_hand = section("### By hand")
-    build = re.search(r"^BUILD_PACKAGES=\((.*?)\)", (REPO_ROOT / "scripts" / "deps.sh").read_text(),
-                      re.M | re.S).group(1).split()
-    assert sorted(set(build) - words_of(by_hand)) == [], "packages the build needs that the README does not name"
+    missing = sorted(build_packages() - words_of(by_hand))
+    assert missing == [], "packages the build needs that the README does not name"
     shown = commands(by_hand, "cmake")[0]
     configure = shown[:shown.index("&&")] if "&&" in shown else shown
     assert configure == ["cmake", "-S", ".", "-B", "build"], f"this test runs that step as {configure}"
