@@ -7,21 +7,32 @@ docs/log-messages.md with every APX number, and its levels, that the
 module's source can log. As mod_auth_openidc's check_directives.sh does for
 its directives: a directive or log line added, renamed or removed without
 its documentation fails here.
+
+The README is the front door: short, with the two commands on its first
+screen, and its set-up steps work as written: the user commands create
+the file its configuration names, from any directory; the packages and
+variables it names are the scripts' own; a build by hand needs no Boost.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
 
 import pytest
 
-from harness import REPO_ROOT, Httpd, curl
+from harness import REPO_ROOT, Httpd, basic, curl, doc_recipe
 
 DIRECTIVES_PAGE = REPO_ROOT / "docs" / "directives.md"
 LOG_PAGE = REPO_ROOT / "docs" / "log-messages.md"
 SOURCE = REPO_ROOT / "mod_src"
 FIELDS = ["Description", "Syntax", "Default", "Context", "Override", "Status", "Module"]
 PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+README = REPO_ROOT / "README.md"
+README_MAX_LINES = 150
+FIRST_SCREEN = 40       # lines a terminal or a repository page shows before any scrolling
 
 
 # ------------------------------------------------------------ directives
@@ -218,10 +229,165 @@ def anchors(page) -> set:
             for h in re.findall(r"^#+ (.+)$", text, re.M)}
 
 
+def without_code(text: str) -> str:
+    """@p text without its fenced blocks, which are configuration, not links."""
+    return re.sub(r"^```.*?^```$", "", text, flags=re.M | re.S)
+
+
 def test_links_between_the_pages_reach_their_file_and_heading():
     for page in PAGES:
-        for target, anchor in re.findall(r"\]\(([\w./-]*?\.md|)(?:#([\w-]+))?\)", page.read_text()):
+        for target, anchor in re.findall(r"\]\(([^()#\s]*)(?:#([^()\s]+))?\)", without_code(page.read_text())):
+            if re.match(r"[a-z]+:", target):
+                continue        # https:, mailto: ...
             linked = (page.parent / target) if target else page
-            assert linked.is_file(), f"{page.name} links to {target}, which does not exist"
+            assert linked.exists(), f"{page.name} links to {target}, which does not exist"
             if anchor:
+                assert linked.suffix == ".md", f"{page.name} links to {target}#{anchor}"
                 assert anchor in anchors(linked), f"{page.name} links to {target}#{anchor}: no such heading"
+
+
+# ------------------------------------------------------------ the README as a front door
+
+def commands(text: str, program: str) -> list:
+    """Each command line of an indented code block of @p text that runs @p
+    program, as its argument list: sudo and a trailing comment left out."""
+    found = []
+    for line in re.findall(r"^    (?!\s)(.+)$", text, re.M):
+        words = shlex.split(line, comments=True)
+        if words[:1] == ["sudo"]:
+            words = words[1:]
+        if words[:1] == [program]:
+            found.append(words)
+    return found
+
+
+def front_matter() -> str:
+    """The README up to its first "## " heading: what it is, the configuration, the commands."""
+    return README.read_text().split("\n## ")[0]
+
+
+def section(heading: str) -> str:
+    """The text of the README section under @p heading, up to the next heading of its level or above."""
+    level = heading.split(" ")[0]
+    m = re.search(rf"^{re.escape(heading)}\n(.*?)(?=^#{{1,{len(level)}}} |\Z)", README.read_text(), re.M | re.S)
+    assert m, f"the README has no section {heading!r}"
+    return m.group(1)
+
+
+def test_the_readme_is_short():
+    lines = README.read_text().count("\n")
+    assert lines <= README_MAX_LINES, \
+        f"README.md has {lines} lines: reference material belongs in docs/, the README links to it"
+
+
+def test_the_first_screen_shows_what_it_is_a_configuration_and_both_commands():
+    first = "\n".join(README.read_text().split("\n")[:FIRST_SCREEN])
+    assert "AuthType ProxyBasic" in first and "AuthUserFile" in first, "no configuration on the first screen"
+    for command in ("scripts/demo", "scripts/test"):
+        assert commands(first, command), f"`{command}` is not a command on the README's first screen"
+
+
+def readme_user_file() -> str:
+    paths = re.findall(r"^\s*AuthUserFile\s+(\S+)", README.read_text(), re.M)
+    assert len(set(paths)) == 1, f"the README's configuration names {paths}: one user file"
+    return paths[0]
+
+
+def test_the_user_commands_name_the_configurations_file_and_the_first_creates_it():
+    path = readme_user_file()
+    assert os.path.isabs(path), \
+        "AuthUserFile is relative to the ServerRoot, a shell command to its directory: show an absolute path"
+    found = commands(README.read_text(), "htpasswd")
+    assert found, "the README shows no htpasswd command"
+    for words in found:
+        assert path in words, f"{shlex.join(words)} is not about {path}, the file the configuration names"
+    first = found[0]
+    assert any(w.startswith("-") and "c" in w for w in first[1:first.index(path)]), \
+        f"{shlex.join(first)}: the first user needs -c, which creates the file"
+    examples = sorted((REPO_ROOT / "conf").glob("example-*.conf"))
+    for example in examples:
+        assert re.findall(r"^\s*AuthUserFile\s+(\S+)", example.read_text(), re.M) == [path], \
+            f"{example.name}, which the README copies, names another user file than {path}"
+
+
+def test_the_readmes_configuration_and_user_commands_work_as_written(make_httpd, backend, server_root, tmp_path):
+    """The user commands under the README's configuration, run in order from a
+    directory that is not the ServerRoot, with no user file yet: its
+    configuration then answers 407, 200 for each user left, 407 for one removed."""
+    shown = readme_user_file()
+    user_file = os.path.join(server_root, "proxy.htpasswd")
+    recipe = doc_recipe("readme", {"http://127.0.0.1:8081": backend.url, shown: user_file}, page="README.md")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    passwords, removed = {}, []
+    for words in commands(front_matter(), "htpasswd"):
+        words = [user_file if w == shown else w for w in words]
+        user = words[-1]
+        password = f"{user}-password"
+        # -i: the password from stdin, where a person types it at the prompt.
+        args = words if "-D" in words else [words[0], "-i", *words[1:]]
+        done = subprocess.run(args, cwd=elsewhere, input=password + "\n", capture_output=True, text=True)
+        assert done.returncode == 0, f"{shlex.join(words)}: {done.stderr}"
+        if "-D" in words:
+            removed.append((user, passwords.pop(user)))
+        else:
+            passwords[user] = password
+    assert passwords, "the README adds no user"
+    h = make_httpd(recipe.config, extra_modules=[m for m in recipe.modules if m != "auth_proxy"])
+    url = h.url + "/app"
+    assert curl(url).status == 407
+    for user, password in passwords.items():
+        assert curl("-H", f"Proxy-Authorization: {basic(user, password)}", url).status == 200, user
+    for user, password in removed:
+        assert curl("-H", f"Proxy-Authorization: {basic(user, password)}", url).status == 407, user
+
+
+def build_packages() -> set:
+    """What building the module needs: scripts/deps.sh's BUILD_PACKAGES."""
+    deps = (REPO_ROOT / "scripts" / "deps.sh").read_text()
+    return set(re.search(r"^BUILD_PACKAGES=\((.*?)\)", deps, re.M | re.S).group(1).split())
+
+
+def script_packages(script: str) -> set:
+    """Every Debian package @p script asks ensure_packages for (BUILD_PACKAGES expanded)."""
+    found = set()
+    for line in re.findall(r"\bensure_packages (.+)", (REPO_ROOT / script).read_text()):
+        for word in shlex.split(line, comments=True):
+            if word in ("||", "&&", ";"):
+                break
+            found |= build_packages() if word == "${BUILD_PACKAGES[@]}" else {word}
+    assert found, f"{script} installs nothing?"
+    return found
+
+
+def words_of(text: str) -> set:
+    return set(re.findall(r"[\w.+-]+", text))
+
+
+def test_the_readme_names_every_package_scripts_test_installs():
+    missing = sorted(script_packages("scripts/test") - words_of(section("## The tests")))
+    assert missing == [], "scripts/test installs these, and the README's \"The tests\" does not say so"
+    assert "npm ci" in section("## The tests")
+
+
+def test_a_build_by_hand_names_its_packages_and_needs_no_boost(tmp_path):
+    by_hand = section("### By hand")
+    missing = sorted(build_packages() - words_of(by_hand))
+    assert missing == [], "packages the build needs that the README does not name"
+    shown = commands(by_hand, "cmake")[0]
+    configure = shown[:shown.index("&&")] if "&&" in shown else shown
+    assert configure == ["cmake", "-S", ".", "-B", "build"], f"this test runs that step as {configure}"
+    # The README's configure step exactly, in a scratch build directory, with Boost out of reach.
+    done = subprocess.run(["cmake", "-S", str(REPO_ROOT), "-B", str(tmp_path / "build"),
+                           "-DCMAKE_DISABLE_FIND_PACKAGE_Boost=ON"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"the build by hand needs Boost:\n{done.stdout}\n{done.stderr}"
+
+
+def test_the_readme_documents_the_demos_ports_and_variables():
+    demo = (REPO_ROOT / "scripts" / "demo").read_text()
+    settings = re.findall(r"^(\w+)=\$\{\1:-([^}]*)\}$", demo, re.M)
+    assert {name for name, _ in settings} >= {"PROXY_PORT", "BACKEND_PORT", "DEMO_ROOT"}, settings
+    text = section("## The demo")
+    for name, default in settings:
+        assert f"`{name}`" in text, f"the README does not name the demo's {name}"
+        assert f"`{default}`" in text, f"the README does not give {name}'s default, {default}"
