@@ -111,10 +111,17 @@ const char *set_providers(cmd_parms *cmd, void *dconf, const char *args)
             name = kFileProvider;
         }
         else if (find_authn_provider(name) == nullptr) {
+            if (const char *modules = provider_modules(name)) {
+                return apr_psprintf(cmd->pool,
+                                    "AuthProxyProvider: no authn provider '%s' that checks passwords "
+                                    "(load %s before this directive)",
+                                    name, modules);
+            }
             return apr_psprintf(cmd->pool,
-                                "AuthProxyProvider: no authn provider '%s' that checks passwords (load "
-                                "mod_authn_%s or mod_authnz_%s, or define <AuthnProviderAlias %s> first)",
-                                name, name, name, name);
+                                "AuthProxyProvider: no authn provider '%s' that checks passwords (load the "
+                                "module that provides it, or define <AuthnProviderAlias ... %s>, before this "
+                                "directive)",
+                                name, name);
         }
         if (++count > kMaxProviders) {
             return apr_psprintf(cmd->pool, "AuthProxyProvider: at most %d providers", static_cast<int>(kMaxProviders));
@@ -158,8 +165,8 @@ const char *set_user_file(cmd_parms *cmd, void *dconf, const char *arg)
 const char *set_seconds(cmd_parms *cmd, const char *arg, std::int64_t &out)
 {
     if (!parse_seconds(arg, out)) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds (e.g. 300 or 0.5)",
-                            cmd->cmd->name, arg);
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds from 0 to %ld (e.g. 300 or 0.5)",
+                            cmd->cmd->name, arg, kMaxDirectiveSeconds);
     }
     return nullptr;
 }

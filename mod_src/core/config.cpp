@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <algorithm>
 #include <string_view>
 
@@ -88,7 +89,7 @@ bool parse_seconds(const char *text, std::int64_t &microseconds) noexcept
     char *end = nullptr;
     const double seconds = std::strtod(text, &end);
     if (errno != 0 || end == text || *end != '\0' || !std::isfinite(seconds) || seconds < 0 ||
-        seconds > 86400.0 * 366) {
+        seconds > static_cast<double>(kMaxDirectiveSeconds)) {
         return false;
     }
     microseconds = static_cast<std::int64_t>(std::llround(seconds * 1e6));
@@ -108,6 +109,33 @@ bool parse_count(const char *text, long max, long &out) noexcept
     }
     out = n;
     return true;
+}
+
+const char *provider_modules(const char *name) noexcept
+{
+    // The providers httpd 2.4 ships that check passwords (check_password),
+    // and the modules that register them: the module names differ from the
+    // provider names in ways nobody guesses (authn_dbm, but authnz_ldap).
+    static const struct {
+        const char *provider;
+        const char *modules;
+    } known[] = {
+        {"file", "mod_authn_file"},
+        {"dbm", "mod_authn_dbm"},
+        {"dbd", "mod_authn_dbd and mod_dbd"},
+        {"ldap", "mod_authnz_ldap and mod_ldap"},
+        {"anon", "mod_authn_anon"},
+        {"socache", "mod_authn_socache"},
+    };
+    if (name == nullptr) {
+        return nullptr;
+    }
+    for (const auto &k : known) {
+        if (std::strcmp(k.provider, name) == 0) {
+            return k.modules;
+        }
+    }
+    return nullptr;
 }
 
 } // namespace auth_proxy

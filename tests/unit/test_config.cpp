@@ -177,6 +177,43 @@ BOOST_AUTO_TEST_CASE(directive_seconds_parse_strictly)
     }
 }
 
+BOOST_AUTO_TEST_CASE(seconds_up_to_the_limit_the_messages_name)
+{
+    std::int64_t us = 0;
+    BOOST_TEST(kMaxDirectiveSeconds == 31622400L);
+    BOOST_TEST(parse_seconds("31622400", us));
+    BOOST_TEST(!parse_seconds("31622401", us));
+}
+
+BOOST_AUTO_TEST_CASE(provider_names_map_to_the_modules_that_register_them)
+{
+    static const struct {
+        const char *provider;
+        const char *modules; // null: not one httpd ships
+    } cases[] = {
+        {"file", "mod_authn_file"},
+        {"dbm", "mod_authn_dbm"},
+        {"dbd", "mod_authn_dbd and mod_dbd"},
+        {"ldap", "mod_authnz_ldap and mod_ldap"},
+        {"anon", "mod_authn_anon"},
+        {"socache", "mod_authn_socache"},
+        {"LDAP", nullptr}, // provider names are case-sensitive in httpd
+        {"myalias", nullptr},
+        {"", nullptr},
+        {nullptr, nullptr},
+    };
+    for (const auto &c : cases) {
+        BOOST_TEST_CONTEXT((c.provider != nullptr ? c.provider : "(null)"))
+        {
+            const char *got = provider_modules(c.provider);
+            BOOST_TEST((got == nullptr) == (c.modules == nullptr));
+            if (got != nullptr && c.modules != nullptr) {
+                BOOST_TEST(std::string(got) == c.modules);
+            }
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(directive_counts_parse_strictly)
 {
     long n = -7;
