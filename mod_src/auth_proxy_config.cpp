@@ -64,10 +64,24 @@ void record_scope(cmd_parms *cmd, DirConfig *conf)
 const char *set_auth_type(cmd_parms *cmd, void *dconf, const char *arg)
 {
     auto *conf = static_cast<DirConfig *>(dconf);
+    if (is_near_miss(arg, "ProxyBasic")) {
+        // Otherwise only the first request finds out (500, AH01796).
+        return apr_psprintf(cmd->pool, "AuthType %s: no module provides this auth type; did you mean ProxyBasic?",
+                            arg);
+    }
     conf->proxy_basic = strcasecmp(arg, "ProxyBasic") == 0 ? 1 : 0;
     if (conf->proxy_basic == 1) {
         record_scope(cmd, conf);
     }
+    return nullptr;
+}
+
+/** AuthName, mod_authn_core's too: seen here so that configtest can say a ProxyBasic scope lacks one. */
+const char *set_auth_name(cmd_parms *cmd, void *dconf, const char *)
+{
+    auto *conf = static_cast<DirConfig *>(dconf);
+    conf->auth_name = 1;
+    record_scope(cmd, conf);
     return nullptr;
 }
 
@@ -310,6 +324,8 @@ const char *set_cache_entries(cmd_parms *cmd, void *, const char *arg)
 const command_rec directives[] = {
     {"AuthType", handler(set_auth_type), nullptr, OR_AUTHCFG, TAKE1,
      "an HTTP authorization type (e.g., \"ProxyBasic\")"},
+    {"AuthName", handler(set_auth_name), nullptr, OR_AUTHCFG, TAKE1,
+     "the authentication realm (e.g. \"Members Only\")"},
     {"AuthUserFile", handler(set_user_file), nullptr, OR_AUTHCFG, TAKE1,
      "text file containing user IDs and passwords"},
     {"AuthProxyProvider", handler(set_providers), nullptr, OR_AUTHCFG, RAW_ARGS,

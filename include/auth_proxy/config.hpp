@@ -20,6 +20,7 @@ struct DirConfig {
     int proxy_basic = -1;                 ///< AuthType here is ProxyBasic: 1, another: 0, unset: -1
     int always_proxy = -1;                ///< AuthProxyChallenge proxy: 1, auto: 0, unset: -1
     const char *providers = nullptr;      ///< AuthProxyProvider names, space-separated; null: "file"
+    int auth_name = -1;                   ///< AuthName set here: 1; unset: -1 (configtest wants one per scope)
 };
 
 /** The most stores one AuthProxyProvider may list. */
@@ -80,5 +81,12 @@ bool parse_count(const char *text, long max, long &out) noexcept;
  * (an alias, or a third-party module's).
  */
 const char *provider_modules(const char *name) noexcept;
+
+/**
+ * True if @p name is not @p known but within two typing slips of it (a
+ * letter missing, extra, replaced or two swapped; case and '-'/'_' ignored):
+ * `AuthType ProxyBasci` is a typo, not another module's auth type.
+ */
+bool is_near_miss(const char *name, const char *known) noexcept;
 
 } // namespace auth_proxy

@@ -214,6 +214,47 @@ BOOST_AUTO_TEST_CASE(provider_names_map_to_the_modules_that_register_them)
     }
 }
 
+BOOST_AUTO_TEST_CASE(auth_name_is_inherited_like_the_other_fields)
+{
+    DirConfig outer, inner;
+    BOOST_TEST(DirConfig{}.auth_name == -1);
+    outer.auth_name = 1;
+    BOOST_TEST(merge(outer, inner).auth_name == 1);
+    BOOST_TEST(merge(inner, outer).auth_name == 1);
+    BOOST_TEST(merge(inner, inner).auth_name == -1);
+}
+
+BOOST_AUTO_TEST_CASE(a_mistyped_auth_type_is_told_from_another_modules)
+{
+    static const struct {
+        const char *name;
+        bool near_miss;
+    } cases[] = {
+        {"ProxyBasic", false}, // the type itself, in any case
+        {"proxybasic", false},
+        {"ProxyBasci", true},  // two letters swapped
+        {"ProxyBsic", true},   // one missing
+        {"ProxyBasics", true}, // one extra
+        {"ProxyBasik", true},  // one replaced
+        {"Proxy-Basic", true}, // punctuation
+        {"Proxy_Basic", true},
+        {"ProxBasik", true},   // two slips
+        {"Basic", false},      // other modules' types
+        {"Digest", false},
+        {"None", false},
+        {"Form", false},
+        {"ProxyNegotiate", false},
+        {"", false},
+    };
+    for (const auto &c : cases) {
+        BOOST_TEST_CONTEXT(c.name)
+        {
+            BOOST_TEST(is_near_miss(c.name, "ProxyBasic") == c.near_miss);
+        }
+    }
+    BOOST_TEST(!is_near_miss(nullptr, "ProxyBasic"));
+}
+
 BOOST_AUTO_TEST_CASE(directive_counts_parse_strictly)
 {
     long n = -7;
