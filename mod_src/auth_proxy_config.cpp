@@ -64,10 +64,24 @@ void record_scope(cmd_parms *cmd, DirConfig *conf)
 const char *set_auth_type(cmd_parms *cmd, void *dconf, const char *arg)
 {
     auto *conf = static_cast<DirConfig *>(dconf);
+    if (is_near_miss(arg, "ProxyBasic")) {
+        // Otherwise only the first request finds out (500, AH01796).
+        return apr_psprintf(cmd->pool, "AuthType %s: no module provides this auth type; did you mean ProxyBasic?",
+                            arg);
+    }
     conf->proxy_basic = strcasecmp(arg, "ProxyBasic") == 0 ? 1 : 0;
     if (conf->proxy_basic == 1) {
         record_scope(cmd, conf);
     }
+    return nullptr;
+}
+
+/** AuthName, mod_authn_core's too: seen here so that configtest can say a ProxyBasic scope lacks one. */
+const char *set_auth_name(cmd_parms *cmd, void *dconf, const char *)
+{
+    auto *conf = static_cast<DirConfig *>(dconf);
+    conf->auth_name = 1;
+    record_scope(cmd, conf);
     return nullptr;
 }
 
@@ -111,10 +125,17 @@ const char *set_providers(cmd_parms *cmd, void *dconf, const char *args)
             name = kFileProvider;
         }
         else if (find_authn_provider(name) == nullptr) {
+            if (const char *modules = provider_modules(name)) {
+                return apr_psprintf(cmd->pool,
+                                    "AuthProxyProvider: no authn provider '%s' that checks passwords "
+                                    "(load %s before this directive)",
+                                    name, modules);
+            }
             return apr_psprintf(cmd->pool,
-                                "AuthProxyProvider: no authn provider '%s' that checks passwords (load "
-                                "mod_authn_%s or mod_authnz_%s, or define <AuthnProviderAlias %s> first)",
-                                name, name, name, name);
+                                "AuthProxyProvider: no authn provider '%s' that checks passwords (load the "
+                                "module that provides it, or define <AuthnProviderAlias ... %s>, before this "
+                                "directive)",
+                                name, name);
         }
         if (++count > kMaxProviders) {
             return apr_psprintf(cmd->pool, "AuthProxyProvider: at most %d providers", static_cast<int>(kMaxProviders));
@@ -158,8 +179,8 @@ const char *set_user_file(cmd_parms *cmd, void *dconf, const char *arg)
 const char *set_seconds(cmd_parms *cmd, const char *arg, std::int64_t &out)
 {
     if (!parse_seconds(arg, out)) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds (e.g. 300 or 0.5)",
-                            cmd->cmd->name, arg);
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds from 0 to %ld (e.g. 300 or 0.5)",
+                            cmd->cmd->name, arg, kMaxDirectiveSeconds);
     }
     return nullptr;
 }
@@ -303,6 +324,8 @@ const char *set_cache_entries(cmd_parms *cmd, void *, const char *arg)
 const command_rec directives[] = {
     {"AuthType", handler(set_auth_type), nullptr, OR_AUTHCFG, TAKE1,
      "an HTTP authorization type (e.g., \"ProxyBasic\")"},
+    {"AuthName", handler(set_auth_name), nullptr, OR_AUTHCFG, TAKE1,
+     "the authentication realm (e.g. \"Members Only\")"},
     {"AuthUserFile", handler(set_user_file), nullptr, OR_AUTHCFG, TAKE1,
      "text file containing user IDs and passwords"},
     {"AuthProxyProvider", handler(set_providers), nullptr, OR_AUTHCFG, RAW_ARGS,

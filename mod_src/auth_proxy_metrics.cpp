@@ -32,6 +32,7 @@ MetricsReport current_report(Runtime &rt)
         figures.path = path;
         const std::shared_ptr<const UserFileState> state = rt.files.get(path).current();
         if (state && state->index) {
+            figures.usable = true;
             figures.users = state->index->size();
             figures.index_bytes = state->index->memory_bytes();
         }

@@ -108,21 +108,62 @@ bool user_file_reaches(const Runtime &rt, const ScopeRecord &scope, server_rec *
     return any_enclosing(rt, scope, main_server, [](const DirConfig &c) { return c.user_file != nullptr; });
 }
 
+/** True if @p scope sets AuthName or inherits one. */
+bool auth_name_reaches(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
+{
+    return scope.conf->auth_name == 1 ||
+           any_enclosing(rt, scope, main_server, [](const DirConfig &c) { return c.auth_name == 1; });
+}
+
+/** True if @p scope answers 407 whether or not a request is proxied (AuthProxyChallenge proxy). */
+bool always_proxy(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
+{
+    if (scope.conf->always_proxy != -1) {
+        return scope.conf->always_proxy == 1;
+    }
+    int found = -1;
+    any_enclosing(rt, scope, main_server, [&found](const DirConfig &c) {
+        found = c.always_proxy;
+        return found != -1;
+    });
+    return found == 1;
+}
+
 /**
- * Runs for `apachectl configtest` too: a ProxyBasic scope that no
- * AuthUserFile reaches would refuse every request with a 500.
+ * Runs for `apachectl configtest` too, for what would otherwise show only
+ * at the first request: a ProxyBasic scope that no AuthUserFile reaches
+ * (500 for everyone), one without AuthName (500), and ProxyBasic without
+ * mod_proxy (nothing is proxied, so every request gets 401).
  */
 int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexcept
 {
     try {
         const Runtime &rt = runtime();
+        const bool proxy_loaded = ap_find_linked_module("mod_proxy.c") != nullptr;
         int status = OK;
         for (const ScopeRecord &scope : rt.scopes) {
-            if (scope.conf->proxy_basic == 1 && scope.conf->user_file == nullptr &&
-                uses_user_file(providers_of(rt, scope, s)) && !user_file_reaches(rt, scope, s)) {
+            if (scope.conf->proxy_basic != 1) {
+                continue;
+            }
+            const char *path = scope.path != nullptr ? scope.path : "server level";
+            if (scope.conf->user_file == nullptr && uses_user_file(providers_of(rt, scope, s)) &&
+                !user_file_reaches(rt, scope, s)) {
                 ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03002)
-                             "AuthType ProxyBasic at %s (%s) has no AuthUserFile",
-                             scope.where, scope.path != nullptr ? scope.path : "server level");
+                             "AuthType ProxyBasic at %s (%s) has no AuthUserFile", scope.where, path);
+                status = HTTP_INTERNAL_SERVER_ERROR;
+            }
+            if (!auth_name_reaches(rt, scope, s)) {
+                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03020)
+                             "AuthType ProxyBasic at %s (%s) has no AuthName: add AuthName \"...\", the realm "
+                             "the challenge names",
+                             scope.where, path);
+                status = HTTP_INTERNAL_SERVER_ERROR;
+            }
+            if (!proxy_loaded && !always_proxy(rt, scope, s)) {
+                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03021)
+                             "AuthType ProxyBasic at %s (%s) needs mod_proxy: load mod_proxy and the module of "
+                             "its scheme (mod_proxy_http), or set AuthProxyChallenge proxy",
+                             scope.where, path);
                 status = HTTP_INTERNAL_SERVER_ERROR;
             }
         }

@@ -20,6 +20,7 @@ struct DirConfig {
     int proxy_basic = -1;                 ///< AuthType here is ProxyBasic: 1, another: 0, unset: -1
     int always_proxy = -1;                ///< AuthProxyChallenge proxy: 1, auto: 0, unset: -1
     const char *providers = nullptr;      ///< AuthProxyProvider names, space-separated; null: "file"
+    int auth_name = -1;                   ///< AuthName set here: 1; unset: -1 (configtest wants one per scope)
 };
 
 /** The most stores one AuthProxyProvider may list. */
@@ -62,13 +63,30 @@ constexpr long kDefaultThrottleEntries = 16384;
 /** @p conf with the defaults filled in where unset. */
 ServerConfig with_defaults(const ServerConfig &conf) noexcept;
 
+/** The most seconds a directive takes: a leap year (366 days). */
+constexpr long kMaxDirectiveSeconds = 86400L * 366;
+
 /**
- * Parses a directive's number of seconds ("300", "0.5"; 0 allowed, at most a
- * year) into microseconds. @return false if @p text is not such a number.
+ * Parses a directive's number of seconds ("300", "0.5"; 0 allowed, at most
+ * kMaxDirectiveSeconds) into microseconds. @return false if @p text is not such a number.
  */
 bool parse_seconds(const char *text, std::int64_t &microseconds) noexcept;
 
 /** Parses a count from 0 to @p max. */
 bool parse_count(const char *text, long max, long &out) noexcept;
+
+/**
+ * What an operator loads to get the authn provider @p name ("ldap":
+ * "mod_authnz_ldap and mod_ldap"), or null for a name httpd does not ship
+ * (an alias, or a third-party module's).
+ */
+const char *provider_modules(const char *name) noexcept;
+
+/**
+ * True if @p name is not @p known but within two typing slips of it (a
+ * letter missing, extra, replaced or two swapped; case and '-'/'_' ignored):
+ * `AuthType ProxyBasci` is a typo, not another module's auth type.
+ */
+bool is_near_miss(const char *name, const char *known) noexcept;
 
 } // namespace auth_proxy

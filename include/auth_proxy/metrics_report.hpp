@@ -27,8 +27,9 @@ namespace auth_proxy {
 /** One user file as the answering process sees it. */
 struct FileFigures {
     std::string path;
-    std::size_t users = 0;       ///< 0 while the file is unusable
+    std::size_t users = 0;       ///< usable entries; 0 while the file is unusable
     std::size_t index_bytes = 0; ///< the index, the file's text included
+    bool usable = false;         ///< the file has an index (false: requests of its scopes get 500)
 };
 
 /** What a report shows. */

@@ -1,8 +1,13 @@
 #include "auth_proxy/config.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <string>
+#include <strings.h>
+#include <vector>
 #include <algorithm>
 #include <string_view>
 
@@ -28,6 +33,7 @@ DirConfig merge(const DirConfig &base, const DirConfig &add) noexcept
     out.proxy_basic = pick(add.proxy_basic, base.proxy_basic, -1);
     out.always_proxy = pick(add.always_proxy, base.always_proxy, -1);
     out.providers = pick<const char *>(add.providers, base.providers, nullptr);
+    out.auth_name = pick(add.auth_name, base.auth_name, -1);
     return out;
 }
 
@@ -88,7 +94,7 @@ bool parse_seconds(const char *text, std::int64_t &microseconds) noexcept
     char *end = nullptr;
     const double seconds = std::strtod(text, &end);
     if (errno != 0 || end == text || *end != '\0' || !std::isfinite(seconds) || seconds < 0 ||
-        seconds > 86400.0 * 366) {
+        seconds > static_cast<double>(kMaxDirectiveSeconds)) {
         return false;
     }
     microseconds = static_cast<std::int64_t>(std::llround(seconds * 1e6));
@@ -108,6 +114,84 @@ bool parse_count(const char *text, long max, long &out) noexcept
     }
     out = n;
     return true;
+}
+
+const char *provider_modules(const char *name) noexcept
+{
+    // The providers httpd 2.4 ships that check passwords (check_password),
+    // and the modules that register them: the module names differ from the
+    // provider names in ways nobody guesses (authn_dbm, but authnz_ldap).
+    static const struct {
+        const char *provider;
+        const char *modules;
+    } known[] = {
+        {"file", "mod_authn_file"},
+        {"dbm", "mod_authn_dbm"},
+        {"dbd", "mod_authn_dbd and mod_dbd"},
+        {"ldap", "mod_authnz_ldap and mod_ldap"},
+        {"anon", "mod_authn_anon"},
+        {"socache", "mod_authn_socache"},
+    };
+    if (name == nullptr) {
+        return nullptr;
+    }
+    for (const auto &k : known) {
+        if (std::strcmp(k.provider, name) == 0) {
+            return k.modules;
+        }
+    }
+    return nullptr;
+}
+
+namespace {
+
+/** @p text lower-cased, with '-' and '_' left out. */
+std::string folded(const char *text)
+{
+    std::string out;
+    for (const char *c = text; *c != '\0'; ++c) {
+        if (*c != '-' && *c != '_') {
+            out += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+        }
+    }
+    return out;
+}
+
+/** Edits (insert, delete, replace, swap two neighbours) from @p a to @p b. */
+std::size_t edit_distance(const std::string &a, const std::string &b)
+{
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) {
+        d[i][0] = i;
+    }
+    for (std::size_t j = 0; j <= b.size(); ++j) {
+        d[0][j] = j;
+    }
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t replace = d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, replace});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    return d[a.size()][b.size()];
+}
+
+} // namespace
+
+bool is_near_miss(const char *name, const char *known) noexcept
+{
+    if (name == nullptr || known == nullptr || strcasecmp(name, known) == 0) {
+        return false;
+    }
+    try {
+        return edit_distance(folded(name), folded(known)) <= 2;
+    }
+    catch (...) {
+        return false;
+    }
 }
 
 } // namespace auth_proxy

@@ -69,6 +69,7 @@ struct Metrics::Block {
     Counter reloads;
     Counter reload_failures;
     Counter last_reload_ns;
+    Counter last_reload_unix_ns;
     struct FileSlot {
         Counter path;    ///< fnv1a of the path, nonzero; 0: free
         Counter outcome; ///< version_key() or error_key() of what the file last showed
@@ -163,6 +164,9 @@ bool Metrics::file_indexed(std::string_view path, const FileSignature &version, 
     }
     add(block_->reloads);
     block_->last_reload_ns.store(ns_of(took), std::memory_order_relaxed);
+    block_->last_reload_unix_ns.store(
+        ns_of(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())),
+        std::memory_order_relaxed);
     return true;
 }
 
@@ -195,6 +199,7 @@ MetricsSnapshot Metrics::snapshot() const noexcept
     s.reloads = read(b.reloads);
     s.reload_failures = read(b.reload_failures);
     s.last_reload_ns = read(b.last_reload_ns);
+    s.last_reload_unix_ns = read(b.last_reload_unix_ns);
     return s;
 }
 

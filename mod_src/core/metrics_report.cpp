@@ -48,12 +48,22 @@ constexpr Family kReloads{"auth_proxy_reloads_total", "counter",
 constexpr Family kReloadFailures{"auth_proxy_reload_failures_total", "counter",
                                  "User files that became unusable (missing, unreadable) while the server ran.",
                                  nullptr, "AuthProxyReloadFailures", "User file reload failures"};
-constexpr Family kLastReload{"auth_proxy_last_reload_seconds", "gauge",
-                             "How long the last reload took, from the look at the file to the new index in use.",
-                             nullptr, "AuthProxyLastReloadSeconds", "Last reload took (s)"};
+constexpr Family kLastReloadDuration{"auth_proxy_last_reload_duration_seconds", "gauge",
+                                     "How long the last reload took, from the look at the file to the new index "
+                                     "in use.",
+                                     nullptr, "AuthProxyLastReloadDurationSeconds", "Last reload took (s)"};
+constexpr Family kLastReloadTimestamp{"auth_proxy_last_reload_timestamp_seconds", "gauge",
+                                      "When the last reload put a changed user file in use, in seconds since the "
+                                      "epoch (0: none since the server started).",
+                                      nullptr, "AuthProxyLastReloadTimestampSeconds", "Last reload at (Unix time)"};
+constexpr Family kFileUsable{"auth_proxy_user_file_usable", "gauge",
+                             "1 if the user file is in use, 0 if it cannot be used (its scopes answer 500), as "
+                             "the answering server process has it.",
+                             "file", "AuthProxyUserFileUsable", "Usable"};
 constexpr Family kUsers{"auth_proxy_users", "gauge",
-                        "Users in each user file, as the answering server process has it (0: unusable).", "file",
-                        "AuthProxyUsers", "Users"};
+                        "Users in each user file, as the answering server process has it (0 when empty or "
+                        "unusable: see auth_proxy_user_file_usable).",
+                        "file", "AuthProxyUsers", "Users"};
 constexpr Family kIndexBytes{"auth_proxy_index_bytes", "gauge",
                              "Bytes of each user file's index, the file's text included.", "file",
                              "AuthProxyIndexBytes", "Index bytes"};
@@ -162,7 +172,11 @@ std::vector<Series> series_of(const MetricsReport &report)
     add(out, kLockouts, kUser, Value{c.user_lockouts, false});
     add(out, kReloads, Value{c.reloads, false});
     add(out, kReloadFailures, Value{c.reload_failures, false});
-    add(out, kLastReload, Value{c.last_reload_ns, true});
+    add(out, kLastReloadDuration, Value{c.last_reload_ns, true});
+    add(out, kLastReloadTimestamp, Value{c.last_reload_unix_ns, true});
+    for (const FileFigures &file : report.files) {
+        add_file(out, kFileUsable, file.path, file.usable ? 1 : 0);
+    }
     for (const FileFigures &file : report.files) {
         add_file(out, kUsers, file.path, file.users);
     }

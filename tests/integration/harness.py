@@ -282,6 +282,11 @@ BASE_MODULES = [
     "rewrite", "env", "setenvif",
 ]
 
+# What docs/recipes.md says a recipe needs besides its own LoadModule lines:
+# without mod_authn_core and mod_authz_core there is no AuthType or Require
+# at all, mod_authz_user gives `Require valid-user`, which every scope uses.
+RECIPE_BASE_MODULES = ["authn_core", "authz_core", "authz_user", "proxy", "proxy_http"]
+
 
 @dataclass
 class Httpd:
@@ -289,6 +294,7 @@ class Httpd:
     body: str = ""                  # config text after the generated preamble
     mpm: str = "event"
     authn_file: bool = True         # load mod_authn_file next to us (Debian's default)
+    minimal: bool = False           # RECIPE_BASE_MODULES in place of BASE_MODULES, and no mod_authn_file
     extra_modules: list = field(default_factory=list)
     without_modules: list = field(default_factory=list)   # base modules to leave out
     ports: int = 1                  # how many Listen ports to allocate
@@ -312,8 +318,9 @@ class Httpd:
 
     # -- configuration
     def modules(self) -> list[str]:
-        mods = [f"mpm_{self.mpm}"] + BASE_MODULES + list(self.extra_modules)
-        if self.authn_file:
+        base = RECIPE_BASE_MODULES if self.minimal else BASE_MODULES
+        mods = [f"mpm_{self.mpm}"] + base + list(self.extra_modules)
+        if self.authn_file and not self.minimal:
             mods.append("authn_file")
         seen, out = set(), []
         for m in mods:
@@ -346,7 +353,7 @@ class Httpd:
             'LogFormat "%h %u \\"%r\\" %>s" plain',
             "CustomLog logs/access_log plain",
             f"DocumentRoot {self.root}/htdocs",
-            "TypesConfig /etc/mime.types",
+            "TypesConfig /etc/mime.types" if "mime" in self.modules() else None,
             "KeepAliveTimeout 5",
             "Timeout 20",
         ]
@@ -354,7 +361,7 @@ class Httpd:
             preamble += ["StartServers 1", "ServerLimit 2", "ThreadsPerChild 8", "MaxRequestWorkers 16"]
         else:
             preamble += ["StartServers 2", "MinSpareServers 1", "MaxSpareServers 4", "MaxRequestWorkers 8"]
-        lines += self._with_settings(preamble)
+        lines += self._with_settings([line for line in preamble if line is not None])
         return "\n".join(lines) + "\n\n" + self.body + "\n"
 
     def _with_settings(self, preamble: list[str]) -> list[str]:

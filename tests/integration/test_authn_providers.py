@@ -48,7 +48,7 @@ def run_store_recipe(make_httpd, backend, name: str, replace: dict, extra: str =
     """httpd running the recipe @p name of docs/recipes.md as written, with
     this test's backend and stores in place of the page's."""
     recipe = doc_recipe(name, {"http://app.internal:8080": backend.url, **replace})
-    return make_httpd(extra + recipe.config, extra_modules=recipe.modules)
+    return make_httpd(extra + recipe.config, extra_modules=recipe.modules, minimal=True)
 
 
 # ---------------------------------------------------------------- DBM and SQL
@@ -162,6 +162,11 @@ def test_a_directory_that_is_down_fails_closed_then_recovers(make_httpd, backend
 
 @pytest.mark.parametrize("line, message", [
     ("AuthProxyProvider nosuch", "no authn provider 'nosuch' that checks passwords"),
+    # The modules to load, named as Debian ships them: there is no mod_authn_ldap.
+    ("AuthProxyProvider ldap", "(load mod_authnz_ldap and mod_ldap before this directive)"),
+    ("AuthProxyProvider dbm", "(load mod_authn_dbm before this directive)"),
+    ("AuthProxyProvider dbd", "(load mod_authn_dbd and mod_dbd before this directive)"),
+    ("AuthProxyProvider myalias", "define <AuthnProviderAlias ... myalias>"),
     ("AuthProxyProvider", "name at least one provider"),
     ("AuthProxyProvider file file file file file file file file file", "at most 8 providers"),
 ])

@@ -3,6 +3,8 @@ file, and the module leaves httpd's own Basic authentication alone."""
 
 import re
 
+import pytest
+
 from harness import assert_challenged, basic, curl, proxied_location
 
 SCOPE_WITHOUT_FILE = """    AuthType ProxyBasic
@@ -111,3 +113,57 @@ def test_stock_basic_authentication_next_to_proxybasic_is_unchanged(make_httpd, 
     # And the ProxyBasic scope in the same server still speaks proxy authentication.
     assert_challenged(curl(f"{h.url}/app"))
     assert curl("-H", f"Proxy-Authorization: {basic('alice', 'secret')}", f"{h.url}/app").status == 200
+
+
+# ------------------------------------------------ what would otherwise fail only at the first request
+
+def test_configtest_reports_a_scope_without_auth_name(make_httpd, backend, users):
+    """Without AuthName every request would get 500 (APX01001)."""
+    h = make_httpd(f"<Location /app>\n    ProxyPass {backend.url}/app\n    AuthType ProxyBasic\n"
+                   f"    AuthUserFile {users}\n    Require valid-user\n</Location>\n", start=False)
+    result = h.configtest()
+    assert result.returncode != 0
+    assert re.search(r"APX03020: AuthType ProxyBasic at \S+:\d+ \(/app\) has no AuthName: add AuthName",
+                     result.stderr), result.stderr
+
+
+def test_an_auth_name_from_an_enclosing_scope_is_enough(make_httpd, backend, users):
+    h = make_httpd(f'<Location /app>\n    AuthName "Outer"\n</Location>\n'
+                   f"<Location /app/inner>\n    ProxyPass {backend.url}/app/inner\n    AuthType ProxyBasic\n"
+                   f"    AuthUserFile {users}\n    Require valid-user\n</Location>\n", start=False)
+    result = h.configtest()
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("typo", ["ProxyBasci", "proxybasik", "Proxy-Basic", "ProxBasic", "ProxyBasics"])
+def test_configtest_reports_a_mistyped_auth_type(make_httpd, backend, users, typo):
+    """Otherwise the first request gets 500 (AH01796) and nothing said why at start."""
+    h = make_httpd(proxied_location("/app", backend.url, users).replace("AuthType ProxyBasic", f"AuthType {typo}"),
+                   start=False)
+    result = h.configtest()
+    assert result.returncode != 0
+    assert f"AuthType {typo}: no module provides this auth type; did you mean ProxyBasic?" in result.stderr, \
+        result.stderr
+
+
+@pytest.mark.parametrize("auth_type", ["Basic", "basic", "Digest", "None", "ProxyBasic"])
+def test_other_auth_types_pass_configtest(make_httpd, backend, users, auth_type):
+    h = make_httpd(proxied_location("/app", backend.url, users).replace("AuthType ProxyBasic", f"AuthType {auth_type}"),
+                   start=False, extra_modules=["auth_digest"])
+    result = h.configtest()
+    assert result.returncode == 0, result.stderr
+
+
+def test_configtest_reports_proxy_basic_without_mod_proxy(make_httpd, users):
+    """Without mod_proxy nothing is proxied, and the scope would answer 401, not 407."""
+    h = make_httpd(f'<Location /app>\n    AuthType ProxyBasic\n    AuthName "App"\n    AuthUserFile {users}\n'
+                   f"    Require valid-user\n</Location>\n",
+                   start=False, without_modules=["proxy", "proxy_http"])
+    assert "mod_proxy.so" not in h.config_text()
+    result = h.configtest()
+    assert result.returncode != 0
+    assert re.search(r"APX03021: AuthType ProxyBasic at \S+ \(/app\) needs mod_proxy", result.stderr), result.stderr
+    # AuthProxyChallenge proxy asks for 407 on requests that are not proxied: fine without mod_proxy.
+    h2 = make_httpd(h.body.replace("    Require valid-user", "    AuthProxyChallenge proxy\n    Require valid-user"),
+                    start=False, without_modules=["proxy", "proxy_http"])
+    assert h2.configtest().returncode == 0

@@ -91,6 +91,9 @@ def test_cache_and_reload_directives_are_accepted_at_server_level(make_httpd, ba
     ("AuthProxyCacheEntries", "abc", "is not a count from 0 to"),
     ("AuthProxyCacheEntries", "1.5", "is not a count from 0 to"),
     ("AuthProxyReloadInterval", "-0.5", "is not a number of seconds"),
+    # Past the limit the message names it.
+    ("AuthProxyReloadInterval", "99999999", "is not a number of seconds from 0 to 31622400"),
+    ("AuthProxyCacheTimeout", "31622401", "is not a number of seconds from 0 to 31622400"),
 ])
 def test_invalid_cache_value_fails_configtest_with_a_clear_message(make_httpd, backend, slow_users,
                                                                     directive, value, message):

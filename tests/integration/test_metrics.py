@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from harness import RawHttp, basic, curl, htpasswd
+from harness import RawHttp, basic, curl, get, htpasswd
 
 STATUS_PAGES = """
 <Location /server-status>
@@ -46,7 +46,9 @@ FAMILIES = {
     "auth_proxy_lockouts_total": "counter",
     "auth_proxy_reloads_total": "counter",
     "auth_proxy_reload_failures_total": "counter",
-    "auth_proxy_last_reload_seconds": "gauge",
+    "auth_proxy_last_reload_duration_seconds": "gauge",
+    "auth_proxy_last_reload_timestamp_seconds": "gauge",
+    "auth_proxy_user_file_usable": "gauge",
     "auth_proxy_users": "gauge",
     "auth_proxy_index_bytes": "gauge",
 }
@@ -178,6 +180,9 @@ def test_a_change_of_the_user_file_is_one_reload_and_a_removed_file_one_failure(
                    extra_modules=["status", "remoteip"], mpm="prefork")
     start = counters(h)
     assert start["AuthProxyReloads"] == 0 and start["AuthProxyReloadFailures"] == 0
+    assert start["AuthProxyLastReloadTimestampSeconds"] == 0          # none yet: 0, not a time
+    assert start["AuthProxyUserFileUsable" + file_key(users)] == 1
+    changed_at = time.time()
 
     # The real tool, editing the file in place (harness.htpasswd() would chmod it too: a change of its own).
     subprocess.run(["htpasswd", "-b", "-B", "-C", "4", users, "carol", "carol-pw"], check=True, capture_output=True)
@@ -188,7 +193,9 @@ def test_a_change_of_the_user_file_is_one_reload_and_a_removed_file_one_failure(
     after = counters(h)
     assert after["AuthProxyReloads"] == 1, re.findall(r".*reloaded.*", h.log())
     assert after["AuthProxyReloadFailures"] == 0
-    assert 0 < reloaded["AuthProxyLastReloadSeconds"] < 5
+    # A duration, and a time: when the change was put in use.
+    assert 0 < reloaded["AuthProxyLastReloadDurationSeconds"] < 5
+    assert changed_at - 1 <= reloaded["AuthProxyLastReloadTimestampSeconds"] <= time.time() + 1
 
     os.rename(users, users + ".away")
     failed = wait_for(h, lambda c: c["AuthProxyReloadFailures"] >= 1)
@@ -197,12 +204,39 @@ def test_a_change_of_the_user_file_is_one_reload_and_a_removed_file_one_failure(
     assert after["AuthProxyReloadFailures"] == 1, after
     assert after["AuthProxyReloads"] == 1
     assert after["AuthProxyFailuresFileUnusable"] == failed["AuthProxyFailuresFileUnusable"] + 1
+    # Unusable is not the same as empty.
+    assert (after["AuthProxyUserFileUsable" + file_key(users)], after["AuthProxyUsers" + file_key(users)]) == (0, 0)
 
     os.rename(users + ".away", users)
     wait_for(h, lambda c: c["AuthProxyReloads"] >= 2)
     assert all(request(h, basic("carol", "carol-pw"), f"192.0.2.{i}") == 200 for i in range(60, 72))
     after = counters(h)
     assert (after["AuthProxyReloads"], after["AuthProxyReloadFailures"]) == (2, 1), after
+    assert after["AuthProxyUserFileUsable" + file_key(users)] == 1
+
+
+def test_an_empty_user_file_is_usable_and_a_missing_one_is_not(make_httpd, backend, server_root):
+    """auth_proxy_users is 0 for both; auth_proxy_user_file_usable tells them apart."""
+    empty, missing = f"{server_root}/empty", f"{server_root}/missing"
+    open(empty, "w").close()
+    os.chmod(empty, 0o644)
+    scopes = "".join(f"""
+<Location /{name}>
+    ProxyPass {backend.url}/{name}
+    AuthType ProxyBasic
+    AuthName "Metrics"
+    AuthUserFile {path}
+    Require valid-user
+</Location>
+""" for name, path in (("p", empty), ("q", missing)))
+    h = make_httpd(REMOTEIP + STATUS_PAGES + scopes, extra_modules=["remoteip"])
+    assert get(h, "/p/x", basic("alice", "x")).status == 407
+    assert get(h, "/q/x", basic("alice", "x")).status == 500
+    text = curl(h.url + "/metrics").body.decode()
+    assert f'\nauth_proxy_user_file_usable{{file="{empty}"}} 1\n' in text, text
+    assert f'\nauth_proxy_users{{file="{empty}"}} 0\n' in text
+    assert f'\nauth_proxy_user_file_usable{{file="{missing}"}} 0\n' in text, text
+    assert f'\nauth_proxy_users{{file="{missing}"}} 0\n' in text
 
 
 def test_every_child_answers_for_the_whole_server(make_httpd, backend, users, server_root):

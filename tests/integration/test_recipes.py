@@ -40,9 +40,10 @@ def backends():
 
 
 def run_recipe(make_httpd, name: str, replace: dict, extra: str = "", extra_modules: tuple = ()):
-    """Starts httpd with recipe @p name, plus test-only @p extra configuration and modules."""
+    """Starts httpd with recipe @p name, plus test-only @p extra configuration and modules,
+    loading only the modules the recipe's LoadModule lines and the page's preamble name."""
     recipe = doc_recipe(name, replace)
-    return make_httpd(recipe.config + extra, extra_modules=recipe.modules + list(extra_modules))
+    return make_httpd(recipe.config + extra, extra_modules=recipe.modules + list(extra_modules), minimal=True)
 
 
 # ------------------------------------------------------------ office network, mod_remoteip

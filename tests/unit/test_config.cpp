@@ -177,6 +177,84 @@ BOOST_AUTO_TEST_CASE(directive_seconds_parse_strictly)
     }
 }
 
+BOOST_AUTO_TEST_CASE(seconds_up_to_the_limit_the_messages_name)
+{
+    std::int64_t us = 0;
+    BOOST_TEST(kMaxDirectiveSeconds == 31622400L);
+    BOOST_TEST(parse_seconds("31622400", us));
+    BOOST_TEST(!parse_seconds("31622401", us));
+}
+
+BOOST_AUTO_TEST_CASE(provider_names_map_to_the_modules_that_register_them)
+{
+    static const struct {
+        const char *provider;
+        const char *modules; // null: not one httpd ships
+    } cases[] = {
+        {"file", "mod_authn_file"},
+        {"dbm", "mod_authn_dbm"},
+        {"dbd", "mod_authn_dbd and mod_dbd"},
+        {"ldap", "mod_authnz_ldap and mod_ldap"},
+        {"anon", "mod_authn_anon"},
+        {"socache", "mod_authn_socache"},
+        {"LDAP", nullptr}, // provider names are case-sensitive in httpd
+        {"myalias", nullptr},
+        {"", nullptr},
+        {nullptr, nullptr},
+    };
+    for (const auto &c : cases) {
+        BOOST_TEST_CONTEXT((c.provider != nullptr ? c.provider : "(null)"))
+        {
+            const char *got = provider_modules(c.provider);
+            BOOST_TEST((got == nullptr) == (c.modules == nullptr));
+            if (got != nullptr && c.modules != nullptr) {
+                BOOST_TEST(std::string(got) == c.modules);
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(auth_name_is_inherited_like_the_other_fields)
+{
+    DirConfig outer, inner;
+    BOOST_TEST(DirConfig{}.auth_name == -1);
+    outer.auth_name = 1;
+    BOOST_TEST(merge(outer, inner).auth_name == 1);
+    BOOST_TEST(merge(inner, outer).auth_name == 1);
+    BOOST_TEST(merge(inner, inner).auth_name == -1);
+}
+
+BOOST_AUTO_TEST_CASE(a_mistyped_auth_type_is_told_from_another_modules)
+{
+    static const struct {
+        const char *name;
+        bool near_miss;
+    } cases[] = {
+        {"ProxyBasic", false}, // the type itself, in any case
+        {"proxybasic", false},
+        {"ProxyBasci", true},  // two letters swapped
+        {"ProxyBsic", true},   // one missing
+        {"ProxyBasics", true}, // one extra
+        {"ProxyBasik", true},  // one replaced
+        {"Proxy-Basic", true}, // punctuation
+        {"Proxy_Basic", true},
+        {"ProxBasik", true},   // two slips
+        {"Basic", false},      // other modules' types
+        {"Digest", false},
+        {"None", false},
+        {"Form", false},
+        {"ProxyNegotiate", false},
+        {"", false},
+    };
+    for (const auto &c : cases) {
+        BOOST_TEST_CONTEXT(c.name)
+        {
+            BOOST_TEST(is_near_miss(c.name, "ProxyBasic") == c.near_miss);
+        }
+    }
+    BOOST_TEST(!is_near_miss(nullptr, "ProxyBasic"));
+}
+
 BOOST_AUTO_TEST_CASE(directive_counts_parse_strictly)
 {
     long n = -7;

@@ -256,6 +256,8 @@ BOOST_AUTO_TEST_CASE(a_version_is_counted_once_however_many_processes_report_it)
     SharedBlock block;
     Metrics metrics(block.memory);
     const std::string path = "/etc/users";
+    BOOST_TEST(metrics.snapshot().last_reload_unix_ns == 0u); // no reload yet: 0, not the epoch of a start
+    const auto before = std::chrono::system_clock::now();
     BOOST_TEST(!metrics.file_indexed(path, version(10), false, 1ms)); // the first read of a cycle
     BOOST_TEST(!metrics.file_indexed(path, version(10), true, 1ms));  // a process catching up
     BOOST_TEST(metrics.file_indexed(path, version(11), true, 250ms)); // the change
@@ -264,6 +266,12 @@ BOOST_AUTO_TEST_CASE(a_version_is_counted_once_however_many_processes_report_it)
     MetricsSnapshot s = metrics.snapshot();
     BOOST_TEST(s.reloads == 2u);
     BOOST_TEST(s.last_reload_ns == 7000000u);
+    const auto unix_ns = [](std::chrono::system_clock::time_point t) {
+        return static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+    };
+    BOOST_TEST(s.last_reload_unix_ns >= unix_ns(before));
+    BOOST_TEST(s.last_reload_unix_ns <= unix_ns(std::chrono::system_clock::now()));
     BOOST_TEST(s.reload_failures == 0u);
 
     BOOST_TEST(metrics.file_unusable(path, "could not open password file /etc/users: No such file", true));
@@ -319,7 +327,9 @@ MetricsReport sample()
     r.counters.address_lockouts = 1;
     r.counters.reloads = 2;
     r.counters.last_reload_ns = 5000000;
-    r.files.push_back(FileFigures{"/etc/apache2/users", 3, 4096});
+    r.counters.last_reload_unix_ns = 1796630400123456789; // 2026-12-07T08:00:00.123456789Z
+    r.files.push_back(FileFigures{"/etc/apache2/users", 3, 4096, true});
+    r.files.push_back(FileFigures{"/etc/apache2/broken", 0, 0, false});
     return r;
 }
 
@@ -357,14 +367,19 @@ BOOST_AUTO_TEST_CASE(status_lines_have_stable_names_one_per_counter)
         {"AuthProxyLockoutsUser", 0},
         {"AuthProxyReloads", 2},
         {"AuthProxyReloadFailures", 0},
+        {"AuthProxyUserFileUsable(/etc/apache2/users)", 1},
+        {"AuthProxyUserFileUsable(/etc/apache2/broken)", 0},
         {"AuthProxyUsers(/etc/apache2/users)", 3},
+        {"AuthProxyUsers(/etc/apache2/broken)", 0},
         {"AuthProxyIndexBytes(/etc/apache2/users)", 4096},
+        {"AuthProxyIndexBytes(/etc/apache2/broken)", 0},
     };
     for (const Row &row : rows) {
         BOOST_TEST(status_value(lines, row.key) == row.value, row.key);
     }
     BOOST_TEST(contains(lines, "\nAuthProxyVerificationSecondsApr1Md5: 1.234567\n"));
-    BOOST_TEST(contains(lines, "\nAuthProxyLastReloadSeconds: 0.005000\n"));
+    BOOST_TEST(contains(lines, "\nAuthProxyLastReloadDurationSeconds: 0.005000\n"));
+    BOOST_TEST(contains(lines, "\nAuthProxyLastReloadTimestampSeconds: 1796630400.123456\n"));
     // HashFormat::unknown is never counted, so never shown.
     BOOST_TEST(!contains(lines, "VerificationsUnknown"));
     BOOST_TEST(!contains(lines, "SecondsUnknown"));
@@ -373,7 +388,7 @@ BOOST_AUTO_TEST_CASE(status_lines_have_stable_names_one_per_counter)
     for (const char c : lines) {
         count += c == '\n' ? 1 : 0;
     }
-    BOOST_TEST(count == rows.size() + 7 /* seconds per format */ + 1 /* last reload */);
+    BOOST_TEST(count == rows.size() + 7 /* seconds per format */ + 2 /* last reload: duration, time */);
 }
 
 BOOST_AUTO_TEST_CASE(a_file_name_cannot_end_a_status_key_or_line_early)
@@ -403,7 +418,9 @@ BOOST_AUTO_TEST_CASE(the_prometheus_page_has_help_and_type_once_per_family)
         {"auth_proxy_lockouts_total", "counter"},
         {"auth_proxy_reloads_total", "counter"},
         {"auth_proxy_reload_failures_total", "counter"},
-        {"auth_proxy_last_reload_seconds", "gauge"},
+        {"auth_proxy_last_reload_duration_seconds", "gauge"},
+        {"auth_proxy_last_reload_timestamp_seconds", "gauge"},
+        {"auth_proxy_user_file_usable", "gauge"},
         {"auth_proxy_users", "gauge"},
         {"auth_proxy_index_bytes", "gauge"},
     };
