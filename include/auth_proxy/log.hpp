@@ -32,6 +32,7 @@ enum class LogId : int {
     file_malformed_lines = 2031, ///< one summary per load of the lines left out as malformed
     index_mapped = 2032,        ///< a server process serves a version the index builder published
     index_not_published = 2033, ///< a new server process found no index to serve yet
+    shared_index_refused = 2034, ///< a server process refuses an index file; it waits for the next
 };
 
 /** A log destination: a plain function pointer plus its context. */

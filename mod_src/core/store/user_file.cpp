@@ -285,9 +285,17 @@ bool UserFile::publish_error(std::shared_ptr<UserFileState> next, const std::sha
     if (metrics_ != nullptr) {
         metrics_->file_unusable(path_, error, old != nullptr);
     }
-    log(LogLevel::error, id,
-        error + (id == LogId::file_too_large ? "; refusing everyone until it is smaller"
-                                             : "; refusing everyone until it is readable again"));
+    switch (id) {
+    case LogId::file_too_large:
+        log(LogLevel::error, LogId::file_too_large, error + "; refusing everyone until it is smaller");
+        break;
+    case LogId::index_not_published:
+        log(LogLevel::error, LogId::index_not_published, error + "; refusing everyone until it publishes one");
+        break;
+    default:
+        log(LogLevel::error, LogId::file_unreadable, error + "; refusing everyone until it is readable again");
+        break;
+    }
     return true;
 }
 
@@ -397,7 +405,7 @@ bool UserFile::follow_writer(const std::shared_ptr<const UserFileState> &old, co
         return true;
     }
     if (!why.empty() && why != shared_failure_) {
-        log(LogLevel::warning, LogId::shared_index_unusable, "shared index " + shared_path + " of " + path_ +
+        log(LogLevel::warning, LogId::shared_index_refused, "shared index " + shared_path + " of " + path_ +
                                    " is unusable (" + why + "); waiting for the index builder to write it again");
         shared_failure_ = why;
     }
