@@ -3,6 +3,7 @@
 // never a wrong answer), that only files its writer made are trusted, and
 // how UserFile writes, maps and falls back in each role.
 
+#include "auth_proxy/store/file_watcher.hpp"
 #include "auth_proxy/store/index_directory.hpp"
 #include "auth_proxy/store/user_file.hpp"
 
@@ -590,6 +591,35 @@ BOOST_AUTO_TEST_CASE(a_file_over_the_size_limit_is_refused_by_writer_and_reader_
     BOOST_TEST(s.log.count(s.users + " is ") == 2u, s.log.dump());
     BOOST_TEST(s.log.has(LogLevel::error, {s.users, "over the limit of 4096 bytes", "until it is smaller"}), s.log.dump());
     BOOST_TEST(s.log.count("users in") == 1u, s.log.dump()); // the first build only
+}
+
+BOOST_AUTO_TEST_CASE(a_file_first_used_after_the_writer_started_is_read_by_the_process_itself)
+{
+    // The writer indexes the files active when it started; one that an
+    // .htaccess names later has no writer to wait for.
+    Shared s(10);
+    s.build();
+    const std::string dormant = s.tmp.file("dormant-users");
+    const std::string fresh = s.tmp.file("fresh-users");
+    write_file(dormant, sha_users("d", 3));
+    write_file(fresh, sha_users("f", 4));
+    auth_proxy::UserFileRegistry registry;
+    registry.get(s.users).activate();
+    registry.get(dormant); // named in the configuration, by no ProxyBasic scope
+    registry.set_index_directory(&s.dir, IndexRole::reader);
+    registry.refresh_all(s.log.logger());
+    BOOST_TEST_REQUIRE(registry.get(s.users).current() != nullptr);
+    BOOST_TEST(registry.get(s.users).current()->index->is_mapped());
+
+    for (const std::string &path : {dormant, fresh}) {
+        BOOST_TEST_CONTEXT(path)
+        {
+            const auto state = registry.get(path).state(s.log.logger());
+            BOOST_TEST_REQUIRE(state->index != nullptr, s.log.dump());
+            BOOST_TEST(!state->index->is_mapped());
+            BOOST_TEST(s.log.count("loaded " + path) == 1u, s.log.dump());
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(a_deleted_file_refuses_everyone_at_once_without_waiting_for_the_writer)
