@@ -56,6 +56,9 @@ struct Builder {
         const auto interval =
             std::chrono::milliseconds(std::max<std::int64_t>(1, settings.reload_interval_us / 1000));
         FileWatcher watcher(rt.files, interval, server_logger(s), std::string(), FileWatcher::Thread::caller);
+        // A builder started after its predecessor died catches up at once:
+        // the server processes wait for it rather than read files themselves.
+        rt.files.refresh_all(server_logger(s));
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, APXLOGNO(03010) "index builder %ld started",
                      static_cast<long>(getpid()));
         watcher.run();

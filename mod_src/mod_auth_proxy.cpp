@@ -375,8 +375,9 @@ apr_status_t stop_watcher(void *data)
 
 /**
  * Each child keeps the files current, off the request path: it maps the
- * index the builder writes after a change (or, without a builder, parses
- * the file itself).
+ * index the builder writes after a change, and until then keeps the one it
+ * has, never parsing while a builder serves it (without a builder, it
+ * parses the file itself).
  */
 void child_init(apr_pool_t *pchild, server_rec *s) noexcept
 {

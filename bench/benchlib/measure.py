@@ -61,16 +61,26 @@ def index_cache_kb(root: Path) -> int:
     return sum(int(v) for v in out.split() if v.isdigit()) // 1024
 
 
-LOAD_LINE = re.compile(r"\[pid (\d+)(?::tid \d+)?\].*?APX02003: (loaded|reloaded) .*?: (\d+) users in (\d+) ms"
-                       r"( \(mapped shared index)?")
+LOAD_LINE = re.compile(r"\[pid (\d+)(?::tid \d+)?\].*?(?:APX02003: (loaded|reloaded) .*?: (\d+) users in (\d+) ms"
+                       r"( \(mapped shared index)?"
+                       r"|APX02032: serving .*? from the index builder's index: (\d+) users, after (\d+) ms)")
 
 
 def load_events(log: str) -> list[dict]:
-    """mod_auth_proxy's "(re)loaded FILE: N users in X ms" lines, with the
-    process that logged them and whether it built the index or mapped the
-    shared one another process built."""
-    return [{"pid": int(m.group(1)), "reload": m.group(2) == "reloaded", "users": int(m.group(3)),
-             "ms": int(m.group(4)), "mapped": bool(m.group(5))} for m in LOAD_LINE.finditer(log)]
+    """mod_auth_proxy's "(re)loaded FILE: N users in X ms" lines (APX02003,
+    the process that read the file) and "serving FILE from the index
+    builder's index" lines (APX02032, debug: a server process took it up),
+    with the process that logged them and whether it built the index or
+    mapped the shared one another process built."""
+    events = []
+    for m in LOAD_LINE.finditer(log):
+        if m.group(6) is not None:
+            events.append({"pid": int(m.group(1)), "reload": True, "users": int(m.group(6)),
+                           "ms": int(m.group(7)), "mapped": True})
+        else:
+            events.append({"pid": int(m.group(1)), "reload": m.group(2) == "reloaded", "users": int(m.group(3)),
+                           "ms": int(m.group(4)), "mapped": bool(m.group(5))})
+    return events
 
 
 class VerifyCounter:

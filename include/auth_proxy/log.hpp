@@ -24,11 +24,15 @@ enum class LogId : int {
     file_changed_while_read = 2005,
     index_not_shared = 2006,    ///< the index cannot be written to the index directory
     shared_index_unusable = 2007,
-    shared_index_missing = 2008,
     inotify_unavailable = 2009,
     reload_failed = 2010,
     watcher_poll_failed = 2011,
     log_messages_dropped = 2012, ///< messages about user files lost while the log was stuck
+    file_too_large = 2030,      ///< a user file over the size limit: everyone refused
+    file_malformed_lines = 2031, ///< one summary per load of the lines left out as malformed
+    index_mapped = 2032,        ///< a server process serves a version the index builder published
+    index_not_published = 2033, ///< a new server process found no index to serve yet
+    shared_index_refused = 2034, ///< a server process refuses an index file; it waits for the next
 };
 
 /** A log destination: a plain function pointer plus its context. */

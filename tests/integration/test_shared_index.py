@@ -3,15 +3,22 @@
 The index builder (a process of the parent's identity) writes the index of
 each new file version under the runtime directory (run/auth_proxy/), and
 every server process maps that same file, so the page cache holds one copy.
+One parse per file version for the whole server, and one APX02003 line:
+server processes keep their index until the builder publishes the next,
+however long it takes, and never read the file themselves.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
+import signal
 import time
 from pathlib import Path
+
+import pytest
 
 from harness import proxied_location, proxy_status
 
@@ -35,12 +42,16 @@ def config(users: Path, backend) -> str:
 
 
 def reload_lines(log: str, users: Path) -> list[tuple[str, bool]]:
-    """(pid, mapped) for every 'reloaded <users>' line."""
+    """(pid, mapped) for every line saying a process took up the new version:
+    APX02003 'reloaded' (parsed, once for the server) or APX02032 'serving'
+    (a server process maps what the builder published)."""
     out = []
     for line in log.splitlines():
-        if f"reloaded {users}: {USERS + 1} users in" in line:
-            pid = re.search(r"\[pid (\d+)", line)
-            out.append((pid.group(1) if pid else "?", "mapped shared index" in line))
+        pid = re.search(r"\[pid (\d+)", line)
+        if f"APX02003: reloaded {users}: {USERS + 1} users in" in line:
+            out.append((pid.group(1) if pid else "?", False))
+        elif f"APX02032: serving {users} from the index builder's index: {USERS + 1} users" in line:
+            out.append((pid.group(1) if pid else "?", True))
     return out
 
 
@@ -67,6 +78,8 @@ def test_after_a_reload_only_one_process_parses_and_the_others_map_its_index(mak
     assert len(parsed) == 1, f"expected exactly one process to parse the file: {lines}"
     assert parsed[0] not in mapped, lines
     assert parsed[0] not in {str(c) for c in children}, "a server process parsed the file itself"
+    # One APX02003 line for the change, for the whole server.
+    assert len(re.findall(r"APX02003: ", h.log_since())) == 1, h.log_since()
     assert all(proxy_status(h, "newbie", "newbie-pw") == 200 for _ in range(8))
     assert all(proxy_status(h, "newbie", "wrong") == 407 for _ in range(4))
 
@@ -131,3 +144,42 @@ def test_with_reloading_off_the_parent_keeps_the_index_its_children_inherit(make
     parent, children = server_pids(h)
     assert len(index_mappings(parent)) == 1
     assert all(index_mappings(c) == index_mappings(parent) for c in children)
+
+
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
+def test_server_processes_wait_for_a_stopped_builder_and_never_read_the_file_themselves(
+        make_httpd, backend, server_root, mpm):
+    """A builder that takes long (here: stopped) holds up the new version,
+    not memory: every server process keeps serving the previous index, and
+    takes up the builder's once it is published. Before, each one parsed a
+    private copy after a 3 s grace."""
+    users = Path(server_root) / "users"
+    write_users(users, 1000)
+    h = make_httpd(config(users, backend), mpm=mpm)
+    assert proxy_status(h, "user0000001", "pw") == 200
+    builder = int(re.findall(r"APX03010: index builder (\d+) started", h.log())[-1])
+    _, children = server_pids(h)
+    h.mark_log()
+
+    os.kill(builder, signal.SIGSTOP)
+    try:
+        write_users(users, 1000, sha_line("newbie", "newbie-pw"))
+        # Twice the old grace: long enough for any process that would read
+        # the file itself to have done so.
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            assert proxy_status(h, "newbie", "newbie-pw") == 407, "a version nobody published was served"
+            assert proxy_status(h, "user0000001", "pw") == 200, "the previous version was dropped"
+            time.sleep(0.1)
+        log = h.log_since()
+        assert not re.search(r"APX0200[38]: ", log), f"a server process read the file itself:\n{log}"
+    finally:
+        os.kill(builder, signal.SIGCONT)
+
+    deadline = time.monotonic() + 20
+    while not all(proxy_status(h, "newbie", "newbie-pw") == 200 for _ in range(8)):
+        assert time.monotonic() < deadline, f"the builder's index was not taken up: {h.log_since()}"
+        time.sleep(0.05)
+    parses = re.findall(r"\[pid (\d+)[^\]]*\][^\n]*APX02003: reloaded ", h.log_since())
+    assert parses == [str(builder)], f"expected one parse, the builder's: {parses}"
+    assert not set(parses) & {str(c) for c in children}

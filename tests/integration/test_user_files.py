@@ -91,14 +91,18 @@ def test_duplicate_user_first_entry_wins(make_httpd, backend, server_root):
     assert h.wait_for_log(rf"{re.escape(users)} line 3: duplicate entry for user 'alice' ignored")
 
 
-def test_long_lines_do_not_disturb_the_entries_around_them(make_httpd, backend, server_root):
+def test_a_line_longer_than_any_htpasswd_writes_ends_the_file_as_in_stock_httpd(make_httpd, backend, server_root):
+    """mod_authn_file stops reading at a line longer than its 8 KiB buffer,
+    so a user after one is refused by stock httpd; here the cap is 4 KiB
+    (htpasswd's lines stay under 400 bytes), and what comes after it is
+    refused too: never admitted where stock would refuse."""
     users = f"{server_root}/users"
-    # htpasswd itself stops at 255 characters; files edited by other tools do not.
-    long_name = "u" * 2000
+    long_name = "u" * 2000           # htpasswd stops at 255; other tools do not
     lines = [
-        "# " + "x" * 20000,
         bcrypt("alice", "alice-pw"),
         long_name + ":" + bcrypt("u", "long-pw").split(":", 1)[1],
+        "# " + "x" * 3000,
+        bcrypt("carol", "carol-pw"),
         "#" + "y" * 100000,
         bcrypt("bob", "bob-pw"),
     ]
@@ -107,7 +111,10 @@ def test_long_lines_do_not_disturb_the_entries_around_them(make_httpd, backend, 
     assert proxy_status(h, "alice", "alice-pw") == 200
     assert proxy_status(h, long_name, "long-pw") == 200
     assert proxy_status(h, long_name[:-1], "long-pw") == 407
-    assert proxy_status(h, "bob", "bob-pw") == 200
+    assert proxy_status(h, "carol", "carol-pw") == 200
+    assert proxy_status(h, "bob", "bob-pw") == 407, "a user after an over-long line is refused, as by stock httpd"
+    assert re.search(rf"APX02031: {re.escape(users)}: 1 malformed lines ignored: line 5 longer than 4096 bytes, "
+                     rf"where reading stopped", h.log()), h.log()
 
 
 def test_utf8_user_names_and_passwords(make_httpd, backend, make_users):

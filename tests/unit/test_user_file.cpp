@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <csignal>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -310,9 +311,90 @@ BOOST_AUTO_TEST_CASE(line_diagnostics_are_logged_with_path_and_line)
     LogCapture log;
     UserFile file(path);
     BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
-    BOOST_TEST(log.has(LogLevel::warning, {path + " line 2", "no ':'"}), log.dump());
+    BOOST_TEST(log.has(LogLevel::warning, {path + ": 1 malformed lines ignored", "without ':'", "line 2"}), log.dump());
     BOOST_TEST(log.has(LogLevel::warning, {path + " line 3", "'carol'"}), log.dump());
     BOOST_TEST(log.has(LogLevel::info, {path + " line 4", "duplicate", "'alice'"}), log.dump());
+}
+
+BOOST_AUTO_TEST_CASE(malformed_lines_make_one_summary_line_per_load)
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    std::string content = "alice:" + kApr1 + "\n";
+    for (int i = 0; i < 5000; ++i) {
+        content += "nocolon\n" + std::string("\0\n", 2) + ":empty\n";
+    }
+    write_file(path, content);
+    LogCapture log;
+    UserFile file(path);
+    BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
+    BOOST_TEST(log.size() == 2u, log.dump()); // the summary and "loaded"
+    BOOST_TEST(log.has(LogLevel::warning, {path + ": 15000 malformed lines ignored: 5000 with a NUL byte (first: line 3), "
+                                           "5000 without ':' between user and password hash (first: line 2), "
+                                           "5000 with an empty user name (first: line 4)"}),
+               log.dump());
+}
+
+namespace {
+
+/** Peak resident memory, in KiB, of a child process that runs @p body; @p status: its exit status. */
+long child_peak_kib(const std::function<int()> &body, int &status)
+{
+    const pid_t pid = ::fork();
+    BOOST_TEST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int code = 99;
+        try {
+            code = body();
+        }
+        catch (...) {
+        }
+        ::_exit(code);
+    }
+    struct rusage usage {};
+    BOOST_TEST_REQUIRE(::wait4(pid, &status, 0, &usage) == pid);
+    return usage.ru_maxrss;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_sparse_gigabyte_is_refused_with_bounded_memory, *boost::unit_test::timeout(120))
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    {
+        std::ofstream(path).close();
+        std::filesystem::resize_file(path, std::uint64_t{1} << 30); // sparse: reads as NUL bytes
+    }
+    struct Case {
+        const char *rule;
+        std::uint64_t limit;
+        const char *logged;
+    };
+    const std::vector<Case> cases = {
+        {"over the size limit: refused unread", auth_proxy::kMaxUserFileBytes, "over the limit of"},
+        {"under a raised limit: read until its first line passes the cap",
+         std::uint64_t{2} << 30, "longer than 4096 bytes"},
+    };
+    for (const Case &c : cases) {
+        BOOST_TEST_CONTEXT(c.rule)
+        {
+            int status = 0;
+            const long peak = child_peak_kib(
+                [&] {
+                    LogCapture log;
+                    UserFile file(path);
+                    file.set_size_limit(c.limit);
+                    const auto state = file.state(log.logger());
+                    const bool refused = state->index == nullptr || state->index->size() == 0;
+                    return refused && log.count(c.logged) == 1 ? 0 : 1;
+                },
+                status);
+            BOOST_TEST(WIFEXITED(status));
+            BOOST_TEST(WEXITSTATUS(status) == 0);
+            BOOST_TEST(peak < 64 * 1024, peak << " KiB peak");
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(stat_signature_reports_errno_and_size)

@@ -43,7 +43,11 @@ public:
     /** The paths of the active entries. */
     std::vector<std::string> paths() const;
 
-    /** Every entry, present and future, shares its index through @p dir in @p role (see UserFile). */
+    /**
+     * Every entry, present and future, shares its index through @p dir in
+     * @p role (see UserFile); for IndexRole::reader, only the entries active
+     * now: the others, and later ones, have no writer and keep private copies.
+     */
     void set_index_directory(const IndexDirectory *dir, IndexRole role);
 
     /** Every entry, present and future, reports its reloads to @p metrics (see UserFile::set_metrics()). */
@@ -57,6 +61,8 @@ public:
 
 private:
     std::vector<UserFile *> active_files() const;
+    /** The role @p file gets under role_. Under mutex_. */
+    IndexRole role_for(const UserFile &file) const noexcept;
 
     mutable std::mutex mutex_;
     const IndexDirectory *directory_ = nullptr;

@@ -59,11 +59,16 @@ public:
     };
 
     /**
-     * Parses @p content into a heap buffer; lines worth a log entry go to
-     * @p diagnostics. @p source is recorded in the header for map() users.
+     * Parses @p content into a heap buffer; entries worth a log entry (a
+     * duplicate, an unusable hash) go to @p diagnostics, malformed lines are
+     * counted into @p malformed (each if not null). @p source is recorded
+     * in the header for map() users.
      */
     explicit HtpasswdIndex(std::string_view content, std::vector<Diagnostic> *diagnostics = nullptr,
-                           const FileSignature &source = FileSignature{});
+                           const FileSignature &source = FileSignature{}, MalformedLines *malformed = nullptr);
+
+    /** The index of what HtpasswdParser read, as the constructor above. */
+    HtpasswdIndex(const ParsedUsers &parsed, std::vector<Diagnostic> *diagnostics, const FileSignature &source);
     ~HtpasswdIndex();
 
     // Entries point into the buffer: the index never moves once built.
@@ -96,7 +101,7 @@ public:
     /** Distinct users. */
     std::size_t size() const noexcept { return s_.distinct; }
 
-    /** Bytes held by the index, including the file's text (mapped or not). */
+    /** Bytes held by the index, including the users' text (mapped or not). */
     std::size_t memory_bytes() const noexcept;
 
     /**
@@ -119,6 +124,8 @@ public:
 
 private:
     HtpasswdIndex() = default;
+    /** Lays out @p parsed into heap_ and attaches it. */
+    void build(const ParsedUsers &parsed, std::vector<Diagnostic> *diagnostics, const FileSignature &source);
     /** Checks base_/bytes_ and takes the sections; false + @p error if invalid. */
     bool attach(std::string &error, Checks checks) noexcept;
 

@@ -82,6 +82,15 @@ public:
     std::shared_ptr<const HtpasswdIndex> open_index(const std::string &name, const FileSignature &expected,
                                                     std::string &error) const;
 
+    /**
+     * Maps the trusted index @p name, whatever file version it was built
+     * from: the newest the writer published. Null and @p error as open_index().
+     */
+    std::shared_ptr<const HtpasswdIndex> open_newest_index(const std::string &name, std::string &error) const;
+
+    /** Removes the index @p name, if there is one: its file can no longer be used. */
+    void remove_index(const std::string &name) const noexcept;
+
     /** True if a trusted index @p name built from @p expected is there (its header only is read). */
     bool has_index_for(const std::string &name, const FileSignature &expected) const noexcept;
 

@@ -5,8 +5,9 @@
  * file), and how such a buffer is checked before use.
  *
  * The buffer holds a header (magic, version, the source file's signature,
- * section offsets, the typical hash kind, a check value), the file's text
- * with every user and hash NUL-terminated in place, an entry array of
+ * section offsets, the typical hash kind, a check value), the users' text
+ * (each kept line's user and hash, NUL-terminated, as HtpasswdParser lays
+ * it out: comments and skipped lines are not in it), an entry array of
  * offsets into the text, and an open-addressing slot table. Nothing in it
  * is a pointer, so the same bytes work at any address.
  */
@@ -46,13 +47,13 @@ enum class IndexChecks {
 };
 
 /**
- * Lays out the index of @p content, whose user lines are @p lines, as the
- * file version @p source. Of duplicate users the first wins; duplicates and
+ * Lays out the index of a parse's @p text, whose user lines are @p lines
+ * (see ParsedUsers), as the file version @p source. Of duplicate users the first wins; duplicates and
  * hashes that are not usable (unknown, over the cost cap) are noted in
  * @p diagnostics (if not null). The typical (format, cost) is the most
  * common usable one, ties to the costlier.
  */
-PageString lay_out_index(std::string_view content, const PageVector<HtpasswdLine> &lines,
+PageString lay_out_index(std::string_view text, const PageVector<HtpasswdLine> &lines,
                          const FileSignature &source, std::vector<Diagnostic> *diagnostics);
 
 /**

@@ -20,11 +20,26 @@ namespace auth_proxy {
 class IndexDirectory;
 class Metrics;
 
+/**
+ * The largest user file read, in bytes. A larger one is refused whole (500
+ * for its scopes, APX02030) before a byte of it is parsed. htpasswd lines
+ * are well under 400 bytes, so this is over a million users in any format;
+ * the index of a file this size needs about as much memory again while it
+ * is built.
+ */
+constexpr std::uint64_t kMaxUserFileBytes = std::uint64_t{512} << 20;
+
 /** What a process does with the index directory (see index_directory.hpp). */
 enum class IndexRole {
     private_copy, ///< no directory: parse into this process's own memory
     writer,       ///< parse, write the index into the directory and map it (the parent at start, the builder)
-    reader,       ///< map what the writer wrote; parse a private copy only if it does not deliver in time
+    /**
+     * Map what the writer published, never parse: keep the current index
+     * until the writer publishes the file's new version. What the process
+     * itself can check in O(1) (the file can be opened, is a regular file
+     * under the size limit) it checks, and fails closed at once if not.
+     */
+    reader,
 };
 
 /**
@@ -34,6 +49,7 @@ enum class IndexRole {
 struct UserFileState {
     std::shared_ptr<const HtpasswdIndex> index; ///< null when the file is unusable
     std::string error;                          ///< why index is null, for the error log
+    LogId error_id = LogId::file_unreadable;    ///< the number the error was logged with
     FileSignature signature;                    ///< of the file this state was read from
 };
 
@@ -78,12 +94,8 @@ public:
      */
     void set_index_directory(const IndexDirectory *dir, IndexRole role);
 
-    /**
-     * How long a reader keeps serving the previous index after the file
-     * changed while it waits for the writer's new one, before it parses a
-     * private copy instead (default 3 s; the writer normally takes far less).
-     */
-    void set_writer_grace(std::chrono::milliseconds grace);
+    /** The largest file read (default kMaxUserFileBytes); a larger one is unusable. */
+    void set_size_limit(std::uint64_t bytes);
 
     /**
      * Reports each version published, and each error, to @p metrics (which
@@ -116,6 +128,9 @@ private:
     void publish_index(std::shared_ptr<const HtpasswdIndex> index, const FileSignature &signature,
                        std::chrono::steady_clock::time_point started, const std::string &how, bool reload,
                        const Logger &log);
+    /** A state without index, saying why; logged unless it repeats the current one. */
+    bool publish_error(std::shared_ptr<UserFileState> next, const std::shared_ptr<const UserFileState> &old,
+                       const Logger &log);
     /** Parses the file into a new state, or a state saying why it could not. */
     std::shared_ptr<UserFileState> parse(const Logger &log, bool &settled);
     /** Replaces a freshly parsed @p index by its mapped copy in the directory, if that works. */
@@ -123,6 +138,9 @@ private:
 
     /** refresh() without the lock and the reaping. */
     bool load(const Logger &log);
+    /** load() for IndexRole::reader: follows what the writer publishes. */
+    bool follow_writer(const std::shared_ptr<const UserFileState> &old, const FileSignature &now, bool stat_ok,
+                       std::chrono::steady_clock::time_point started, const Logger &log);
     /** Swaps in @p next; the previous state is retired, not freed here. Under refresh_mutex_. */
     void publish(std::shared_ptr<const UserFileState> next);
     /** Frees the retired states no reader holds any more. Under refresh_mutex_. */
@@ -137,10 +155,7 @@ private:
     const IndexDirectory *directory_ = nullptr;
     IndexRole role_ = IndexRole::private_copy;
     Metrics *metrics_ = nullptr;
-    std::chrono::milliseconds writer_grace_{3000};
-    /** When this reader first saw a file version the writer had no index for yet. */
-    std::chrono::steady_clock::time_point waiting_since_{};
-    FileSignature waiting_for_;
+    std::uint64_t size_limit_ = kMaxUserFileBytes;
     std::string shared_failure_;             ///< last sharing failure logged, to log it once
     /**
      * Replaced states, until no reader holds them (guarded by

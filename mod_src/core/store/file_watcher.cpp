@@ -24,10 +24,17 @@ UserFile &UserFileRegistry::get(const std::string &path)
     auto &slot = files_[path];
     if (!slot) {
         slot = std::make_unique<UserFile>(path);
-        slot->set_index_directory(directory_, role_);
+        slot->set_index_directory(directory_, role_for(*slot));
         slot->set_metrics(metrics_);
     }
     return *slot;
+}
+
+IndexRole UserFileRegistry::role_for(const UserFile &file) const noexcept
+{
+    // The writer indexes the files that were active when it started; a file
+    // first used later (named only in an .htaccess) has no writer to follow.
+    return role_ == IndexRole::reader && !file.active() ? IndexRole::private_copy : role_;
 }
 
 std::vector<UserFile *> UserFileRegistry::active_files() const
@@ -64,7 +71,7 @@ void UserFileRegistry::set_index_directory(const IndexDirectory *dir, IndexRole 
     directory_ = dir;
     role_ = role;
     for (auto &entry : files_) {
-        entry.second->set_index_directory(dir, role);
+        entry.second->set_index_directory(dir, role_for(*entry.second));
     }
 }
 

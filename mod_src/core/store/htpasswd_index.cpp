@@ -5,6 +5,7 @@
 #include "auth_proxy/posix.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <cerrno>
 #include <cstring>
 #include <ostream>
@@ -14,10 +15,25 @@
 namespace auth_proxy {
 
 HtpasswdIndex::HtpasswdIndex(std::string_view content, std::vector<Diagnostic> *diagnostics,
+                             const FileSignature &source, MalformedLines *malformed)
+{
+    const ParsedUsers parsed = parse_htpasswd(content);
+    build(parsed, diagnostics, source);
+    if (malformed != nullptr) {
+        *malformed = parsed.malformed;
+    }
+}
+
+HtpasswdIndex::HtpasswdIndex(const ParsedUsers &parsed, std::vector<Diagnostic> *diagnostics,
                              const FileSignature &source)
 {
-    const PageVector<HtpasswdLine> lines = parse_htpasswd(content, diagnostics);
-    heap_ = lay_out_index(content, lines, source, diagnostics);
+    build(parsed, diagnostics, source);
+}
+
+void HtpasswdIndex::build(const ParsedUsers &parsed, std::vector<Diagnostic> *diagnostics,
+                          const FileSignature &source)
+{
+    heap_ = lay_out_index(parsed.text, parsed.lines, source, diagnostics);
     base_ = heap_.data();
     bytes_ = heap_.size();
     std::string error;

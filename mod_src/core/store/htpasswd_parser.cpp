@@ -13,56 +13,125 @@ bool is_space(char c) noexcept
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
+/** The text holds 32-bit offsets, and a final NUL is added to it when laid out. */
+constexpr std::size_t kMaxTextBytes = std::numeric_limits<std::uint32_t>::max() - 8;
+
+void count(std::size_t &n, std::size_t &first, std::size_t line) noexcept
+{
+    if (n++ == 0) {
+        first = line;
+    }
+}
+
 } // namespace
 
-PageVector<HtpasswdLine> parse_htpasswd(std::string_view content, std::vector<Diagnostic> *diagnostics)
+std::string MalformedLines::describe(std::size_t max_line) const
 {
-    if (content.size() >= std::numeric_limits<std::uint32_t>::max() - 8) {
-        throw std::length_error("user file larger than 4 GiB");
-    }
-    auto note = [&](std::size_t line, std::string message) {
-        if (diagnostics != nullptr) {
-            diagnostics->push_back(Diagnostic{line, true, std::move(message)});
+    std::string out;
+    auto add = [&out](std::size_t n, std::size_t first, const char *what) {
+        if (n == 0) {
+            return;
         }
+        out += (out.empty() ? "" : ", ") + std::to_string(n) + " " + what + " (first: line " + std::to_string(first) + ")";
     };
-    PageVector<HtpasswdLine> lines;
-    lines.reserve(content.size() / 48);
-    const char *const base = content.data();
-    const std::size_t total = content.size();
-    std::size_t line_no = 0;
-    for (std::size_t start = 0; start < total;) {
-        ++line_no;
-        const char *nl = static_cast<const char *>(std::memchr(base + start, '\n', total - start));
-        const std::size_t line_end = nl != nullptr ? static_cast<std::size_t>(nl - base) : total;
-        std::size_t b = start, e = line_end;
-        start = line_end + 1;
-        while (b < e && is_space(base[b])) ++b;
-        while (e > b && is_space(base[e - 1])) --e;
-        if (b == e || base[b] == '#') {
-            continue;
-        }
-        if (std::memchr(base + b, '\0', e - b) != nullptr) {
-            note(line_no, "line contains a NUL byte; ignored");
-            continue;
-        }
-        const char *colon = static_cast<const char *>(std::memchr(base + b, ':', e - b));
-        if (colon == nullptr) {
-            note(line_no, "line has no ':' between user and password hash; ignored");
-            continue;
-        }
-        const std::size_t user_length = static_cast<std::size_t>(colon - (base + b));
-        if (user_length == 0) {
-            note(line_no, "line has an empty user name; ignored");
-            continue;
-        }
-        const std::size_t hash_begin = b + user_length + 1;
-        const char *next = static_cast<const char *>(std::memchr(base + hash_begin, ':', e - hash_begin));
-        const std::size_t hash_end = next != nullptr ? static_cast<std::size_t>(next - base) : e;
-        lines.push_back(HtpasswdLine{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(user_length),
-                                     static_cast<std::uint32_t>(hash_begin),
-                                     static_cast<std::uint32_t>(hash_end - hash_begin), line_no});
+    add(nul, first_nul, "with a NUL byte");
+    add(no_colon, first_no_colon, "without ':' between user and password hash");
+    add(empty_user, first_empty_user, "with an empty user name");
+    if (too_long_at != 0) {
+        out += (out.empty() ? "" : ", ") + std::string("line ") + std::to_string(too_long_at) + " longer than " +
+               std::to_string(max_line) + " bytes, where reading stopped: no user after it is read";
     }
-    return lines;
+    return out;
+}
+
+HtpasswdParser::HtpasswdParser(std::size_t max_line) : max_line_(max_line) {}
+
+bool HtpasswdParser::feed(std::string_view bytes)
+{
+    while (!stopped_ && !bytes.empty()) {
+        const char *nl = static_cast<const char *>(std::memchr(bytes.data(), '\n', bytes.size()));
+        const std::size_t take = nl != nullptr ? static_cast<std::size_t>(nl - bytes.data()) : bytes.size();
+        if (take > max_line_ - partial_.size()) {
+            out_.malformed.too_long_at = ++line_no_;
+            partial_.clear();
+            partial_.shrink_to_fit();
+            stopped_ = true;
+            break;
+        }
+        if (nl == nullptr) {
+            partial_.append(bytes.data(), take);
+            break;
+        }
+        if (partial_.empty()) {
+            take_line(bytes.substr(0, take));
+        }
+        else {
+            partial_.append(bytes.data(), take);
+            take_line(partial_);
+            partial_.clear();
+        }
+        bytes.remove_prefix(take + 1);
+    }
+    return !stopped_;
+}
+
+ParsedUsers HtpasswdParser::finish()
+{
+    if (!stopped_ && !partial_.empty()) {
+        take_line(partial_);
+    }
+    partial_.clear();
+    stopped_ = true;
+    return std::move(out_);
+}
+
+void HtpasswdParser::take_line(std::string_view raw)
+{
+    const std::size_t line = ++line_no_;
+    while (!raw.empty() && is_space(raw.front())) raw.remove_prefix(1);
+    while (!raw.empty() && is_space(raw.back())) raw.remove_suffix(1);
+    if (raw.empty() || raw.front() == '#') {
+        return;
+    }
+    MalformedLines &bad = out_.malformed;
+    if (raw.find('\0') != std::string_view::npos) {
+        count(bad.nul, bad.first_nul, line);
+        return;
+    }
+    const std::size_t colon = raw.find(':');
+    if (colon == std::string_view::npos) {
+        count(bad.no_colon, bad.first_no_colon, line);
+        return;
+    }
+    if (colon == 0) {
+        count(bad.empty_user, bad.first_empty_user, line);
+        return;
+    }
+    const std::string_view user = raw.substr(0, colon);
+    std::string_view hash = raw.substr(colon + 1);
+    hash = hash.substr(0, hash.find(':'));
+    PageString &text = out_.text;
+    if (user.size() + hash.size() + 2 > kMaxTextBytes - text.size()) {
+        throw std::length_error("user file with more than 4 GiB of users");
+    }
+    HtpasswdLine entry{};
+    entry.user = static_cast<std::uint32_t>(text.size());
+    entry.user_length = static_cast<std::uint32_t>(user.size());
+    text.append(user.data(), user.size());
+    text.push_back('\0');
+    entry.hash = static_cast<std::uint32_t>(text.size());
+    entry.hash_length = static_cast<std::uint32_t>(hash.size());
+    text.append(hash.data(), hash.size());
+    text.push_back('\0');
+    entry.line = line;
+    out_.lines.push_back(entry);
+}
+
+ParsedUsers parse_htpasswd(std::string_view content, std::size_t max_line)
+{
+    HtpasswdParser parser(max_line);
+    parser.feed(content);
+    return parser.finish();
 }
 
 } // namespace auth_proxy

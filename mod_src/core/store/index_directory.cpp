@@ -239,6 +239,24 @@ std::shared_ptr<const HtpasswdIndex> IndexDirectory::open_index(const std::strin
     return index;
 }
 
+std::shared_ptr<const HtpasswdIndex> IndexDirectory::open_newest_index(const std::string &name,
+                                                                       std::string &error) const
+{
+    const UniqueFd f = open_trusted(name, error);
+    if (!f) {
+        return nullptr;
+    }
+    const auto checks = owner_.uid == 0 ? HtpasswdIndex::Checks::header : HtpasswdIndex::Checks::full;
+    return HtpasswdIndex::map(f.get(), error, checks);
+}
+
+void IndexDirectory::remove_index(const std::string &name) const noexcept
+{
+    if (usable()) {
+        ::unlinkat(fd_.get(), name.c_str(), 0);
+    }
+}
+
 bool IndexDirectory::has_index_for(const std::string &name, const FileSignature &expected) const noexcept
 {
     try {

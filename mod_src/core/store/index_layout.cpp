@@ -41,7 +41,7 @@ struct Header {
     std::int64_t source_mtime_ns;
     std::int64_t source_ctime_ns;
     std::uint64_t text_offset;    ///< always sizeof(Header)
-    std::uint64_t text_bytes;     ///< the file's text plus a final NUL
+    std::uint64_t text_bytes;     ///< the users' text plus a final NUL
     std::uint64_t entries_offset; ///< text end rounded up to 8
     std::uint64_t entry_count;
     std::uint64_t slots_offset;   ///< entries end rounded up to 8
@@ -177,7 +177,7 @@ std::size_t index_header_bytes() noexcept
     return sizeof(Header);
 }
 
-PageString lay_out_index(std::string_view content, const PageVector<HtpasswdLine> &lines,
+PageString lay_out_index(std::string_view users_text, const PageVector<HtpasswdLine> &lines,
                          const FileSignature &source, std::vector<Diagnostic> *diagnostics)
 {
     auto note = [&](std::size_t line, bool warning, std::string message) {
@@ -197,7 +197,7 @@ PageString lay_out_index(std::string_view content, const PageVector<HtpasswdLine
     h.source_mtime_ns = source.mtime_ns;
     h.source_ctime_ns = source.ctime_ns;
     h.text_offset = sizeof(Header);
-    h.text_bytes = content.size() + 1; // a final NUL, so the last field can end too
+    h.text_bytes = users_text.size() + 1; // a final NUL, so the last field can end too
     h.entries_offset = align8(h.text_offset + h.text_bytes);
     h.entry_count = lines.size();
     h.slots_offset = align8(h.entries_offset + h.entry_count * kEntryBytes);
@@ -206,14 +206,8 @@ PageString lay_out_index(std::string_view content, const PageVector<HtpasswdLine
 
     PageString heap(h.total_bytes, '\0');
     char *const buf = &heap[0];
-    std::memcpy(buf + h.text_offset, content.data(), content.size());
-    // Every user and hash ends in a NUL, in the copy: at the ':' after the
-    // user, and at whatever followed the hash (':', white space, a newline,
-    // or the final NUL).
-    for (const HtpasswdLine &p : lines) {
-        buf[h.text_offset + p.user + p.user_length] = '\0';
-        buf[h.text_offset + p.hash + p.hash_length] = '\0';
-    }
+    // Every user and hash already ends in a NUL in the parse's text.
+    std::memcpy(buf + h.text_offset, users_text.data(), users_text.size());
 
     auto *entries = reinterpret_cast<std::uint32_t *>(buf + h.entries_offset);
     auto *slots = reinterpret_cast<std::uint32_t *>(buf + h.slots_offset);

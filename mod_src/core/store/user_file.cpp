@@ -45,26 +45,62 @@ UniqueFd open_source(const std::string &path) noexcept
     return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
 }
 
-/** Reads the whole file; returns 0 or an errno value. */
-int read_file(const std::string &path, PageString &content, FileSignature &before, FileSignature &after)
+/** What open_user_file() says of a regular file over the size limit, besides errno values. */
+constexpr int kTooLarge = -1;
+
+/**
+ * Opens the user file @p path and checks that it can be one: a regular file
+ * of at most @p limit bytes. Returns 0, an errno value or kTooLarge; @p st
+ * holds what fstat() said, if it was reached.
+ */
+int open_user_file(const std::string &path, std::uint64_t limit, UniqueFd &fd, struct stat &st)
 {
-    const UniqueFd f = open_source(path);
-    if (!f) {
+    fd = open_source(path);
+    if (!fd) {
         return errno;
     }
-    struct stat st;
-    if (::fstat(f.get(), &st) != 0) {
+    if (::fstat(fd.get(), &st) != 0) {
         return errno;
     }
     if (!S_ISREG(st.st_mode)) {
         return EINVAL;
     }
-    if (st.st_size >= static_cast<off_t>(std::numeric_limits<std::uint32_t>::max() - 8)) {
-        return EFBIG; // the index addresses the text with 32-bit offsets
+    return static_cast<std::uint64_t>(st.st_size) > limit ? kTooLarge : 0;
+}
+
+/** The unusable state for what open_user_file() or read_users() returned. */
+std::shared_ptr<UserFileState> unusable(const std::string &path, int err, std::uint64_t size, std::uint64_t limit)
+{
+    auto state = std::make_shared<UserFileState>();
+    if (err == kTooLarge) {
+        state->error = path + " is " + std::to_string(size) + " bytes, over the limit of " + std::to_string(limit) +
+                       " bytes for a user file";
+        state->error_id = LogId::file_too_large;
+    }
+    else {
+        state->error = "could not open password file " + path + ": " + errno_text(err);
+    }
+    return state;
+}
+
+/**
+ * Reads the file through an HtpasswdParser, a chunk at a time: what stays
+ * in memory is the users, never the file. Returns 0, an errno value or
+ * kTooLarge (@p size: the bytes it has, or had read when it passed @p limit).
+ */
+int read_users(const std::string &path, std::uint64_t limit, ParsedUsers &users, std::uint64_t &size,
+               FileSignature &before, FileSignature &after)
+{
+    UniqueFd f;
+    struct stat st {};
+    const int err = open_user_file(path, limit, f, st);
+    size = static_cast<std::uint64_t>(st.st_size);
+    if (err != 0) {
+        return err;
     }
     before = signature_of(st);
-    content.clear();
-    content.reserve(static_cast<std::size_t>(st.st_size) + 1);
+    HtpasswdParser parser;
+    std::uint64_t total = 0;
     char chunk[65536];
     for (;;) {
         const ssize_t n = ::read(f.get(), chunk, sizeof chunk);
@@ -77,8 +113,17 @@ int read_file(const std::string &path, PageString &content, FileSignature &befor
         if (n == 0) {
             break;
         }
-        content.append(chunk, static_cast<std::size_t>(n));
+        total += static_cast<std::uint64_t>(n);
+        if (total > limit) {
+            size = total; // grown since the fstat()
+            return kTooLarge;
+        }
+        if (!parser.feed(std::string_view(chunk, static_cast<std::size_t>(n)))) {
+            break; // a line over the cap: nothing after it counts
+        }
     }
+    users = parser.finish();
+    size = total;
     if (::stat(path.c_str(), &st) != 0) {
         return errno;
     }
@@ -166,10 +211,10 @@ void UserFile::set_index_directory(const IndexDirectory *dir, IndexRole role)
     role_ = dir != nullptr && dir->usable() ? role : IndexRole::private_copy;
 }
 
-void UserFile::set_writer_grace(std::chrono::milliseconds grace)
+void UserFile::set_size_limit(std::uint64_t bytes)
 {
     std::lock_guard<std::mutex> serial(refresh_mutex_);
-    writer_grace_ = grace;
+    size_limit_ = bytes;
 }
 
 void UserFile::set_metrics(Metrics *metrics)
@@ -210,15 +255,48 @@ void UserFile::publish_index(std::shared_ptr<const HtpasswdIndex> index, const F
     auto next = std::make_shared<UserFileState>();
     next->index = std::move(index);
     next->signature = signature;
-    waiting_for_ = FileSignature{};
     publish(std::move(next)); // in use from here on: the log line and the counters come after
     // A version caught mid-write (no signature) is read again: the settled read is the one that counts.
     if (metrics_ != nullptr && signature != FileSignature{}) {
         metrics_->file_indexed(path_, signature, reload, took);
     }
+    const std::string ms = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+    if (role_ == IndexRole::reader) {
+        // The writer announced this version (APX02003) for the whole server.
+        log(LogLevel::debug, LogId::index_mapped,
+            "serving " + path_ + " from the index builder's index: " + std::to_string(users) + " users, after " + ms +
+                " ms" + how);
+        return;
+    }
     log(LogLevel::info, LogId::file_loaded,
-        (reload ? "reloaded " : "loaded ") + path_ + ": " + std::to_string(users) + " users in " +
-            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) + " ms" + how);
+        (reload ? "reloaded " : "loaded ") + path_ + ": " + std::to_string(users) + " users in " + ms + " ms" + how);
+}
+
+bool UserFile::publish_error(std::shared_ptr<UserFileState> next, const std::shared_ptr<const UserFileState> &old,
+                             const Logger &log)
+{
+    if (old && !old->index && old->error == next->error) {
+        return false; // still broken the same way: said once already
+    }
+    next->signature = FileSignature{}; // read again at the next look
+    const std::string error = next->error;
+    const LogId id = next->error_id;
+    publish(std::move(next)); // in force from here on, logged after
+    if (metrics_ != nullptr) {
+        metrics_->file_unusable(path_, error, old != nullptr);
+    }
+    switch (id) {
+    case LogId::file_too_large:
+        log(LogLevel::error, LogId::file_too_large, error + "; refusing everyone until it is smaller");
+        break;
+    case LogId::index_not_published:
+        log(LogLevel::error, LogId::index_not_published, error + "; refusing everyone until it publishes one");
+        break;
+    default:
+        log(LogLevel::error, LogId::file_unreadable, error + "; refusing everyone until it is readable again");
+        break;
+    }
+    return true;
 }
 
 std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled)
@@ -226,11 +304,12 @@ std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled)
     auto next = std::make_shared<UserFileState>();
     const std::shared_ptr<const UserFileState> old = current();
     FileSignature after;
-    PageString content;
+    ParsedUsers users;
+    std::uint64_t size = 0;
     int err = 0;
     for (int attempt = 0;; ++attempt) {
-        err = read_file(path_, content, next->signature, after);
-        const bool emptied = content.empty() && old && old->index && old->index->size() > 0;
+        err = read_users(path_, size_limit_, users, size, next->signature, after);
+        const bool emptied = size == 0 && old && old->index && old->index->size() > 0;
         if (err != 0 || (after == next->signature && !emptied) || attempt == kSettleAttempts) {
             break;
         }
@@ -239,18 +318,23 @@ std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled)
         std::this_thread::sleep_for(kSettlePause);
     }
     if (err != 0) {
-        next->error = "could not open password file " + path_ + ": " + errno_text(err);
-        next->signature = FileSignature{};
-        return next;
+        return unusable(path_, err, size, size_limit_);
     }
     std::vector<Diagnostic> diagnostics;
     try {
-        next->index = std::make_shared<const HtpasswdIndex>(content, &diagnostics, next->signature);
+        next->index = std::make_shared<const HtpasswdIndex>(users, &diagnostics, next->signature);
     }
     catch (const std::exception &e) {
         next->error = "could not index password file " + path_ + ": " + e.what();
+        next->signature = FileSignature{};
         return next;
     }
+    if (users.malformed.total() > 0) {
+        log(LogLevel::warning, LogId::file_malformed_lines,
+            path_ + ": " + std::to_string(users.malformed.total()) + " malformed lines ignored: " +
+                users.malformed.describe(kMaxLineBytes));
+    }
+    users = ParsedUsers(); // the index has its own copy
     std::size_t logged = 0;
     for (const Diagnostic &d : diagnostics) {
         if (logged++ == kMaxLoggedDiagnostics) {
@@ -287,80 +371,96 @@ void UserFile::write_shared(std::shared_ptr<const HtpasswdIndex> &index, const L
     index = std::move(mapped); // frees the heap copy
 }
 
+bool UserFile::follow_writer(const std::shared_ptr<const UserFileState> &old, const FileSignature &now,
+                             bool stat_ok, std::chrono::steady_clock::time_point started, const Logger &log)
+{
+    // What this process can see for itself, in O(1): a file it cannot open,
+    // or one too large to be read, fails closed at once.
+    {
+        UniqueFd f;
+        struct stat st {};
+        const int err = open_user_file(path_, size_limit_, f, st);
+        if (err != 0) {
+            return publish_error(unusable(path_, err, static_cast<std::uint64_t>(st.st_size), size_limit_), old, log);
+        }
+    }
+    const std::string name = index_file_name(path_);
+    const std::string shared_path = directory_->path() + "/" + name;
+    std::string why;
+    std::shared_ptr<const HtpasswdIndex> mapped;
+    if (stat_ok) {
+        mapped = directory_->open_index(name, now, why);
+    }
+    if (!mapped && !old && why.empty()) {
+        // Nothing served yet (a process just started): serve the newest
+        // version the writer published, as every other process does, until
+        // it publishes this one. The writer removes the index of a file
+        // that became unusable, so this is never a version from before that.
+        mapped = directory_->open_newest_index(name, why);
+    }
+    if (mapped) {
+        shared_failure_.clear();
+        const FileSignature version = mapped->source();
+        publish_index(std::move(mapped), version, started, " (" + shared_path + ")", old != nullptr, log);
+        return true;
+    }
+    if (!why.empty() && why != shared_failure_) {
+        log(LogLevel::warning, LogId::shared_index_refused, "shared index " + shared_path + " of " + path_ +
+                                   " is unusable (" + why + "); waiting for the index builder to write it again");
+        shared_failure_ = why;
+    }
+    if (!old) {
+        auto next = std::make_shared<UserFileState>();
+        next->error = "no index of " + path_ + " has been published by the index builder yet";
+        next->error_id = LogId::index_not_published;
+        return publish_error(std::move(next), old, log);
+    }
+    // The writer is building it: keep serving what this process has, whatever
+    // the file's size, rather than parse a copy in every process.
+    return false;
+}
+
 bool UserFile::load(const Logger &log)
 {
     const std::shared_ptr<const UserFileState> old = current();
-    const bool sharing = role_ != IndexRole::private_copy;
-    const std::string name = sharing ? index_file_name(path_) : std::string();
-    const std::string shared_path = sharing ? directory_->path() + "/" + name : std::string();
     const auto started = std::chrono::steady_clock::now();
 
     FileSignature now;
     const int stat_error = stat_signature(path_, now);
     if (stat_error == 0 && old && old->signature == now) {
-        // Unchanged. A reader that had to parse a private copy moves to the
-        // writer's index as soon as there is one.
-        if (role_ != IndexRole::reader || !old->index || old->index->is_mapped() ||
-            !directory_->has_index_for(name, now)) {
-            return false;
-        }
+        return false; // unchanged
+    }
+    if (role_ == IndexRole::reader) {
+        return follow_writer(old, now, stat_error == 0, started, log);
+    }
+
+    const bool sharing = role_ == IndexRole::writer;
+    const std::string name = sharing ? index_file_name(path_) : std::string();
+    if (stat_error == 0 && sharing) {
+        // Written already (by this process's earlier generation, or a builder before it).
         std::string why;
         if (auto mapped = directory_->open_index(name, now, why)) {
             publish_index(std::move(mapped), now, started,
-                          " (mapped shared index " + shared_path + " instead of a private copy)", true, log);
-            return true;
-        }
-        return false;
-    }
-
-    if (stat_error == 0 && sharing) {
-        std::string why;
-        auto mapped = directory_->open_index(name, now, why);
-        // This process must be able to read the file itself, as if it parsed it.
-        if (mapped && (role_ != IndexRole::reader || open_source(path_))) {
-            publish_index(std::move(mapped), now, started, " (mapped shared index " + shared_path + ")",
-                          old != nullptr, log);
+                          " (mapped shared index " + directory_->path() + "/" + name + ")", old != nullptr, log);
             return true;
         }
         if (!why.empty() && why != shared_failure_) {
-            log(LogLevel::warning, LogId::shared_index_unusable, "shared index " + shared_path + " of " + path_ + " is unusable (" + why +
-                                       "); reading the file instead");
+            log(LogLevel::warning, LogId::shared_index_unusable, "shared index " + directory_->path() + "/" + name +
+                                       " of " + path_ + " is unusable (" + why + "); reading the file instead");
             shared_failure_ = why;
-        }
-        if (role_ == IndexRole::reader && !mapped && old && old->index) {
-            // The writer is building it: serve the previous version a little
-            // longer rather than parse a copy in every process.
-            const auto clock = std::chrono::steady_clock::now();
-            if (waiting_for_ != now) {
-                waiting_for_ = now;
-                waiting_since_ = clock;
-                return false;
-            }
-            if (clock - waiting_since_ < writer_grace_) {
-                return false;
-            }
-            log(LogLevel::warning, LogId::shared_index_missing, "no shared index of " + path_ + " appeared within " +
-                                       std::to_string(writer_grace_.count()) +
-                                       " ms of its change; this process reads the file itself");
         }
     }
 
     bool settled = true;
     auto next = parse(log, settled);
     if (!next->index) {
-        if (old && !old->index && old->error == next->error) {
-            return false; // still broken the same way: said once already
+        if (sharing) {
+            // Nobody may take up an older version of a file that is unusable now.
+            directory_->remove_index(name);
         }
-        const std::string error = next->error;
-        waiting_for_ = FileSignature{};
-        publish(std::move(next)); // in force from here on, logged after
-        if (metrics_ != nullptr) {
-            metrics_->file_unusable(path_, error, old != nullptr);
-        }
-        log(LogLevel::error, LogId::file_unreadable, error + "; refusing everyone until it is readable again");
-        return true;
+        return publish_error(std::move(next), old, log);
     }
-    if (settled && role_ == IndexRole::writer) {
+    if (settled && sharing) {
         write_shared(next->index, log); // only a settled read: readers trust its signature
     }
     publish_index(std::move(next->index), next->signature, started, "", old != nullptr, log);
