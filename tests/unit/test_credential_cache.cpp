@@ -93,6 +93,38 @@ BOOST_AUTO_TEST_CASE(key_changes_with_any_input)
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_checking_stores_key_names_the_store_and_the_scope)
+{
+    const CredentialCache cache(16, 1min, secret_of(7));
+    const CacheKey base = cache.key_for_store("dbm", 1, "alice", "pw");
+    BOOST_TEST((base == cache.key_for_store("dbm", 1, "alice", "pw")));
+    struct Row {
+        const char *rule;
+        CacheKey key;
+    };
+    const std::vector<Row> rows = {
+        {"another scope (another AuthDBMUserFile, filter, vhost)", cache.key_for_store("dbm", 2, "alice", "pw")},
+        {"another store", cache.key_for_store("ldap", 1, "alice", "pw")},
+        {"another user", cache.key_for_store("dbm", 1, "bob", "pw")},
+        {"another password", cache.key_for_store("dbm", 1, "alice", "pw2")},
+        {"a scope differing in its top byte", cache.key_for_store("dbm", 1 | (1ULL << 63), "alice", "pw")},
+        {"the user file's key of the same credentials", cache.key_for("alice", "pw", "dbm")},
+    };
+    std::set<CacheKey> seen{base};
+    for (const Row &row : rows) {
+        BOOST_TEST_CONTEXT(row.rule)
+        {
+            BOOST_TEST(seen.insert(row.key).second, "collides with an earlier row");
+        }
+    }
+    // The same credentials cached in one scope are a miss in another.
+    CredentialCache shared(16, 1min, secret_of(7));
+    const auto now = Clock::time_point{} + 1h;
+    shared.remember(shared.key_for_store("dbm", 1, "alice", "pw"), now);
+    BOOST_TEST(shared.contains(shared.key_for_store("dbm", 1, "alice", "pw"), now));
+    BOOST_TEST(!shared.contains(shared.key_for_store("dbm", 2, "alice", "pw"), now));
+}
+
 BOOST_AUTO_TEST_CASE(fields_are_length_prefixed)
 {
     const CredentialCache cache(16, 1min, secret_of(7));
