@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from directory_servers import PEOPLE, Slapd, dbm_users, have
-from harness import basic, fresh_request, get, proxy_status
+from harness import basic, curl, get, proxy_status
 
 REALM = "Scopes"
 LDAP_MODULES = ["ldap", "authnz_ldap"]
@@ -89,6 +89,51 @@ def test_a_grant_in_one_vhost_does_not_admit_in_another(make_httpd, backend, two
     assert proxy_status(h, "alice", "alice-pw", headers=at_b) == 407
     assert proxy_status(h, "carol", "carol-pw", headers=at_b) == 200
     assert proxy_status(h, "carol", "carol-pw", headers=at_a) == 407
+
+
+def test_an_if_section_is_a_scope_of_its_own(make_httpd, backend, two_dbm_files):
+    a, b = two_dbm_files
+    h = make_httpd(location(backend, "/p", "AuthProxyProvider dbm", f"AuthDBMUserFile {a}",
+                            "<If \"%{QUERY_STRING} == 'b'\">", f"    AuthDBMUserFile {b}", "</If>"),
+                   extra_modules=["authn_dbm"])
+    assert [proxy_status(h, "alice", "alice-pw", "/p/x") for _ in range(2)] == [200, 200]
+    assert proxy_status(h, "alice", "alice-pw", "/p/x?b") == 407
+    assert proxy_status(h, "carol", "carol-pw", "/p/x?b") == 200
+    assert proxy_status(h, "carol", "carol-pw", "/p/x") == 407
+
+
+def test_proxy_sections_of_a_forward_proxy_are_scopes_of_their_own(make_httpd, backend, two_dbm_files):
+    a, b = two_dbm_files
+
+    def section(path: str, users: Path) -> str:
+        return (f'<Proxy "{backend.url}{path}/*">\n    AuthType ProxyBasic\n    AuthName "{REALM}"\n'
+                f"    AuthProxyProvider dbm\n    AuthDBMUserFile {users}\n    Require valid-user\n</Proxy>\n")
+    h = make_httpd("ProxyRequests On\n" + section("/a", a) + section("/b", b), extra_modules=["authn_dbm"])
+
+    def status(user: str, password: str, path: str) -> int:
+        return curl("-x", h.url, "--proxy-user", f"{user}:{password}", f"{backend.url}{path}").status
+    assert [status("alice", "alice-pw", "/a/x") for _ in range(2)] == [200, 200]
+    assert status("alice", "alice-pw", "/b/x") == 407
+    assert status("carol", "carol-pw", "/b/x") == 200
+
+
+def test_where_htaccess_files_set_the_store_every_answer_comes_from_the_store(make_httpd, two_dbm_files):
+    a, b = two_dbm_files
+    h = make_httpd("", start=False, extra_modules=["authn_dbm"])
+    h.body = (f"<Directory {h.root}/htdocs>\n    AllowOverride AuthConfig\n    AuthType ProxyBasic\n"
+              f'    AuthName "{REALM}"\n    AuthProxyProvider dbm\n    Require valid-user\n</Directory>\n')
+    for name, users in (("a", a), ("b", b)):
+        (h.root / "htdocs" / name).mkdir()
+        (h.root / "htdocs" / name / ".htaccess").write_text(f"AuthDBMUserFile {users}\n")
+        (h.root / "htdocs" / name / "index.html").write_text("local\n")
+    h.start()
+
+    def status(user: str, password: str, path: str) -> int:
+        return curl("-u", f"{user}:{password}", f"{h.url}{path}").status
+    assert [status("alice", "alice-pw", "/a/") for _ in range(2)] == [200, 200]
+    assert status("alice", "alice-pw", "/b/") == 401
+    assert status("alice", "b-password", "/b/") == 200
+    assert status("alice", "b-password", "/a/") == 401
 
 
 # ---------------------------------------------------------------- LDAP scopes
