@@ -10,7 +10,9 @@
  * the stored hash, which the verifier checks, and a checking store (an
  * httpd authn provider: LDAP, SQL, DBM) checks the password itself; the
  * credential cache lets a verified password skip the hash or the store;
- * identical repeats of a failure are refused without asking again; new
+ * identical repeats of a failure are refused without asking again (a
+ * checking store's only briefly: see Recall); both key on the password bytes
+ * the hash reads and, for a checking store, on the request's StoreScope; new
  * failures are counted by the throttle. An unknown user costs what a wrong
  * password costs: a dummy verification of the user file's typical format
  * and cost, or, with checking stores only, the time those stores take to

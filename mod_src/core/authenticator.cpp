@@ -220,8 +220,14 @@ Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a,
 
 void Authenticator::unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdict &v) const
 {
+    // Repeats are told apart as for a user the file knows, by the bytes its
+    // typical hash would read: otherwise a name that exists would answer
+    // passwords sharing those bytes differently from one that does not.
+    const std::string_view significant =
+        typical != nullptr ? significant_password_bytes(a.creds.password, typical->typical_format())
+                           : a.creds.password;
     const SetKey failure =
-        a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password, "") : SetKey{};
+        a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, significant, "") : SetKey{};
     if (repeated(a, failure, v, Recall::window)) {
         return;
     }

@@ -554,6 +554,9 @@ BOOST_AUTO_TEST_CASE(passwords_that_share_the_bytes_their_hash_reads_share_an_an
         {"DES: the ninth byte on is not read", "des", "des-pass-anything", Outcome::admitted, true, 0},
         {"DES: a wrong password, verified", "des", "des-pasX-1", Outcome::refused, false, 1},
         {"DES: a different tail of it is the same failure", "des", "des-pasX-2", Outcome::refused, false, 0},
+        // The file's typical format is bcrypt: an unknown name answers as "long" does.
+        {"unknown user: a dummy verification", "nobody", long72 + "1", Outcome::refused, false, 1},
+        {"unknown user: a different tail is the same failure", "nobody", long72 + "2", Outcome::refused, false, 0},
     };
     for (const Case &c : cases) {
         BOOST_TEST_CONTEXT(c.rule)
