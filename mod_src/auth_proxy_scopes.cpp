@@ -63,11 +63,13 @@ void name_every_section(apr_pool_t *pconf, server_rec *main_server)
             name_vhost(pconf, s);
         }
         name_section(pconf, s->lookup_defaults);
-        const auto *core = static_cast<const core_server_config *>(ap_get_core_module_config(s->module_config));
+        const auto *core =
+            static_cast<const core_server_config *>(ap_get_core_module_config(s->module_config));
         name_sections(pconf, core->sec_dir);
         name_sections(pconf, core->sec_url);
         if (proxy != nullptr) {
-            const auto *conf = static_cast<const proxy_server_conf *>(ap_get_module_config(s->module_config, proxy));
+            const auto *conf =
+                static_cast<const proxy_server_conf *>(ap_get_module_config(s->module_config, proxy));
             if (conf != nullptr) {
                 name_sections(pconf, conf->sec_proxy);
             }

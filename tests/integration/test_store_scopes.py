@@ -28,6 +28,8 @@ REALM = "Scopes"
 LDAP_MODULES = ["ldap", "authnz_ldap"]
 # mod_ldap's own caches off: what the directory sees is what mod_auth_proxy asks.
 LDAP_NO_CACHE = "LDAPCacheEntries 0\nLDAPOpCacheEntries 0\n"
+# Every test runs under both MPMs: the cache and the failure memory are shared by all processes.
+pytestmark = pytest.mark.parametrize("mpm", ["event", "prefork"])
 needs_ldap = pytest.mark.skipif(not have("slapd", "ldapadd", "ldapmodify"),
                                 reason="slapd and ldap-utils are not installed")
 
@@ -53,7 +55,6 @@ def two_dbm_files(server_root):
 
 # ---------------------------------------------------------------- DBM scopes
 
-@pytest.mark.parametrize("mpm", ["event", "prefork"])
 def test_a_grant_on_one_location_does_not_admit_on_another_with_another_dbm_file(make_httpd, backend,
                                                                                 two_dbm_files, mpm):
     a, b = two_dbm_files
@@ -66,20 +67,20 @@ def test_a_grant_on_one_location_does_not_admit_on_another_with_another_dbm_file
     assert proxy_status(h, "alice", "b-password", "/a/x") == 407
 
 
-def test_a_failure_on_one_location_is_no_repeat_on_another(make_httpd, backend, two_dbm_files):
+def test_a_failure_on_one_location_is_no_repeat_on_another(make_httpd, backend, two_dbm_files, mpm):
     a, b = two_dbm_files
     h = make_httpd(location(backend, "/a", "AuthProxyProvider dbm", f"AuthDBMUserFile {a}") +
                    location(backend, "/b", "AuthProxyProvider dbm", f"AuthDBMUserFile {b}"),
-                   extra_modules=["authn_dbm"])
+                   extra_modules=["authn_dbm"], mpm=mpm)
     h.mark_log()
     assert proxy_status(h, "alice", "alice-pw", "/b/x") == 407   # b.dbm: another password
     assert proxy_status(h, "alice", "alice-pw", "/a/x") == 200   # a.dbm: hers, from the same address
     assert "the same as before (APX01013)" not in h.log_since()
 
 
-def test_a_grant_in_one_vhost_does_not_admit_in_another(make_httpd, backend, two_dbm_files):
+def test_a_grant_in_one_vhost_does_not_admit_in_another(make_httpd, backend, two_dbm_files, mpm):
     a, b = two_dbm_files
-    h = make_httpd("", start=False, extra_modules=["authn_dbm"])
+    h = make_httpd("", start=False, extra_modules=["authn_dbm"], mpm=mpm)
     port = str(h.port)
     h.body = (vhost(port, "a.test", location(backend, "/p", "AuthProxyProvider dbm", f"AuthDBMUserFile {a}")) +
               vhost(port, "b.test", location(backend, "/p", "AuthProxyProvider dbm", f"AuthDBMUserFile {b}")))
@@ -91,24 +92,25 @@ def test_a_grant_in_one_vhost_does_not_admit_in_another(make_httpd, backend, two
     assert proxy_status(h, "carol", "carol-pw", headers=at_a) == 407
 
 
-def test_an_if_section_is_a_scope_of_its_own(make_httpd, backend, two_dbm_files):
+def test_an_if_section_is_a_scope_of_its_own(make_httpd, backend, two_dbm_files, mpm):
     a, b = two_dbm_files
     h = make_httpd(location(backend, "/p", "AuthProxyProvider dbm", f"AuthDBMUserFile {a}",
                             "<If \"%{QUERY_STRING} == 'b'\">", f"    AuthDBMUserFile {b}", "</If>"),
-                   extra_modules=["authn_dbm"])
+                   extra_modules=["authn_dbm"], mpm=mpm)
     assert [proxy_status(h, "alice", "alice-pw", "/p/x") for _ in range(2)] == [200, 200]
     assert proxy_status(h, "alice", "alice-pw", "/p/x?b") == 407
     assert proxy_status(h, "carol", "carol-pw", "/p/x?b") == 200
     assert proxy_status(h, "carol", "carol-pw", "/p/x") == 407
 
 
-def test_proxy_sections_of_a_forward_proxy_are_scopes_of_their_own(make_httpd, backend, two_dbm_files):
+def test_proxy_sections_of_a_forward_proxy_are_scopes_of_their_own(make_httpd, backend, two_dbm_files, mpm):
     a, b = two_dbm_files
 
     def section(path: str, users: Path) -> str:
         return (f'<Proxy "{backend.url}{path}/*">\n    AuthType ProxyBasic\n    AuthName "{REALM}"\n'
                 f"    AuthProxyProvider dbm\n    AuthDBMUserFile {users}\n    Require valid-user\n</Proxy>\n")
-    h = make_httpd("ProxyRequests On\n" + section("/a", a) + section("/b", b), extra_modules=["authn_dbm"])
+    h = make_httpd("ProxyRequests On\n" + section("/a", a) + section("/b", b), extra_modules=["authn_dbm"],
+                   mpm=mpm)
 
     def status(user: str, password: str, path: str) -> int:
         return curl("-x", h.url, "--proxy-user", f"{user}:{password}", f"{backend.url}{path}").status
@@ -117,9 +119,9 @@ def test_proxy_sections_of_a_forward_proxy_are_scopes_of_their_own(make_httpd, b
     assert status("carol", "carol-pw", "/b/x") == 200
 
 
-def test_where_htaccess_files_set_the_store_every_answer_comes_from_the_store(make_httpd, two_dbm_files):
+def test_where_htaccess_files_set_the_store_every_answer_comes_from_the_store(make_httpd, two_dbm_files, mpm):
     a, b = two_dbm_files
-    h = make_httpd("", start=False, extra_modules=["authn_dbm"])
+    h = make_httpd("", start=False, extra_modules=["authn_dbm"], mpm=mpm)
     h.body = (f"<Directory {h.root}/htdocs>\n    AllowOverride AuthConfig\n    AuthType ProxyBasic\n"
               f'    AuthName "{REALM}"\n    AuthProxyProvider dbm\n    Require valid-user\n</Directory>\n')
     for name, users in (("a", a), ("b", b)):
@@ -151,24 +153,24 @@ def slapd(server_root):
 
 
 @needs_ldap
-def test_an_ldap_filter_keeps_out_a_user_who_logged_in_where_no_filter_applies(make_httpd, backend, slapd):
+def test_an_ldap_filter_keeps_out_a_user_who_logged_in_where_no_filter_applies(make_httpd, backend, slapd, mpm):
     people = f"{slapd.url}/{PEOPLE}"
     h = make_httpd(LDAP_NO_CACHE +
                    location(backend, "/all", "AuthProxyProvider ldap", f"AuthLDAPURL {people}?uid") +
                    location(backend, "/admins", "AuthProxyProvider ldap",
                             f'AuthLDAPURL "{people}?uid?sub?(employeeType=admin)"'),
-                   extra_modules=LDAP_MODULES)
+                   extra_modules=LDAP_MODULES, mpm=mpm)
     assert proxy_status(h, "ada", "ada-pw", "/admins/x") == 200
     assert [proxy_status(h, "leo", "leo-pw", "/all/x") for _ in range(2)] == [200, 200]
     assert proxy_status(h, "leo", "leo-pw", "/admins/x") == 407
 
 
 @needs_ldap
-def test_remote_user_is_the_directorys_name_on_every_request(make_httpd, backend, slapd):
+def test_remote_user_is_the_directorys_name_on_every_request(make_httpd, backend, slapd, mpm):
     h = make_httpd(LDAP_NO_CACHE + location(
         backend, "/p", "AuthProxyProvider ldap", f"AuthLDAPURL {slapd.url}/{PEOPLE}?uid,mail",
         "AuthLDAPRemoteUserAttribute mail", 'RequestHeader set X-Remote-User "expr=%{REMOTE_USER}"'),
-        extra_modules=LDAP_MODULES)
+        extra_modules=LDAP_MODULES, mpm=mpm)
     seen = []
     for _ in range(3):
         r = get(h, "/p/x", basic("carol", "carol-pw"))
@@ -179,10 +181,10 @@ def test_remote_user_is_the_directorys_name_on_every_request(make_httpd, backend
 
 @needs_ldap
 def test_a_password_set_in_the_directory_works_within_seconds_from_the_address_that_just_tried_it(
-        make_httpd, backend, slapd):
+        make_httpd, backend, slapd, mpm):
     h = make_httpd(LDAP_NO_CACHE + location(backend, "/p", "AuthProxyProvider ldap",
                                             f"AuthLDAPURL {slapd.url}/{PEOPLE}?uid"),
-                   extra_modules=LDAP_MODULES)
+                   extra_modules=LDAP_MODULES, mpm=mpm)
     assert proxy_status(h, "leo", "new-pw") == 407          # not yet his password
     slapd.set_password("leo", "new-pw")
     changed = time.monotonic()
@@ -197,10 +199,10 @@ def test_a_password_set_in_the_directory_works_within_seconds_from_the_address_t
 
 # ---------------------------------------------------------------- bytes a hash reads
 
-def test_passwords_sharing_the_72_bytes_bcrypt_reads_cost_one_verification(make_httpd, backend, make_users):
+def test_passwords_sharing_the_72_bytes_bcrypt_reads_cost_one_verification(make_httpd, backend, make_users, mpm):
     head = "b" * 72
     users = make_users({"alice": head + "set-with-this-tail"})
-    h = make_httpd(location(backend, "/p", f"AuthUserFile {users}"))
+    h = make_httpd(location(backend, "/p", f"AuthUserFile {users}"), mpm=mpm)
     h.mark_log()
     # bcrypt reads 72 bytes: stock httpd admits all 40, and so does the module,
     # at the cost of one verification, not 40.

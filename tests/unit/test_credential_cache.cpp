@@ -194,6 +194,19 @@ BOOST_AUTO_TEST_CASE(only_remembered_keys_are_contained)
     BOOST_TEST(!cache.contains(cache.key_for("alice", "wrong", kHash), t0));
 }
 
+BOOST_AUTO_TEST_CASE(a_key_may_be_remembered_for_less_than_the_ttl_never_for_more)
+{
+    auth_proxy::SharedKeySet set(16, 1min);
+    const CredentialCache cache(16, 1min, secret_of(7));
+    const CacheKey brief = cache.key_for("a", "pw", kHash), long_asked = cache.key_for("b", "pw", kHash);
+    set.remember(brief, t0, 3s);
+    set.remember(long_asked, t0, 1h);
+    BOOST_TEST(set.contains(brief, t0 + 2s));
+    BOOST_TEST(!set.contains(brief, t0 + 3s));
+    BOOST_TEST(set.contains(long_asked, t0 + 59s));
+    BOOST_TEST(!set.contains(long_asked, t0 + 1min));
+}
+
 BOOST_AUTO_TEST_CASE(entry_expires_after_the_ttl)
 {
     CredentialCache cache(16, 1min, secret_of(7));
