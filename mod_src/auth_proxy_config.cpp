@@ -369,7 +369,9 @@ void *in_pool(apr_pool_t *pool, const T &value)
 
 void *create_dir_conf(apr_pool_t *pool, char *)
 {
-    return in_pool(pool, DirConfig{});
+    DirConfig conf;
+    conf.scope = new_scope_id();
+    return in_pool(pool, conf);
 }
 
 void *merge_dir_conf(apr_pool_t *pool, void *base, void *add)

@@ -6,6 +6,7 @@
 #include "auth_proxy_log.hpp"
 #include "auth_proxy_providers.hpp"
 #include "auth_proxy_runtime.hpp"
+#include "auth_proxy_scopes.hpp"
 
 #include <http_core.h>
 #include <http_log.h>
@@ -190,6 +191,7 @@ int authenticate(request_rec *r)
     request.header = apr_table_get(r->headers_in, header_name);
     request.client = ClientAddress::parse(r->useragent_ip != nullptr ? r->useragent_ip : "");
     request.now = Now::current();
+    request.scope = store_scope(r, *conf);
     CredentialBuffer buffer;
     const Verdict v = rt.authenticator->authenticate(chain.stores(), chain.size(), request, buffer);
     if (rt.metrics) {

@@ -22,16 +22,21 @@ CheckAnswer ProviderStore::check(std::string_view user, const char *password)
     // As mod_auth_basic calls providers: r->user already set (some read it),
     // the provider's name in the notes (an alias finds its configuration
     // by it). A provider may put another name into r->user on success
-    // (AuthLDAPRemoteUserAttribute): that one stays.
-    r_->user = apr_pstrmemdup(r_->pool, user.data(), user.size());
+    // (AuthLDAPRemoteUserAttribute): that one stays, and as a cached answer
+    // could not give it, such a grant is not cached.
+    char *sent = apr_pstrmemdup(r_->pool, user.data(), user.size());
+    r_->user = sent;
     apr_table_setn(r_->notes, AUTHN_PROVIDER_NAME_NOTE, name_);
-    const authn_status status = provider_->check_password(r_, r_->user, password);
+    const authn_status status = provider_->check_password(r_, sent, password);
     apr_table_unset(r_->notes, AUTHN_PROVIDER_NAME_NOTE);
     if (status != AUTH_GRANTED) {
         r_->user = nullptr;
     }
     switch (status) {
     case AUTH_GRANTED:
+        if (r_->user == nullptr || std::strcmp(r_->user, sent) != 0) {
+            return CheckAnswer::granted_uncacheable;
+        }
         return CheckAnswer::granted;
     case AUTH_DENIED:
         return CheckAnswer::denied;

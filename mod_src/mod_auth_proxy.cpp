@@ -13,6 +13,7 @@
 #include "auth_proxy_log.hpp"
 #include "auth_proxy_metrics.hpp"
 #include "auth_proxy_runtime.hpp"
+#include "auth_proxy_scopes.hpp"
 #include "auth_proxy_socache.hpp"
 
 #include <http_core.h>
@@ -307,6 +308,7 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *ptemp, server_rec *
         if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
             return OK; // httpd's trial run of the configuration: the real one follows
         }
+        name_every_section(pconf, s);
         Runtime &rt = runtime();
         rt.server = s;
         const ServerConfig settings = effective_settings(s);

@@ -65,6 +65,7 @@ struct WarmPath {
         request.header = kHeader;
         request.client = ClientAddress::parse("192.0.2.10");
         request.now = Now::current();
+        request.scope = StoreScope{1, true}; // one configuration section, as the glue names it
         CredentialBuffer buffer;
         if (auth->authenticate(users, request, buffer).outcome != Outcome::admitted) { // verifies once, caches
             std::abort();

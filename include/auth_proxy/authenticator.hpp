@@ -10,7 +10,9 @@
  * the stored hash, which the verifier checks, and a checking store (an
  * httpd authn provider: LDAP, SQL, DBM) checks the password itself; the
  * credential cache lets a verified password skip the hash or the store;
- * identical repeats of a failure are refused without asking again; new
+ * identical repeats of a failure are refused without asking again (a
+ * checking store's only briefly: see Recall); both key on the password bytes
+ * the hash reads and, for a checking store, on the request's StoreScope; new
  * failures are counted by the throttle. An unknown user costs what a wrong
  * password costs: a dummy verification of the user file's typical format
  * and cost, or, with checking stores only, the time those stores take to
@@ -92,11 +94,25 @@ struct Store {
     CheckingStore *checker = nullptr;    ///< a store that checks passwords itself
 };
 
+/**
+ * Which configuration the checking stores of a request answer under. An
+ * httpd provider's answer depends on its directives in the request's scope
+ * (AuthDBMUserFile, AuthLDAPURL with its filter, ...) and on the vhost,
+ * which the module cannot read; the glue names them by identity instead.
+ * Unknown (e.g. a .htaccess file took part): the stores are asked every
+ * time, with neither the cache nor the failure memory in between.
+ */
+struct StoreScope {
+    std::uint64_t id = 0;
+    bool known = false;
+};
+
 /** One request, as the policy sees it. */
 struct AuthRequest {
     const char *header = nullptr; ///< the credentials header's value; null: none sent
     ClientAddress client;
     Now now;
+    StoreScope scope;
 };
 
 class Authenticator {
@@ -128,13 +144,14 @@ private:
     /** No store knows the user: refused at the cost of a wrong password. */
     void unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdict &v) const;
     /** True (and the verdict set) if @p failure is a repeat of a recent failure. */
-    bool repeated(Attempt &a, const SetKey &failure, Verdict &v) const;
+    bool repeated(Attempt &a, const SetKey &failure, Verdict &v, Recall recall) const;
     /** verify_(), timed into Verdict::hashing. */
     bool timed_verify(const char *password, const char *stored, Verdict &verdict) const;
     /** A verification whose answer is thrown away: what an unknown user or unusable entry costs. */
     void dummy_verification(const HtpasswdIndex &index, std::string_view password, Verdict &verdict) const;
     /** The common end of every failure: counted by the throttle, verdict refused. */
-    void refuse(Verdict &verdict, Reason reason, Attempt &a, const SetKey &failure) const;
+    void refuse(Verdict &verdict, Reason reason, Attempt &a, const SetKey &failure,
+                Recall recall = Recall::window) const;
 
     CredentialCache *cache_;
     Throttle *throttle_;

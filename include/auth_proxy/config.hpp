@@ -21,7 +21,21 @@ struct DirConfig {
     int always_proxy = -1;                ///< AuthProxyChallenge proxy: 1, auto: 0, unset: -1
     const char *providers = nullptr;      ///< AuthProxyProvider names, space-separated; null: "file"
     int auth_name = -1;                   ///< AuthName set here: 1; unset: -1 (configtest wants one per scope)
+    std::uint64_t scope = 0;              ///< names the sections merged into this one, in order (see mix_scopes())
 };
+
+/**
+ * A fresh section identity: a per-process random value and a counter, so
+ * no two sections of any configuration cycle of this server share one.
+ */
+std::uint64_t new_scope_id() noexcept;
+
+/**
+ * The identity of section @p inner merged over @p outer. Order matters, so
+ * that the merged identity names exactly which sections matched and in which
+ * order: what decided every other module's merged configuration too.
+ */
+std::uint64_t mix_scopes(std::uint64_t outer, std::uint64_t inner) noexcept;
 
 /** The most stores one AuthProxyProvider may list. */
 constexpr std::size_t kMaxProviders = 8;

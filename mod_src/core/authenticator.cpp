@@ -37,10 +37,19 @@ void sleep_for(std::chrono::nanoseconds t) noexcept
     std::this_thread::sleep_for(t);
 }
 
-/** What a failure at a checking store is remembered under: no htpasswd hash holds a NUL. */
-std::string checker_tag(std::string_view name)
+/**
+ * What a failure at a checking store is remembered under, in place of a
+ * stored hash (none holds a NUL): the store and the scope it answered in.
+ */
+std::string checker_tag(std::string_view name, const StoreScope &scope)
 {
-    return std::string(1, '\0') + std::string(name);
+    std::string tag(1, '\0');
+    tag += name;
+    tag += '\0';
+    for (int i = 0; i < 8; ++i) {
+        tag += static_cast<char>(scope.id >> (8 * i));
+    }
+    return tag;
 }
 
 } // namespace
@@ -81,20 +90,20 @@ void Authenticator::dummy_verification(const HtpasswdIndex &index, std::string_v
     verdict.dummy = true;
 }
 
-void Authenticator::refuse(Verdict &verdict, Reason reason, Attempt &a, const SetKey &failure) const
+void Authenticator::refuse(Verdict &verdict, Reason reason, Attempt &a, const SetKey &failure, Recall recall) const
 {
     verdict.outcome = Outcome::refused;
     verdict.reason = reason;
     if (a.throttling) {
-        verdict.counted = throttle_->note_failure(a.request.client, a.creds.user, failure, a.request.now);
+        verdict.counted = throttle_->note_failure(a.request.client, a.creds.user, failure, a.request.now, recall);
     }
 }
 
-bool Authenticator::repeated(Attempt &a, const SetKey &failure, Verdict &v) const
+bool Authenticator::repeated(Attempt &a, const SetKey &failure, Verdict &v, Recall recall) const
 {
     // The same failed credentials again (a browser resending a stale saved
     // password): the answer is known, and it is not another guess.
-    if (!a.throttling || !throttle_->is_repeat(failure, a.request.now)) {
+    if (!a.throttling || !throttle_->is_repeat(failure, a.request.now, recall)) {
         return false;
     }
     v.outcome = Outcome::refused;
@@ -112,10 +121,12 @@ Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt 
     const std::string_view stored(entry->hash);
     const bool usable = hash_usability(stored, entry->format) == HashUsability::usable;
 
+    // What the hash reads of the password: more bytes cannot change its answer.
+    const std::string_view significant = significant_password_bytes(a.creds.password, entry->format);
     CacheKey cache_key{};
     const bool caching = usable && cache_ != nullptr && cache_->enabled();
     if (caching) {
-        cache_key = cache_->key_for(a.creds.user, a.creds.password, stored);
+        cache_key = cache_->key_for(a.creds.user, significant, stored);
         if (cache_->contains(cache_key, a.request.now.steady)) {
             v.outcome = Outcome::admitted;
             v.cache_hit = true;
@@ -124,8 +135,8 @@ Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt 
         }
     }
     const SetKey failure =
-        a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password, stored) : SetKey{};
-    if (repeated(a, failure, v)) {
+        a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, significant, stored) : SetKey{};
+    if (repeated(a, failure, v, Recall::window)) {
         return Next::answered;
     }
     if (!usable) {
@@ -150,10 +161,12 @@ Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt 
 
 Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a, Verdict &v) const
 {
-    const bool caching = cache_ != nullptr && cache_->enabled();
+    // Where the scope is not known, every answer comes from the store itself.
+    const StoreScope &scope = a.request.scope;
+    const bool caching = scope.known && cache_ != nullptr && cache_->enabled();
     CacheKey cache_key{};
     if (caching) {
-        cache_key = cache_->key_for_store(store.name(), a.creds.user, a.creds.password);
+        cache_key = cache_->key_for_store(store.name(), scope.id, a.creds.user, a.creds.password);
         if (cache_->contains(cache_key, a.request.now.steady)) {
             v.store = a.store;
             v.outcome = Outcome::admitted;
@@ -162,9 +175,9 @@ Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a,
         }
     }
     const SetKey failure = a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password,
-                                                                  checker_tag(store.name()))
+                                                                  checker_tag(store.name(), scope))
                                         : SetKey{};
-    if (repeated(a, failure, v)) {
+    if (scope.known && repeated(a, failure, v, Recall::brief)) {
         v.store = a.store;
         return Next::answered;
     }
@@ -179,6 +192,7 @@ Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a,
         }
         return Next::ask_the_next;
     case CheckAnswer::granted:
+    case CheckAnswer::granted_uncacheable:
     case CheckAnswer::denied:
         if (times != nullptr) {
             times->record(took);
@@ -194,10 +208,10 @@ Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a,
     v.store = a.store;
     v.verified = true;
     if (answer == CheckAnswer::denied) {
-        refuse(v, Reason::wrong_password, a, failure);
+        refuse(v, Reason::wrong_password, a, failure, Recall::brief);
         return Next::answered;
     }
-    if (caching) {
+    if (caching && answer == CheckAnswer::granted) {
         cache_->remember(cache_key, a.request.now.steady); // successes only
     }
     v.outcome = Outcome::admitted;
@@ -206,9 +220,15 @@ Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a,
 
 void Authenticator::unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdict &v) const
 {
+    // Repeats are told apart as for a user the file knows, by the bytes its
+    // typical hash would read: otherwise a name that exists would answer
+    // passwords sharing those bytes differently from one that does not.
+    const std::string_view significant =
+        typical != nullptr ? significant_password_bytes(a.creds.password, typical->typical_format())
+                           : a.creds.password;
     const SetKey failure =
-        a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password, "") : SetKey{};
-    if (repeated(a, failure, v)) {
+        a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, significant, "") : SetKey{};
+    if (repeated(a, failure, v, Recall::window)) {
         return;
     }
     // What a wrong password would have cost: the user file's kind of hash,

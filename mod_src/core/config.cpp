@@ -1,7 +1,9 @@
 #include "auth_proxy/config.hpp"
 
 #include <cctype>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +12,9 @@
 #include <vector>
 #include <algorithm>
 #include <string_view>
+
+#include <sys/random.h>
+#include <unistd.h>
 
 namespace auth_proxy {
 
@@ -34,7 +39,46 @@ DirConfig merge(const DirConfig &base, const DirConfig &add) noexcept
     out.always_proxy = pick(add.always_proxy, base.always_proxy, -1);
     out.providers = pick<const char *>(add.providers, base.providers, nullptr);
     out.auth_name = pick(add.auth_name, base.auth_name, -1);
+    out.scope = mix_scopes(base.scope, add.scope);
     return out;
+}
+
+namespace {
+
+/** SplitMix64's finaliser: a bijection whose every output bit depends on every input bit. */
+std::uint64_t scramble(std::uint64_t x) noexcept
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+std::uint64_t process_nonce() noexcept
+{
+    std::uint64_t nonce = 0;
+    if (getrandom(&nonce, sizeof nonce, 0) != static_cast<ssize_t>(sizeof nonce)) {
+        // No entropy this early is not expected; the time and pid still keep
+        // one process's identities apart from another's.
+        nonce = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                (static_cast<std::uint64_t>(getpid()) << 32);
+    }
+    return nonce;
+}
+
+} // namespace
+
+std::uint64_t new_scope_id() noexcept
+{
+    static const std::uint64_t nonce = process_nonce();
+    static std::atomic<std::uint64_t> counter{0};
+    // scramble() is a bijection: distinct counter values give distinct ids.
+    return scramble(nonce + counter.fetch_add(1, std::memory_order_relaxed));
+}
+
+std::uint64_t mix_scopes(std::uint64_t outer, std::uint64_t inner) noexcept
+{
+    return scramble(scramble(outer) ^ (inner * 0x9fb21c651e98df25ULL + 0x2545f4914f6cdd1dULL));
 }
 
 bool uses_user_file(const char *providers) noexcept

@@ -75,6 +75,12 @@ class Slapd:
         subprocess.run(["ldapadd", "-x", "-H", self.url, "-D", ADMIN_DN, "-w", ADMIN_PASSWORD],
                        input=ldif, text=True, check=True, capture_output=True, timeout=30)
 
+    def set_password(self, uid: str, password: str) -> None:
+        """Sets uid=@p uid's userPassword with ldapmodify, as an administrator would."""
+        ldif = f"dn: uid={uid},{PEOPLE}\nchangetype: modify\nreplace: userPassword\nuserPassword: {password}\n"
+        subprocess.run(["ldapmodify", "-x", "-H", self.url, "-D", ADMIN_DN, "-w", ADMIN_PASSWORD],
+                       input=ldif, text=True, check=True, capture_output=True, timeout=30)
+
     def add_tree(self, users: dict[str, str], groups: dict[str, list[str]] | None = None) -> None:
         """The base entries, @p users (uid -> password) under ou=people and
         @p groups (cn -> uids) as groupOfNames under ou=groups."""

@@ -297,14 +297,18 @@ void keep_time(std::chrono::nanoseconds t) noexcept
     slept += t;
 }
 
+/** The scope most tests ask in: one known configuration. */
+constexpr StoreScope kScope{0x5c0be, true};
+
 Verdict run_chain(Harness &h, const std::vector<Store> &stores, const std::string &user, const std::string &password,
-                  const char *client = "192.0.2.1")
+                  const char *client = "192.0.2.1", StoreScope scope = kScope)
 {
     const std::string header = basic(user + ":" + password);
     AuthRequest request;
     request.header = header.c_str();
     request.client = ClientAddress::parse(client);
     request.now = h.now;
+    request.scope = scope;
     CredentialBuffer buffer;
     calls.clear();
     Verdict v = h.auth->authenticate(stores.data(), stores.size(), request, buffer);
@@ -414,6 +418,155 @@ BOOST_AUTO_TEST_CASE(failures_at_a_checking_store_count_towards_a_lockout)
     const int asked = ldap.asked;
     BOOST_TEST((run_chain(h, chain, "lara", "lara-pw", "203.0.113.40").outcome == Outcome::throttled));
     BOOST_TEST(ldap.asked == asked); // not even asked
+}
+
+BOOST_AUTO_TEST_CASE(a_checking_stores_answer_is_cached_and_remembered_per_scope)
+{
+    // Two <Location>s whose AuthDBMUserFiles differ: the provider is "dbm"
+    // in both, only the scope tells its configurations apart.
+    Harness h;
+    TableStore dbm_a("dbm", {{"alice", "alice-pw"}});
+    TableStore dbm_b("dbm", {{"alice", "other-pw"}});
+    const std::vector<Store> at_a = {{nullptr, &dbm_a}}, at_b = {{nullptr, &dbm_b}};
+    const StoreScope a{1, true}, b{2, true};
+
+    BOOST_TEST((run_chain(h, at_a, "alice", "alice-pw", "192.0.2.1", a).outcome == Outcome::admitted));
+    BOOST_TEST(run_chain(h, at_a, "alice", "alice-pw", "192.0.2.1", a).cache_hit);
+    const Verdict at_b_verdict = run_chain(h, at_b, "alice", "alice-pw", "192.0.2.1", b);
+    BOOST_TEST((at_b_verdict.outcome == Outcome::refused));
+    BOOST_TEST(!at_b_verdict.cache_hit);
+    BOOST_TEST(dbm_b.asked == 1);
+
+    // A failure in one scope is no repeat in another.
+    TableStore dbm_c("dbm", {{"carol", "carol-pw"}});
+    const std::vector<Store> at_c = {{nullptr, &dbm_c}};
+    BOOST_TEST((run_chain(h, at_b, "carol", "carol-pw", "192.0.2.1", b).outcome == Outcome::refused));
+    BOOST_TEST((run_chain(h, at_c, "carol", "carol-pw", "192.0.2.1", StoreScope{3, true}).outcome ==
+                Outcome::admitted));
+    BOOST_TEST(dbm_c.asked == 1);
+}
+
+BOOST_AUTO_TEST_CASE(in_an_unknown_scope_the_store_is_asked_every_time)
+{
+    Harness h;
+    TableStore ldap("ldap", {{"lara", "lara-pw"}});
+    const std::vector<Store> chain = {{nullptr, &ldap}};
+    for (int i = 0; i < 3; ++i) {
+        const Verdict v = run_chain(h, chain, "lara", "lara-pw", "192.0.2.1", StoreScope{});
+        BOOST_TEST((v.outcome == Outcome::admitted));
+        BOOST_TEST(!v.cache_hit);
+        const Verdict wrong = run_chain(h, chain, "lara", "stale", "192.0.2.1", StoreScope{});
+        BOOST_TEST(describe(wrong.reason) == describe(Reason::wrong_password));
+    }
+    BOOST_TEST(ldap.asked == 6);
+    // Its grants did not reach the cache of a known scope either.
+    BOOST_TEST(!run_chain(h, chain, "lara", "lara-pw", "192.0.2.1", StoreScope{0, true}).cache_hit);
+}
+
+namespace {
+
+/** A store that grants under another name (AuthLDAPRemoteUserAttribute mail). */
+struct RenamingStore final : CheckingStore {
+    int asked = 0;
+    std::string_view name() const noexcept override { return "ldap"; }
+    CheckAnswer check(std::string_view, const char *) override
+    {
+        ++asked;
+        return CheckAnswer::granted_uncacheable;
+    }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_grant_the_cache_could_not_repeat_is_not_cached)
+{
+    Harness h;
+    RenamingStore ldap;
+    const std::vector<Store> chain = {{nullptr, &ldap}};
+    for (int i = 0; i < 3; ++i) {
+        const Verdict v = run_chain(h, chain, "carol", "carol-pw");
+        BOOST_TEST((v.outcome == Outcome::admitted));
+        BOOST_TEST(!v.cache_hit);
+    }
+    BOOST_TEST(ldap.asked == 3);
+}
+
+BOOST_AUTO_TEST_CASE(a_password_changed_at_a_checking_store_works_once_the_brief_recall_is_over)
+{
+    Harness h;
+    TableStore ldap("ldap", {{"lara", "old-pw"}});
+    const std::vector<Store> chain = {{nullptr, &ldap}};
+    const Verdict first = run_chain(h, chain, "lara", "new-pw");
+    BOOST_TEST(describe(first.reason) == describe(Reason::wrong_password));
+    BOOST_TEST(first.counted.counted);
+
+    ldap.users = {{"lara", "new-pw"}}; // set in the directory
+    const Verdict soon = run_chain(h, chain, "lara", "new-pw");
+    BOOST_TEST(describe(soon.reason) == describe(Reason::repeated_failure));
+    BOOST_TEST(ldap.asked == 1);
+
+    h.now.steady += kBriefRecall;
+    h.now.wall_us += std::chrono::duration_cast<std::chrono::microseconds>(kBriefRecall).count();
+    BOOST_TEST((run_chain(h, chain, "lara", "new-pw").outcome == Outcome::admitted));
+    BOOST_TEST(ldap.asked == 2);
+
+    // A stale password resent after the recall is asked again, but counted once per window.
+    const Verdict stale = run_chain(h, chain, "lara", "old-pw");
+    BOOST_TEST(stale.counted.counted);
+    h.now.steady += kBriefRecall;
+    const Verdict resent = run_chain(h, chain, "lara", "old-pw");
+    BOOST_TEST(describe(resent.reason) == describe(Reason::wrong_password));
+    BOOST_TEST(!resent.counted.counted);
+    BOOST_TEST(ldap.asked == 4);
+}
+
+BOOST_AUTO_TEST_CASE(a_user_files_answer_is_shared_by_every_scope)
+{
+    // Its key holds the stored hash, which decides the answer on its own.
+    Harness h;
+    const std::vector<Store> chain = {{&h.users, nullptr}};
+    BOOST_TEST((run_chain(h, chain, "alice", "alice-pw", "192.0.2.1", StoreScope{1, true}).outcome ==
+                Outcome::admitted));
+    BOOST_TEST(run_chain(h, chain, "alice", "alice-pw", "192.0.2.1", StoreScope{2, true}).cache_hit);
+    BOOST_TEST(run_chain(h, chain, "alice", "alice-pw", "192.0.2.1", StoreScope{}).cache_hit);
+}
+
+BOOST_AUTO_TEST_CASE(passwords_that_share_the_bytes_their_hash_reads_share_an_answer)
+{
+    // htpasswd -nbB -C 4 long "$(printf 'b%.0s' {1..72})tail-one"; htpasswd -nbd des 'des-pass-word'
+    const std::string long72(72, 'b');
+    Harness h(ThrottlePolicy{}, "long:$2y$04$.WlThKlfuXStuah.xXJT8uVr3ZBJ/TAmn4L6alimcn1HpkCK1jWmW\n"
+                                "des:Xa0e2.FCxvB/I\n");
+    struct Case {
+        const char *rule;
+        std::string user, password;
+        Outcome outcome;
+        bool cache_hit;
+        std::size_t verifications;
+    };
+    const std::vector<Case> cases = {
+        {"bcrypt: the right password, verified", "long", long72 + "tail-one", Outcome::admitted, false, 1},
+        {"bcrypt: another tail past byte 72 is the same password", "long", long72 + "another", Outcome::admitted, true, 0},
+        {"bcrypt: a wrong password, verified", "long", "x" + long72, Outcome::refused, false, 1},
+        {"bcrypt: a different tail of it is the same failure", "long", "x" + long72 + "y", Outcome::refused, false, 0},
+        {"bcrypt: 71 of the 72 bytes is another password", "long", long72.substr(0, 71), Outcome::refused, false, 1},
+        {"DES: the right password, verified", "des", "des-pass", Outcome::admitted, false, 1},
+        {"DES: the ninth byte on is not read", "des", "des-pass-anything", Outcome::admitted, true, 0},
+        {"DES: a wrong password, verified", "des", "des-pasX-1", Outcome::refused, false, 1},
+        {"DES: a different tail of it is the same failure", "des", "des-pasX-2", Outcome::refused, false, 0},
+        // The file's typical format is bcrypt: an unknown name answers as "long" does.
+        {"unknown user: a dummy verification", "nobody", long72 + "1", Outcome::refused, false, 1},
+        {"unknown user: a different tail is the same failure", "nobody", long72 + "2", Outcome::refused, false, 0},
+    };
+    for (const Case &c : cases) {
+        BOOST_TEST_CONTEXT(c.rule)
+        {
+            const Verdict v = h.login(c.user, c.password);
+            BOOST_TEST((v.outcome == c.outcome));
+            BOOST_TEST(v.cache_hit == c.cache_hit);
+            BOOST_TEST(calls.size() == c.verifications);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

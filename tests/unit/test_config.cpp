@@ -6,7 +6,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdint>
+#include <set>
 #include <string>
+#include <vector>
 
 using namespace auth_proxy;
 
@@ -40,6 +42,43 @@ BOOST_AUTO_TEST_CASE(the_provider_list_is_inherited_whole_and_says_whether_the_u
     };
     for (const Case &c : cases) {
         BOOST_TEST(uses_user_file(c.providers) == c.uses_file, (c.providers != nullptr ? c.providers : "(default)"));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(the_merged_scope_names_the_sections_and_their_order)
+{
+    std::set<std::uint64_t> ids;
+    for (int i = 0; i < 10000; ++i) {
+        ids.insert(new_scope_id());
+    }
+    BOOST_TEST(ids.size() == 10000u); // every section an identity of its own
+
+    DirConfig vhost, a, b, c;
+    vhost.scope = new_scope_id();
+    a.scope = new_scope_id();
+    b.scope = new_scope_id();
+    c.scope = new_scope_id();
+    const std::uint64_t ab = merge(merge(vhost, a), b).scope;
+    BOOST_TEST(ab == mix_scopes(mix_scopes(vhost.scope, a.scope), b.scope));
+    BOOST_TEST(ab == merge(merge(vhost, a), b).scope); // the same sections: the same scope
+    struct Row {
+        const char *rule;
+        std::uint64_t scope;
+    };
+    const std::vector<Row> rows = {
+        {"the outer section alone", merge(vhost, a).scope},
+        {"the other order", merge(merge(vhost, b), a).scope},
+        {"another inner section", merge(merge(vhost, a), c).scope},
+        {"one more section", merge(merge(merge(vhost, a), b), c).scope},
+        {"another vhost", merge(merge(c, a), b).scope},
+        {"the section's own identity", b.scope},
+    };
+    std::set<std::uint64_t> seen{ab};
+    for (const Row &row : rows) {
+        BOOST_TEST_CONTEXT(row.rule)
+        {
+            BOOST_TEST(seen.insert(row.scope).second, "collides with an earlier row");
+        }
     }
 }
 

@@ -93,6 +93,38 @@ BOOST_AUTO_TEST_CASE(key_changes_with_any_input)
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_checking_stores_key_names_the_store_and_the_scope)
+{
+    const CredentialCache cache(16, 1min, secret_of(7));
+    const CacheKey base = cache.key_for_store("dbm", 1, "alice", "pw");
+    BOOST_TEST((base == cache.key_for_store("dbm", 1, "alice", "pw")));
+    struct Row {
+        const char *rule;
+        CacheKey key;
+    };
+    const std::vector<Row> rows = {
+        {"another scope (another AuthDBMUserFile, filter, vhost)", cache.key_for_store("dbm", 2, "alice", "pw")},
+        {"another store", cache.key_for_store("ldap", 1, "alice", "pw")},
+        {"another user", cache.key_for_store("dbm", 1, "bob", "pw")},
+        {"another password", cache.key_for_store("dbm", 1, "alice", "pw2")},
+        {"a scope differing in its top byte", cache.key_for_store("dbm", 1 | (1ULL << 63), "alice", "pw")},
+        {"the user file's key of the same credentials", cache.key_for("alice", "pw", "dbm")},
+    };
+    std::set<CacheKey> seen{base};
+    for (const Row &row : rows) {
+        BOOST_TEST_CONTEXT(row.rule)
+        {
+            BOOST_TEST(seen.insert(row.key).second, "collides with an earlier row");
+        }
+    }
+    // The same credentials cached in one scope are a miss in another.
+    CredentialCache shared(16, 1min, secret_of(7));
+    const auto now = Clock::time_point{} + 1h;
+    shared.remember(shared.key_for_store("dbm", 1, "alice", "pw"), now);
+    BOOST_TEST(shared.contains(shared.key_for_store("dbm", 1, "alice", "pw"), now));
+    BOOST_TEST(!shared.contains(shared.key_for_store("dbm", 2, "alice", "pw"), now));
+}
+
 BOOST_AUTO_TEST_CASE(fields_are_length_prefixed)
 {
     const CredentialCache cache(16, 1min, secret_of(7));
@@ -160,6 +192,19 @@ BOOST_AUTO_TEST_CASE(only_remembered_keys_are_contained)
     BOOST_TEST(cache.contains(alice, t0));
     BOOST_TEST(!cache.contains(bob, t0));
     BOOST_TEST(!cache.contains(cache.key_for("alice", "wrong", kHash), t0));
+}
+
+BOOST_AUTO_TEST_CASE(a_key_may_be_remembered_for_less_than_the_ttl_never_for_more)
+{
+    auth_proxy::SharedKeySet set(16, 1min);
+    const CredentialCache cache(16, 1min, secret_of(7));
+    const CacheKey brief = cache.key_for("a", "pw", kHash), long_asked = cache.key_for("b", "pw", kHash);
+    set.remember(brief, t0, 3s);
+    set.remember(long_asked, t0, 1h);
+    BOOST_TEST(set.contains(brief, t0 + 2s));
+    BOOST_TEST(!set.contains(brief, t0 + 3s));
+    BOOST_TEST(set.contains(long_asked, t0 + 59s));
+    BOOST_TEST(!set.contains(long_asked, t0 + 1min));
 }
 
 BOOST_AUTO_TEST_CASE(entry_expires_after_the_ttl)

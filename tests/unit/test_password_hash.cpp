@@ -347,4 +347,50 @@ BOOST_AUTO_TEST_CASE(a_dummy_hash_has_the_format_and_cost_asked_for_and_matches_
     BOOST_TEST(hash_cost(dummy_hash(HashFormat::sha512_crypt, 999999999), HashFormat::sha512_crypt) == 20000000u);
 }
 
+BOOST_AUTO_TEST_CASE(significant_password_bytes_table)
+{
+    const std::string b80(80, 'b'), d12 = "12345678abcd";
+    struct Row {
+        const char *rule;
+        HashFormat format;
+        std::string password;
+        std::string significant;
+    };
+    const std::vector<Row> rows = {
+        {"bcrypt reads 72 bytes", HashFormat::bcrypt, b80, b80.substr(0, 72)},
+        {"bcrypt: exactly 72 is whole", HashFormat::bcrypt, b80.substr(0, 72), b80.substr(0, 72)},
+        {"bcrypt: shorter is whole", HashFormat::bcrypt, "pw", "pw"},
+        {"crypt DES reads 8", HashFormat::crypt_des, d12, "12345678"},
+        {"crypt DES: shorter is whole", HashFormat::crypt_des, "1234", "1234"},
+        {"APR1-MD5 reads all", HashFormat::apr1_md5, b80, b80},
+        {"{SHA} reads all", HashFormat::sha1, b80, b80},
+        {"MD5-crypt reads all", HashFormat::md5_crypt, b80, b80},
+        {"SHA-256-crypt reads all", HashFormat::sha256_crypt, b80, b80},
+        {"SHA-512-crypt reads all", HashFormat::sha512_crypt, b80, b80},
+        {"an unknown format: all", HashFormat::unknown, b80, b80},
+        {"empty", HashFormat::bcrypt, "", ""},
+    };
+    for (const Row &row : rows) {
+        BOOST_TEST_CONTEXT(row.rule)
+        {
+            BOOST_TEST(std::string(significant_password_bytes(row.password, row.format)) == row.significant);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(the_significant_bytes_decide_the_verification)
+{
+    // What significant_password_bytes() claims, checked against the real hashes.
+    const std::string b72(72, 'b');
+    const char *bcrypt = "$2y$04$.WlThKlfuXStuah.xXJT8uVr3ZBJ/TAmn4L6alimcn1HpkCK1jWmW"; // b72 + "tail-one"
+    BOOST_TEST(verify_password((b72 + "tail-one").c_str(), bcrypt, HashFormat::bcrypt));
+    BOOST_TEST(verify_password((b72 + "other").c_str(), bcrypt, HashFormat::bcrypt));
+    BOOST_TEST(verify_password(b72.c_str(), bcrypt, HashFormat::bcrypt));
+    BOOST_TEST(!verify_password(b72.substr(0, 71).c_str(), bcrypt, HashFormat::bcrypt));
+    const char *des = "Xa0e2.FCxvB/I"; // "des-pass-word", of which DES reads "des-pass"
+    BOOST_TEST(verify_password("des-pass", des, HashFormat::crypt_des));
+    BOOST_TEST(verify_password("des-pass-anything", des, HashFormat::crypt_des));
+    BOOST_TEST(!verify_password("des-pas", des, HashFormat::crypt_des));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -32,9 +32,13 @@ void add_field(Sha256 &hash, std::string_view field) noexcept;
 /**
  * The verified-credential cache: a SharedKeySet keyed by
  * HMAC(secret, user, password, stored hash) for the user file, and by
- * HMAC(secret, "store", store name, user, password) for a checking store. The plaintext password is
- * never stored, and a changed or removed password changes the stored hash
- * and so misses at once. Only successes are remembered; a failed guess
+ * HMAC(secret, "store", store name, scope, user, password) for a checking
+ * store. The password is the part the hash reads (see
+ * significant_password_bytes()); the plaintext is never stored. A user
+ * file's answer is a function of the password and the stored hash alone, so
+ * a changed or removed password misses at once, in any scope. A checking
+ * store's answer depends on its directives in the request's scope (the DBM
+ * file, the LDAP URL with its filter) and the vhost, which the scope names. Only successes are remembered; a failed guess
  * always pays the full hash. Made by the parent before the fork, so a user
  * costs one verification per TTL for the whole server, not one per child.
  */
@@ -51,8 +55,9 @@ public:
     CacheKey key_for(std::string_view user, std::string_view password,
                      std::string_view stored_hash) const noexcept;
 
-    /** The key for a credential a checking store (e.g. LDAP) named @p store granted. */
-    CacheKey key_for_store(std::string_view store, std::string_view user, std::string_view password) const noexcept;
+    /** The key for a credential a checking store (e.g. LDAP) named @p store granted in the scope @p scope. */
+    CacheKey key_for_store(std::string_view store, std::uint64_t scope, std::string_view user,
+                           std::string_view password) const noexcept;
 
     /** True if @p key was remembered and has not expired at @p now. */
     bool contains(const CacheKey &key, Clock::time_point now) noexcept { return set_.contains(key, now); }

@@ -73,6 +73,9 @@ public:
     /** Remembers @p key until now + ttl, replacing the least recently used entry of its bucket. */
     void remember(const SetKey &key, Clock::time_point now) noexcept;
 
+    /** Remembers @p key until now + @p ttl (at most the table's TTL). */
+    void remember(const SetKey &key, Clock::time_point now, Clock::duration ttl) noexcept;
+
     Stats stats() const noexcept;
 
     /**

@@ -17,6 +17,7 @@ namespace auth_proxy {
 /** What such a store says. */
 enum class CheckAnswer {
     granted,
+    granted_uncacheable, ///< granted, with more than a verdict (another REMOTE_USER): a cache could not repeat it
     denied,         ///< the user exists; the password is wrong
     user_not_found, ///< the next store is asked
     error,          ///< the store cannot answer: fail closed

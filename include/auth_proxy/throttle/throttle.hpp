@@ -133,6 +133,19 @@ private:
     std::size_t buckets_ = 0;
 };
 
+/**
+ * How long a failure is refused, unasked, as a repeat. A user file's failure
+ * is keyed by the stored hash, so it stands until the hash changes: the
+ * whole window. A checking store (LDAP, SQL, DBM) can change its answer at
+ * any moment, when a password is set there, so its failures are taken as
+ * repeats only for kBriefRecall: long enough for the requests of one page
+ * that a browser sends with a stale password, short enough that a password
+ * just set in the directory works from the address that tried it a moment
+ * before. Either way a failure counts towards a lockout once per window.
+ */
+enum class Recall { window, brief };
+constexpr std::chrono::seconds kBriefRecall{3};
+
 /** The throttle: the policy applied over a counter store and a memory of recent failures. */
 class Throttle {
 public:
@@ -160,8 +173,8 @@ public:
     SetKey failure_key(const ClientAddress &client, std::string_view user, std::string_view password,
                        std::string_view stored_hash) const noexcept;
 
-    /** True if @p failure was seen failing within the window: an identical repeat. */
-    bool is_repeat(const SetKey &failure, const Now &now) noexcept;
+    /** True if @p failure was seen failing within the time @p recall names: an identical repeat. */
+    bool is_repeat(const SetKey &failure, const Now &now, Recall recall = Recall::window) noexcept;
 
     struct Counted {
         bool counted = false;           ///< a new distinct failure
@@ -170,11 +183,17 @@ public:
         std::uint32_t failures = 0;     ///< the address's distinct failures in its window
     };
 
-    /** Records a failure of @p failure (see failure_key()) from @p client for @p user. */
-    Counted note_failure(const ClientAddress &client, std::string_view user, const SetKey &failure, const Now &now);
+    /**
+     * Records a failure of @p failure (see failure_key()) from @p client for
+     * @p user: counted once per window, a repeat for as long as @p recall says.
+     */
+    Counted note_failure(const ClientAddress &client, std::string_view user, const SetKey &failure, const Now &now,
+                         Recall recall = Recall::window);
 
 private:
     FailureRule address_rule() const noexcept;
+    /** What a failure is remembered under for a brief recall: apart from its (window-long) counting key. */
+    SetKey brief_key(const SetKey &failure) const noexcept;
     FailureRule user_rule() const noexcept;
 
     ThrottlePolicy policy_;

@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -68,6 +69,19 @@ std::string describe_unusable(std::string_view stored, HashFormat format);
  * or an unusable entry is made to cost.
  */
 std::string dummy_hash(HashFormat format, std::uint32_t cost);
+
+/**
+ * The part of @p password that a hash of @p format reads: bcrypt reads at
+ * most 72 bytes, traditional crypt (DES) 8, every other format all of it.
+ * Two passwords with the same significant bytes get the same answer from
+ * any hash of that format, so this, not the whole password, is what a
+ * cache or a failure memory keys on.
+ */
+std::string_view significant_password_bytes(std::string_view password, HashFormat format) noexcept;
+
+/** bcrypt's key is at most 72 bytes; traditional crypt's 8 characters. */
+constexpr std::size_t kBcryptPasswordBytes = 72;
+constexpr std::size_t kCryptDesPasswordBytes = 8;
 
 /**
  * Verifies @p password against @p stored (both NUL-terminated).

@@ -52,13 +52,18 @@ CacheKey CredentialCache::key_for(std::string_view user, std::string_view passwo
     return mac_.finish(hash); // hash's destructor wipes the password bytes it buffered
 }
 
-CacheKey CredentialCache::key_for_store(std::string_view store, std::string_view user,
+CacheKey CredentialCache::key_for_store(std::string_view store, std::uint64_t scope, std::string_view user,
                                         std::string_view password) const noexcept
 {
-    // Four fields where the user file's key has three: the two never meet.
+    // Five fields where the user file's key has three: the two never meet.
+    char scope_bytes[8];
+    for (int i = 0; i < 8; ++i) {
+        scope_bytes[i] = static_cast<char>(scope >> (8 * i));
+    }
     Sha256 hash = mac_.begin();
     add_field(hash, "store");
     add_field(hash, store);
+    add_field(hash, std::string_view(scope_bytes, sizeof scope_bytes));
     add_field(hash, user);
     add_field(hash, password);
     return mac_.finish(hash);

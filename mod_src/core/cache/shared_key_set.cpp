@@ -142,6 +142,11 @@ bool SharedKeySet::contains(const SetKey &key, Clock::time_point now) noexcept
 
 void SharedKeySet::remember(const SetKey &key, Clock::time_point now) noexcept
 {
+    remember(key, now, ttl_);
+}
+
+void SharedKeySet::remember(const SetKey &key, Clock::time_point now, Clock::duration ttl) noexcept
+{
     if (!enabled()) {
         return;
     }
@@ -192,7 +197,7 @@ void SharedKeySet::remember(const SetKey &key, Clock::time_point now) noexcept
     for (std::size_t i = 0; i < 4; ++i) {
         target->key[i].store(want[i], std::memory_order_relaxed);
     }
-    target->expires.store(t + std::chrono::duration_cast<std::chrono::nanoseconds>(ttl_).count(),
+    target->expires.store(t + std::chrono::duration_cast<std::chrono::nanoseconds>(std::min(ttl, ttl_)).count(),
                           std::memory_order_relaxed);
     target->used.store(t, std::memory_order_relaxed);
     target->sequence.store(seq + 2, std::memory_order_release);

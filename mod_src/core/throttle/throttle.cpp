@@ -382,16 +382,30 @@ SetKey Throttle::failure_key(const ClientAddress &client, std::string_view user,
     return mac_.finish(hash);
 }
 
-bool Throttle::is_repeat(const SetKey &failure, const Now &now) noexcept
+SetKey Throttle::brief_key(const SetKey &failure) const noexcept
 {
-    return failures_.contains(failure, now.steady);
+    Sha256 hash = mac_.begin();
+    add_field(hash, "brief");
+    add_field(hash, std::string_view(reinterpret_cast<const char *>(failure.data()), failure.size()));
+    return mac_.finish(hash);
+}
+
+bool Throttle::is_repeat(const SetKey &failure, const Now &now, Recall recall) noexcept
+{
+    return failures_.contains(recall == Recall::brief ? brief_key(failure) : failure, now.steady);
 }
 
 Throttle::Counted Throttle::note_failure(const ClientAddress &client, std::string_view user, const SetKey &failure,
-                                         const Now &now)
+                                         const Now &now, Recall recall)
 {
     Counted counted;
-    if (!applies_to(client) || failures_.contains(failure, now.steady)) {
+    if (!applies_to(client)) {
+        return counted;
+    }
+    if (recall == Recall::brief) {
+        failures_.remember(brief_key(failure), now.steady, kBriefRecall);
+    }
+    if (failures_.contains(failure, now.steady)) {
         return counted;
     }
     failures_.remember(failure, now.steady);

@@ -120,6 +120,15 @@ HashFormat classify_hash(std::string_view s) noexcept
     return HashFormat::unknown;
 }
 
+std::string_view significant_password_bytes(std::string_view password, HashFormat format) noexcept
+{
+    switch (format) {
+    case HashFormat::bcrypt: return password.substr(0, kBcryptPasswordBytes);
+    case HashFormat::crypt_des: return password.substr(0, kCryptDesPasswordBytes);
+    default: return password;
+    }
+}
+
 std::uint32_t hash_cost(std::string_view s, HashFormat format) noexcept
 {
     switch (format) {
