@@ -67,6 +67,20 @@ CounterRecord decode(const unsigned char in[kValueBytes]) noexcept
     return r;
 }
 
+/**
+ * The record that counts more of two that should be one: the later
+ * lockout, else the more failures. The socache may have dropped a record
+ * (shmcb makes room by dropping its oldest entries, expired or not) that
+ * this server's table still holds, or hold one another server counted.
+ */
+CounterRecord stronger(const CounterRecord &a, const CounterRecord &b) noexcept
+{
+    if (a.locked_until != b.locked_until) {
+        return a.locked_until > b.locked_until ? a : b;
+    }
+    return a.failures >= b.failures ? a : b;
+}
+
 /** A pool of its own for one socache call: request threads share nothing. */
 struct CallPool {
     apr_pool_t *pool = nullptr;
@@ -188,47 +202,54 @@ bool SocacheThrottleStore::fetch(const CounterKey &key, apr_pool_t *pool, Counte
     return true;
 }
 
-CounterRecord SocacheThrottleStore::read(const CounterKey &key, std::int64_t now)
+CounterReading SocacheThrottleStore::look(const CounterKey &key, std::int64_t now)
 {
-    CounterRecord r;
-    if (front_.read_fresh(key, now, r)) {
-        return r;
+    CounterReading reading;
+    if (front_.read_fresh(key, now, reading.record)) {
+        return reading;
     }
+    // What this server holds: all there is if the socache cannot answer,
+    // and never forgotten because the socache did.
+    reading = front_.look(key, now);
     const CallPool call;
     if (call.pool == nullptr) {
-        return front_.read(key, now);
+        return reading;
     }
+    CounterRecord remote;
     {
         const Locked lock(mutex_);
-        if (!fetch(key, call.pool, r)) {
-            return front_.read(key, now);
+        if (!fetch(key, call.pool, remote)) {
+            return reading;
         }
     }
-    front_.put(key, r, now, now + kFreshUs, r.locked_until);
-    return r;
+    reading.record = stronger(remote, reading.record);
+    front_.put(key, reading.record, now, now + kFreshUs, reading.record.locked_until);
+    return reading;
 }
 
-CounterRecord SocacheThrottleStore::add_failure(const CounterKey &key, std::int64_t now, const FailureRule &rule,
-                                                bool &locked_now)
+Counting SocacheThrottleStore::count(const CounterKey &key, std::int64_t now, const FailureRule &rule)
 {
     const CallPool call;
     const Locked lock(mutex_);
-    CounterRecord r;
-    if (call.pool == nullptr || !lock.held() || !fetch(key, call.pool, r)) {
-        return front_.add_failure(key, now, rule, locked_now);
+    CounterRecord remote;
+    if (call.pool == nullptr || !lock.held() || !fetch(key, call.pool, remote)) {
+        return front_.count(key, now, rule);
     }
-    r = count_failure(r, now, rule, locked_now);
+    Counting c;
+    c.record = count_failure(stronger(remote, front_.look(key, now).record), now, rule, c.locked_now);
     unsigned char id[kKeyBytes];
     key_bytes(key, id);
     unsigned char value[kValueBytes];
-    encode(r, value);
-    const apr_status_t rv = provider_->store(instance_, server_, id, sizeof id, keep_until(r, rule), value,
+    encode(c.record, value);
+    const apr_status_t rv = provider_->store(instance_, server_, id, sizeof id, keep_until(c.record, rule), value,
                                              sizeof value, call.pool);
     if (rv != APR_SUCCESS) {
         complain("update failed", rv);
     }
-    front_.put(key, r, now, now + kFreshUs, keep_until(r, rule));
-    return r;
+    // Kept here as counting state too, so that the socache dropping it early does not lift a lockout.
+    const bool kept = front_.put(key, c.record, now, now + kFreshUs, keep_until(c.record, rule));
+    c.stored = kept || rv == APR_SUCCESS;
+    return c;
 }
 
 } // namespace auth_proxy

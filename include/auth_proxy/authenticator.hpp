@@ -53,6 +53,7 @@ enum class Reason {
     repeated_failure, ///< the same failed credentials again: refused without hashing
     address_locked,
     user_locked,
+    throttle_full,    ///< the throttle had no room to count a failure of this client's: refused unasked
     store_unusable,   ///< the user file cannot be used, see Verdict::detail
     store_error,      ///< a checking store could not answer (it logs why itself)
 };
@@ -73,6 +74,7 @@ struct Verdict {
     bool cache_hit = false;
     int store = -1;               ///< which store answered (an index into the list), -1: none
     std::chrono::seconds retry_after{0}; ///< throttled: until the lockout ends
+    unsigned locked_prefix = 0;   ///< address_locked: 56 or 48 if an IPv6 prefix of the client's is locked out
     Throttle::Counted counted;    ///< what the throttle made of a failure
     std::string detail;           ///< unusable_entry, store_unusable: the operator-facing reason
 };

@@ -19,6 +19,7 @@ const char *describe(Reason reason) noexcept
     case Reason::repeated_failure: return "repeated failure";
     case Reason::address_locked: return "address locked out";
     case Reason::user_locked: return "user locked out";
+    case Reason::throttle_full: return "throttle table full";
     case Reason::store_unusable: return "user file unusable";
     case Reason::store_error: return "store error";
     }
@@ -246,8 +247,11 @@ Verdict Authenticator::authenticate(const Store *stores, std::size_t count, cons
         const Throttle::Lock lock = throttle_->check(request.client, a.creds.user, request.now);
         if (lock.locked) {
             v.outcome = Outcome::throttled;
-            v.reason = lock.by_user ? Reason::user_locked : Reason::address_locked;
+            v.reason = lock.table_full ? Reason::throttle_full
+                       : lock.by_user  ? Reason::user_locked
+                                       : Reason::address_locked;
             v.retry_after = lock.retry_after;
+            v.locked_prefix = lock.prefix;
             return v;
         }
         a.throttling = throttle_->applies_to(request.client);

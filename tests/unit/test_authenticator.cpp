@@ -65,7 +65,7 @@ struct Harness {
         users.index = std::make_shared<const HtpasswdIndex>(content);
         counter_memory = ::mmap(nullptr, SharedCounterTable::bytes_for(256), PROT_READ | PROT_WRITE,
                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        counters = std::make_unique<SharedCounterTable>(counter_memory, 256);
+        counters = std::make_unique<SharedCounterTable>(counter_memory, 256, CacheSecret{});
         failures = std::make_unique<SharedKeySet>(1024, policy.window);
         throttle = std::make_unique<Throttle>(std::move(policy), *counters, *failures, CacheSecret{});
         cache = std::make_unique<CredentialCache>(64, 5min, CacheSecret{});
