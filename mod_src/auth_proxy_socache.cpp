@@ -202,29 +202,39 @@ bool SocacheThrottleStore::fetch(const CounterKey &key, apr_pool_t *pool, Counte
     return true;
 }
 
-CounterReading SocacheThrottleStore::look(const CounterKey &key, std::int64_t now)
+CounterRecord SocacheThrottleStore::read(const CounterKey &key, std::int64_t now)
 {
-    CounterReading reading;
-    if (front_.read_fresh(key, now, reading.record)) {
-        return reading;
+    CounterRecord r;
+    if (front_.read_fresh(key, now, r)) {
+        return r;
     }
     // What this server holds: all there is if the socache cannot answer,
     // and never forgotten because the socache did.
-    reading = front_.look(key, now);
+    const CounterRecord local = front_.read(key, now);
     const CallPool call;
     if (call.pool == nullptr) {
-        return reading;
+        return local;
     }
-    CounterRecord remote;
     {
         const Locked lock(mutex_);
-        if (!fetch(key, call.pool, remote)) {
-            return reading;
+        if (!fetch(key, call.pool, r)) {
+            return local;
         }
     }
-    reading.record = stronger(remote, reading.record);
-    front_.put(key, reading.record, now, now + kFreshUs, reading.record.locked_until);
-    return reading;
+    r = stronger(r, local);
+    front_.put(key, r, now, now + kFreshUs, r.locked_until);
+    return r;
+}
+
+Reservation SocacheThrottleStore::reserve(const CounterKey &key, std::int64_t now, std::int64_t until)
+{
+    // The socache may drop entries; this server's table is what keeps a failure counted here.
+    return front_.reserve(key, now, until);
+}
+
+void SocacheThrottleStore::release(const CounterKey &key, std::int64_t now)
+{
+    front_.release(key, now);
 }
 
 Counting SocacheThrottleStore::count(const CounterKey &key, std::int64_t now, const FailureRule &rule)
@@ -236,7 +246,7 @@ Counting SocacheThrottleStore::count(const CounterKey &key, std::int64_t now, co
         return front_.count(key, now, rule);
     }
     Counting c;
-    c.record = count_failure(stronger(remote, front_.look(key, now).record), now, rule, c.locked_now);
+    c.record = count_failure(stronger(remote, front_.read(key, now)), now, rule, c.locked_now);
     unsigned char id[kKeyBytes];
     key_bytes(key, id);
     unsigned char value[kValueBytes];

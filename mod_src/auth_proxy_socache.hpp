@@ -25,9 +25,9 @@ namespace auth_proxy {
  * this server's own updates). If the socache cannot be reached the throttle
  * counts locally and logs it: the password check itself never depends on it.
  *
- * Every record counted or read here is also kept in the front table as
- * counting state until its window or lockout ends, and the two are merged
- * on every read: a socache that drops entries to make room (shmcb drops its
+ * Every record counted here is also kept in the front table as counting
+ * state until its window or lockout ends (reservations are made there
+ * too), and the two are merged on every read: a socache that drops entries to make room (shmcb drops its
  * oldest, expired or not; redis and memcache may be configured to) never
  * lifts a lockout this server has seen. The socache is keyed by the whole
  * counter key, so its entries never collide.
@@ -44,8 +44,10 @@ public:
     /** Re-opens the global mutex in a new child. */
     void child_init(apr_pool_t *pchild, server_rec *s) noexcept;
 
-    CounterReading look(const CounterKey &key, std::int64_t now) override;
+    CounterRecord read(const CounterKey &key, std::int64_t now) override;
     Counting count(const CounterKey &key, std::int64_t now, const FailureRule &rule) override;
+    Reservation reserve(const CounterKey &key, std::int64_t now, std::int64_t until) override;
+    void release(const CounterKey &key, std::int64_t now) override;
 
 private:
     bool fetch(const CounterKey &key, apr_pool_t *pool, CounterRecord &out) noexcept;

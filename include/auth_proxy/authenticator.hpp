@@ -5,7 +5,9 @@
  * glue maps the verdict to a status, headers and a log line.
  *
  * The stages, in order: the Basic scheme parses the header; the throttle
- * refuses a locked-out client before any password is looked at; the stores
+ * refuses a locked-out client before any password is looked at, and one
+ * whose failure it would have no room to count before a password is
+ * checked; the stores
  * are asked in turn until one knows the user — the indexed user file gives
  * the stored hash, which the verifier checks, and a checking store (an
  * httpd authn provider: LDAP, SQL, DBM) checks the password itself; the
@@ -131,6 +133,10 @@ private:
     void unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdict &v) const;
     /** True (and the verdict set) if @p failure is a repeat of a recent failure. */
     bool repeated(Attempt &a, const SetKey &failure, Verdict &v) const;
+    /** True (and @p v throttled) if a failure now could not be counted: the password is not checked. */
+    bool no_room(Attempt &a, Verdict &v) const;
+    /** A password checked right: what was reserved for its failure is given back. */
+    void admitted_after_check(Attempt &a, Verdict &v) const;
     /** verify_(), timed into Verdict::hashing. */
     bool timed_verify(const char *password, const char *stored, Verdict &verdict) const;
     /** A verification whose answer is thrown away: what an unknown user or unusable entry costs. */

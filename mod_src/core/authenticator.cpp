@@ -51,6 +51,7 @@ struct Authenticator::Attempt {
     const AuthRequest &request;
     BasicCredentials creds;
     bool throttling = false;
+    bool reserved = false; ///< the throttle keeps a place for this attempt's failure
     int store = -1; ///< the store being asked
     /** The longest a checking store that did not know the user fell short of its usual answer time. */
     std::chrono::nanoseconds shortfall{0};
@@ -103,6 +104,31 @@ bool Authenticator::repeated(Attempt &a, const SetKey &failure, Verdict &v) cons
     return true;
 }
 
+bool Authenticator::no_room(Attempt &a, Verdict &v) const
+{
+    // A check whose failure could not be counted would be a free guess.
+    if (!a.throttling || a.reserved) {
+        return false;
+    }
+    const Throttle::Lock lock = throttle_->reserve(a.request.client, a.creds.user, a.request.now);
+    if (!lock.locked) {
+        a.reserved = true;
+        return false;
+    }
+    v.outcome = Outcome::throttled;
+    v.reason = Reason::throttle_full;
+    v.retry_after = lock.retry_after;
+    return true;
+}
+
+void Authenticator::admitted_after_check(Attempt &a, Verdict &v) const
+{
+    if (a.reserved) {
+        throttle_->release(a.request.client, a.creds.user, a.request.now);
+    }
+    v.outcome = Outcome::admitted;
+}
+
 Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt &a, Verdict &v) const
 {
     const HtpasswdIndex::Found entry = index.find(a.creds.user);
@@ -126,7 +152,7 @@ Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt 
     }
     const SetKey failure =
         a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password, stored) : SetKey{};
-    if (repeated(a, failure, v)) {
+    if (repeated(a, failure, v) || no_room(a, v)) {
         return Next::answered;
     }
     if (!usable) {
@@ -145,7 +171,7 @@ Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt 
     if (caching) {
         cache_->remember(cache_key, a.request.now.steady); // successes only: a guesser always pays the hash
     }
-    v.outcome = Outcome::admitted;
+    admitted_after_check(a, v);
     return Next::answered;
 }
 
@@ -165,7 +191,7 @@ Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a,
     const SetKey failure = a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password,
                                                                   checker_tag(store.name()))
                                         : SetKey{};
-    if (repeated(a, failure, v)) {
+    if (repeated(a, failure, v) || no_room(a, v)) {
         v.store = a.store;
         return Next::answered;
     }
@@ -201,7 +227,7 @@ Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a,
     if (caching) {
         cache_->remember(cache_key, a.request.now.steady); // successes only
     }
-    v.outcome = Outcome::admitted;
+    admitted_after_check(a, v);
     return Next::answered;
 }
 
@@ -209,7 +235,7 @@ void Authenticator::unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdi
 {
     const SetKey failure =
         a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password, "") : SetKey{};
-    if (repeated(a, failure, v)) {
+    if (repeated(a, failure, v) || no_room(a, v)) {
         return;
     }
     // What a wrong password would have cost: the user file's kind of hash,

@@ -171,8 +171,8 @@ BOOST_AUTO_TEST_CASE(a_full_bucket_never_gives_up_a_counting_or_locked_record)
     }
     // A fifth key finds no room: it is not stored, and says until when.
     const CounterKey fifth = address_key(ip("192.0.2.5"));
-    const CounterReading before = table.look(fifth, 20 * kSecond);
-    BOOST_TEST(!before.room);
+    const Reservation before = table.reserve(fifth, 20 * kSecond, 80 * kSecond);
+    BOOST_TEST(!before.held);
     BOOST_TEST(before.room_at == 612 * kSecond); // 192.0.2.2's window, the first to end
     for (int i = 0; i < 100; ++i) {
         const Counting c = table.count(address_key(ip(("198.51.100." + std::to_string(i)).c_str())), 20 * kSecond,
@@ -183,7 +183,7 @@ BOOST_AUTO_TEST_CASE(a_full_bucket_never_gives_up_a_counting_or_locked_record)
     BOOST_TEST(table.read(locked_key, 21 * kSecond).locked_until == 910 * kSecond);
     BOOST_TEST(table.read(address_key(ip("192.0.2.2")), 21 * kSecond).failures == 1u);
     // A record whose window has ended makes room; the lockout still stands.
-    BOOST_TEST(table.look(fifth, 612 * kSecond).room);
+    BOOST_TEST(table.reserve(fifth, 612 * kSecond, 672 * kSecond).held);
     BOOST_TEST(table.count(fifth, 612 * kSecond, kRule).stored);
     BOOST_TEST(table.read(locked_key, 612 * kSecond).locked_until == 910 * kSecond);
 }
@@ -200,7 +200,7 @@ BOOST_AUTO_TEST_CASE(a_copy_put_from_another_store_makes_room_but_counting_state
         BOOST_TEST(table.put(address_key(ip(("192.0.2." + std::to_string(i)).c_str())), seen, 10 * kSecond,
                              11 * kSecond, 0));
     }
-    BOOST_TEST(table.look(address_key(ip("192.0.2.9")), 10 * kSecond).room);
+    BOOST_TEST(table.reserve(address_key(ip("192.0.2.9")), 10 * kSecond, 70 * kSecond).held);
     BOOST_TEST(table.count(address_key(ip("192.0.2.9")), 10 * kSecond, kRule).stored);
     BOOST_TEST(table.read(address_key(ip("192.0.2.9")), 10 * kSecond).failures == 1u);
 }
@@ -420,15 +420,17 @@ BOOST_FIXTURE_TEST_CASE(many_addresses_never_lift_a_lockout_nor_buy_more_guesses
         const ClientAddress other = ip(("10." + std::to_string(i / 65536) + "." + std::to_string(i / 256 % 256) + "." +
                                         std::to_string(i % 256)).c_str());
         for (int attempt = 0; attempt < 5; ++attempt) {
-            const Throttle::Lock lock = t.check(other, "alice", now);
-            if (lock.locked) {
-                if (lock.table_full) {
-                    ++refused_full;
-                    BOOST_TEST(lock.retry_after.count() > 0);
-                }
+            if (t.check(other, "alice", now).locked) {
                 break;
             }
-            ++guesses; // the password would be verified now
+            const Throttle::Lock room = t.reserve(other, "alice", now);
+            if (room.locked) {
+                BOOST_TEST(room.table_full);
+                BOOST_TEST(room.retry_after.count() > 0);
+                ++refused_full;
+                break;
+            }
+            ++guesses; // the password would be checked now
             const Throttle::Counted c =
                 t.note_failure(other, "alice", t.failure_key(other, "alice", "pw" + std::to_string(attempt), "$h"), now);
             BOOST_TEST(!c.unrecorded);
@@ -440,7 +442,33 @@ BOOST_FIXTURE_TEST_CASE(many_addresses_never_lift_a_lockout_nor_buy_more_guesses
     BOOST_TEST(refused_full > 1900);
     // Once the windows end, the table takes new clients again.
     advance(600s);
-    BOOST_TEST(!t.check(ip("10.200.0.1"), "alice", now).locked);
+    BOOST_TEST(!t.reserve(ip("10.200.0.1"), "alice", now).locked);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_reservation_holds_a_place_until_released_or_counted, ThrottleFixture)
+{
+    // One bucket of 4: three clients reserve, one is admitted and gives its place back.
+    SharedMemory one_mem(SharedCounterTable::bytes_for(4));
+    SharedCounterTable one(one_mem.p, 4, kSecret);
+    Throttle t = make_with(one);
+    const ClientAddress a = ip("192.0.2.1"), b = ip("192.0.2.2"), c = ip("192.0.2.3"), d = ip("192.0.2.4"),
+                        e = ip("192.0.2.5");
+    for (const ClientAddress &client : {a, b, c, d}) {
+        BOOST_TEST(!t.reserve(client, "alice", now).locked);
+    }
+    // Password checks in progress for four clients: a fifth is refused, not let check uncounted.
+    const Throttle::Lock full = t.reserve(e, "alice", now);
+    BOOST_TEST(full.locked);
+    BOOST_TEST(full.table_full);
+    BOOST_TEST(full.retry_after.count() == 60);
+    t.release(a, "alice", now); // a's password was right
+    BOOST_TEST(!t.reserve(e, "alice", now).locked);
+    // b's was wrong: the failure lands in its reserved place and stays for the window.
+    BOOST_TEST(!fail(t, *this, b, "alice", 1).unrecorded);
+    t.release(b, "alice", now); // a right password later frees nothing that counts
+    advance(61s);
+    BOOST_TEST(one.read(address_key(b), now.wall_us).failures == 1u);
+    BOOST_TEST(!t.reserve(a, "alice", now).locked); // c's and d's reservations ran out
 }
 
 BOOST_FIXTURE_TEST_CASE(ipv6_failures_count_against_the_64_the_56_and_the_48, ThrottleFixture)

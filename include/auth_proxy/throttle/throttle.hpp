@@ -16,9 +16,10 @@
  *
  * Nothing outside can make records meet: the shared table picks a bucket
  * with a keyed hash. And nothing can push a record out: a record still
- * counting or locked is never evicted, so a full bucket fails closed (the
- * request is refused with 429 before any password is looked at) rather
- * than forget a lockout.
+ * counting or locked is never evicted. Before a password is checked, its
+ * client's records are reserved (made, if new); a client for which there is
+ * no room is refused with 429 without the check (fails closed), so no
+ * failure goes uncounted and no lockout is forgotten to make room.
  */
 #pragma once
 
@@ -91,11 +92,10 @@ CounterKey user_key(std::string_view user) noexcept;
  */
 CounterKey prefix_key(const ClientAddress &address, unsigned bits) noexcept;
 
-/** What a store holds under a key, and whether a failure under it could be counted now. */
-struct CounterReading {
-    CounterRecord record;
-    bool room = true;         ///< false: no record, and no room for one without forgetting another
-    std::int64_t room_at = 0; ///< !room: when the first record that is in the way expires
+/** Whether a key has its place in a store. */
+struct Reservation {
+    bool held = true;         ///< false: no record, and no room for one without forgetting another
+    std::int64_t room_at = 0; ///< !held: when the first record in the way expires
 };
 
 /** What counting one failure did. */
@@ -110,14 +110,20 @@ class ThrottleStore {
 public:
     virtual ~ThrottleStore() = default;
 
-    /** The record under @p key as of @p now (an empty record if none), and whether there is room for it. */
-    virtual CounterReading look(const CounterKey &key, std::int64_t now) = 0;
+    /** The record under @p key as of @p now (an empty record if none). */
+    virtual CounterRecord read(const CounterKey &key, std::int64_t now) = 0;
 
     /** Applies count_failure() to the record under @p key as one step. Never evicts a record to make room. */
     virtual Counting count(const CounterKey &key, std::int64_t now, const FailureRule &rule) = 0;
 
-    /** look(), the record only. */
-    CounterRecord read(const CounterKey &key, std::int64_t now) { return look(key, now).record; }
+    /**
+     * Makes sure a failure under @p key can be counted until @p until: its
+     * record, or an empty one kept that long. Never evicts a record.
+     */
+    virtual Reservation reserve(const CounterKey &key, std::int64_t now, std::int64_t until) = 0;
+
+    /** Gives up a reservation of @p key that nothing was counted under (the password was right). */
+    virtual void release(const CounterKey &key, std::int64_t now) = 0;
 
     /** count(), the new record and whether it locked. */
     CounterRecord add_failure(const CounterKey &key, std::int64_t now, const FailureRule &rule, bool &locked_now)
@@ -136,9 +142,10 @@ public:
  *
  * The bucket of a key is an HMAC of it under a secret the parent draws at
  * start, so nobody outside can tell which addresses share a bucket. A
- * record whose window or lockout has not ended is never replaced: a new
- * key that finds its bucket full of such records is not stored (look()
- * says so beforehand, count() after), and the caller fails closed.
+ * record whose window, lockout or reservation has not ended is never
+ * replaced: a new key that finds its bucket full of such records is not
+ * stored (reserve() says so beforehand, count() after), and the caller
+ * fails closed.
  */
 class SharedCounterTable final : public ThrottleStore {
 public:
@@ -152,8 +159,10 @@ public:
      */
     SharedCounterTable(void *memory, std::size_t capacity, const CacheSecret &secret) noexcept;
 
-    CounterReading look(const CounterKey &key, std::int64_t now) override;
+    CounterRecord read(const CounterKey &key, std::int64_t now) override;
     Counting count(const CounterKey &key, std::int64_t now, const FailureRule &rule) override;
+    Reservation reserve(const CounterKey &key, std::int64_t now, std::int64_t until) override;
+    void release(const CounterKey &key, std::int64_t now) override;
 
     /**
      * Stores @p record as read from another store at @p now, so
@@ -210,16 +219,23 @@ public:
         bool locked = false;
         bool by_user = false;                ///< the user, not the address, is locked out
         unsigned prefix = 0;                 ///< IPv6: 56 or 48 if that prefix is what is locked out
-        bool table_full = false;             ///< not locked out, but a failure could not be counted: refused
+        bool table_full = false;             ///< reserve(): no room to count a failure, so refused
         std::chrono::seconds retry_after{0}; ///< rounded up
     };
 
-    /**
-     * Whether @p client (or @p user, with per-user lockout on) is locked out
-     * at @p now, or must be refused because a failure of its would find no
-     * room in the counters (table_full).
-     */
+    /** Whether @p client (or @p user, with per-user lockout on) is locked out at @p now. */
     Lock check(const ClientAddress &client, std::string_view user, const Now &now);
+
+    /**
+     * Called before a password is checked: reserves the records a failure
+     * would be counted under. If one finds no room, the result is locked
+     * (table_full), and the password must not be checked: a failure that
+     * cannot be counted would be a free guess.
+     */
+    Lock reserve(const ClientAddress &client, std::string_view user, const Now &now);
+
+    /** After a password checked right: gives up what reserve() kept and nothing was counted under. */
+    void release(const ClientAddress &client, std::string_view user, const Now &now);
 
     /** Names one failed credential from one client; keyed, so it holds no password. */
     SetKey failure_key(const ClientAddress &client, std::string_view user, std::string_view password,

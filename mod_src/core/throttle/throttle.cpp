@@ -16,6 +16,9 @@ namespace {
 constexpr std::size_t kWays = 4;
 constexpr std::int64_t kMicro = 1000000;
 
+/** How long reserve() keeps a place for a failure that a password check in progress may bring. */
+constexpr std::int64_t kReservationUs = 60 * kMicro;
+
 /** How long a writer waits for a bucket before it checks whether the holder is still alive. */
 constexpr int kSpinsBeforeCheck = 2000;
 /** How long it tries in all before it gives the one update up. */
@@ -233,27 +236,11 @@ bool SharedCounterTable::find(const CounterKey &key, std::int64_t now, CounterRe
     return false;
 }
 
-CounterReading SharedCounterTable::look(const CounterKey &key, std::int64_t now)
+CounterRecord SharedCounterTable::read(const CounterKey &key, std::int64_t now)
 {
-    CounterReading reading;
-    if (slots_ == nullptr || find(key, now, reading.record, nullptr)) {
-        return reading;
-    }
-    // Not there: would a failure find room? (Racy, as any look before a
-    // write; count() decides under the bucket lock.)
-    std::size_t index;
-    const Slot *first = bucket(key, index);
-    std::int64_t soonest = 0;
-    for (std::size_t w = 0; w < kWays; ++w) {
-        const std::int64_t keep = first[w].keep.load(std::memory_order_relaxed);
-        if (keep <= now) {
-            return reading;
-        }
-        soonest = soonest == 0 ? keep : std::min(soonest, keep);
-    }
-    reading.room = false;
-    reading.room_at = soonest;
-    return reading;
+    CounterRecord r;
+    find(key, now, r, nullptr);
+    return r;
 }
 
 bool SharedCounterTable::read_fresh(const CounterKey &key, std::int64_t now, CounterRecord &out) noexcept
@@ -368,6 +355,65 @@ bool SharedCounterTable::put(const CounterKey &key, const CounterRecord &record,
     return slot != nullptr;
 }
 
+Reservation SharedCounterTable::reserve(const CounterKey &key, std::int64_t now, std::int64_t until)
+{
+    Reservation reservation;
+    reservation.held = false;
+    if (slots_ == nullptr) {
+        return reservation;
+    }
+    std::size_t index;
+    Slot *first = bucket(key, index);
+    const BucketLock lock(locks_ + index);
+    if (!lock.held()) {
+        reservation.room_at = now + kMicro; // a wedged bucket: try again in a second
+        return reservation;
+    }
+    for (std::size_t w = 0; w < kWays; ++w) {
+        first[w].sequence.fetch_add(1, std::memory_order_relaxed);
+    }
+    std::atomic_thread_fence(std::memory_order_release);
+    if (Slot *slot = claim(first, key, now)) {
+        slot->keep.store(std::max(until, slot->keep.load(std::memory_order_relaxed)), std::memory_order_relaxed);
+        reservation.held = true;
+    }
+    else {
+        std::int64_t soonest = 0;
+        for (std::size_t w = 0; w < kWays; ++w) {
+            const std::int64_t keep = first[w].keep.load(std::memory_order_relaxed);
+            soonest = soonest == 0 ? keep : std::min(soonest, keep);
+        }
+        reservation.room_at = soonest;
+    }
+    for (std::size_t w = 0; w < kWays; ++w) {
+        first[w].sequence.fetch_add(1, std::memory_order_release);
+    }
+    return reservation;
+}
+
+void SharedCounterTable::release(const CounterKey &key, std::int64_t now)
+{
+    if (slots_ == nullptr) {
+        return;
+    }
+    std::size_t index;
+    Slot *first = bucket(key, index);
+    const BucketLock lock(locks_ + index);
+    if (!lock.held()) {
+        return; // the reservation runs out by itself
+    }
+    const auto want = words_of(key);
+    for (std::size_t w = 0; w < kWays; ++w) {
+        Slot &slot = first[w];
+        if (slot.key[0].load(std::memory_order_relaxed) == want[0] &&
+            slot.key[1].load(std::memory_order_relaxed) == want[1] &&
+            slot.keep.load(std::memory_order_relaxed) > now && slot.failures.load(std::memory_order_relaxed) == 0 &&
+            slot.locked_until.load(std::memory_order_relaxed) == 0) {
+            slot.keep.store(0, std::memory_order_relaxed); // only a reservation: nothing to keep
+        }
+    }
+}
+
 std::size_t SharedCounterTable::occupied(std::int64_t now) const noexcept
 {
     std::size_t n = 0;
@@ -426,48 +472,73 @@ Throttle::Lock Throttle::check(const ClientAddress &client, std::string_view use
         return lock;
     }
     std::int64_t until = 0;
-    std::int64_t room_at = 0; // a failure would find no room until then
-    const auto note = [&](const CounterReading &reading) {
-        if (!reading.room) {
-            room_at = std::max(room_at, reading.room_at);
-        }
-    };
     const Subjects subjects = subjects_of(client);
     for (std::size_t i = 0; i < subjects.size; ++i) {
-        const CounterReading reading = counters_.look(subjects.list[i].key, now.wall_us);
-        note(reading);
-        if (reading.record.locked_until > until) {
-            until = reading.record.locked_until;
+        const std::int64_t subject_until = counters_.read(subjects.list[i].key, now.wall_us).locked_until;
+        if (subject_until > until) {
+            until = subject_until;
             lock.prefix = subjects.list[i].prefix;
         }
     }
     if (policy_.user_limit > 0 && !user.empty()) {
-        const CounterReading reading = counters_.look(user_key(user), now.wall_us);
-        note(reading);
-        if (reading.record.locked_until > now.wall_us && reading.record.locked_until > until) {
-            until = reading.record.locked_until;
+        const std::int64_t user_until = counters_.read(user_key(user), now.wall_us).locked_until;
+        if (user_until > until) {
+            until = user_until;
             lock.by_user = true;
             lock.prefix = 0;
         }
     }
-    if (until > now.wall_us) {
-        lock.locked = true;
+    if (until <= now.wall_us) {
+        return Lock{};
     }
-    else if (room_at > now.wall_us) {
-        // A failure now would go uncounted: a free guess. Refused until the
-        // first record in the way has run its course.
-        lock.locked = true;
-        lock.table_full = true;
-        lock.by_user = false;
-        lock.prefix = 0;
-        until = room_at;
-    }
-    else {
-        lock = Lock{};
-        return lock;
-    }
+    lock.locked = true;
     lock.retry_after = std::chrono::seconds((until - now.wall_us + kMicro - 1) / kMicro);
     return lock;
+}
+
+Throttle::Lock Throttle::reserve(const ClientAddress &client, std::string_view user, const Now &now)
+{
+    Lock lock;
+    if (!applies_to(client)) {
+        return lock;
+    }
+    // Long enough for any password check to end; a failure then turns the
+    // reservation into a record that lasts its window.
+    const std::int64_t until = now.wall_us + kReservationUs;
+    std::int64_t room_at = 0;
+    const auto take = [&](const CounterKey &key) {
+        const Reservation r = counters_.reserve(key, now.wall_us, until);
+        if (!r.held) {
+            room_at = std::max(room_at, std::max(r.room_at, now.wall_us + 1));
+        }
+    };
+    const Subjects subjects = subjects_of(client);
+    for (std::size_t i = 0; i < subjects.size; ++i) {
+        take(subjects.list[i].key);
+    }
+    if (policy_.user_limit > 0 && !user.empty()) {
+        take(user_key(user));
+    }
+    if (room_at != 0) {
+        lock.locked = true;
+        lock.table_full = true;
+        lock.retry_after = std::chrono::seconds((room_at - now.wall_us + kMicro - 1) / kMicro);
+    }
+    return lock;
+}
+
+void Throttle::release(const ClientAddress &client, std::string_view user, const Now &now)
+{
+    if (!applies_to(client)) {
+        return;
+    }
+    const Subjects subjects = subjects_of(client);
+    for (std::size_t i = 0; i < subjects.size; ++i) {
+        counters_.release(subjects.list[i].key, now.wall_us);
+    }
+    if (policy_.user_limit > 0 && !user.empty()) {
+        counters_.release(user_key(user), now.wall_us);
+    }
 }
 
 SetKey Throttle::failure_key(const ClientAddress &client, std::string_view user, std::string_view password,
