@@ -13,7 +13,6 @@
 #include <apr_strings.h>
 
 #include <cstring>
-#include <string_view>
 #include <string>
 #include <new>
 #include <type_traits>
@@ -228,21 +227,14 @@ const char *set_throttle_entries(cmd_parms *cmd, void *, const char *arg)
     return set_count_in(cmd, arg, 16, 10000000, main_server_conf(cmd)->throttle_entries);
 }
 
-/** AuthProxyThrottlePrefixFailures /56|/48 count: an IPv6 prefix's budget (0: not counted). */
-const char *set_throttle_prefix_failures(cmd_parms *cmd, void *, const char *prefix, const char *count)
+const char *set_throttle_prefix56_failures(cmd_parms *cmd, void *, const char *arg)
 {
-    ServerConfig *conf = main_server_conf(cmd);
-    const std::string_view bits = prefix[0] == '/' ? prefix + 1 : prefix;
-    long *out = bits == "56" ? &conf->throttle_prefix56_failures
-                : bits == "48" ? &conf->throttle_prefix48_failures
-                               : nullptr;
-    if (out == nullptr) {
-        return apr_psprintf(cmd->pool,
-                            "AuthProxyThrottlePrefixFailures: '%s' is not /56 or /48 (a /64 is one address: "
-                            "AuthProxyThrottleFailures)",
-                            prefix);
-    }
-    return set_count_in(cmd, count, 0, kMaxThrottleCount, *out);
+    return set_count_in(cmd, arg, 0, kMaxThrottleCount, main_server_conf(cmd)->throttle_prefix56_failures);
+}
+
+const char *set_throttle_prefix48_failures(cmd_parms *cmd, void *, const char *arg)
+{
+    return set_count_in(cmd, arg, 0, kMaxThrottleCount, main_server_conf(cmd)->throttle_prefix48_failures);
 }
 
 /** A throttle period: at least one second. */
@@ -347,9 +339,12 @@ const command_rec directives[] = {
      "distinct failed logins for one user, from any address, that lock the user out (default 0: never)"},
     {"AuthProxyThrottleExempt", handler(add_throttle_exempt), nullptr, RSRC_CONF, ITERATE,
      "addresses or blocks (10.0.0.0/8, 2001:db8::/32) never counted or locked out"},
-    {"AuthProxyThrottlePrefixFailures", handler(set_throttle_prefix_failures), nullptr, RSRC_CONF, TAKE2,
-     "/56 or /48, then the distinct failed logins from all of one such IPv6 prefix within the window that start "
-     "its lockout (defaults 3 and 10 times AuthProxyThrottleFailures; 0: not counted)"},
+    {"AuthProxyThrottlePrefix56Failures", handler(set_throttle_prefix56_failures), nullptr, RSRC_CONF, TAKE1,
+     "distinct failed logins from all of one IPv6 /56 within the window that lock it out (default 3 times "
+     "AuthProxyThrottleFailures; 0: not counted)"},
+    {"AuthProxyThrottlePrefix48Failures", handler(set_throttle_prefix48_failures), nullptr, RSRC_CONF, TAKE1,
+     "distinct failed logins from all of one IPv6 /48 within the window that lock it out (default 10 times "
+     "AuthProxyThrottleFailures; 0: not counted)"},
     {"AuthProxyThrottleEntries", handler(set_throttle_entries), nullptr, RSRC_CONF, TAKE1,
      "addresses and users the throttle keeps counters for, server-wide (default 16384)"},
     {"AuthProxyThrottleSOCache", handler(set_throttle_socache), nullptr, RSRC_CONF, TAKE1,

@@ -45,8 +45,8 @@ struct ServerConfig {
     std::int64_t throttle_lockout_us = -1; ///< AuthProxyThrottleLockout
     long throttle_user_failures = -1;      ///< AuthProxyThrottleUserFailures (0: no per-user lockout)
     long throttle_entries = -1;            ///< AuthProxyThrottleEntries
-    long throttle_prefix56_failures = -1;  ///< AuthProxyThrottlePrefixFailures 56 (0: not counted)
-    long throttle_prefix48_failures = -1;  ///< AuthProxyThrottlePrefixFailures 48 (0: not counted)
+    long throttle_prefix56_failures = -1;  ///< AuthProxyThrottlePrefix56Failures (0: not counted)
+    long throttle_prefix48_failures = -1;  ///< AuthProxyThrottlePrefix48Failures (0: not counted)
     const char *throttle_exempt = nullptr; ///< AuthProxyThrottleExempt, the blocks space-separated
     const char *throttle_socache = nullptr; ///< AuthProxyThrottleSOCache "provider[:args]"
 };

@@ -129,6 +129,8 @@ def test_counters_in_an_httpd_socache_of_this_server(make_httpd, backend, users)
 @pytest.mark.parametrize("directive, message", [
     ("AuthProxyThrottleFailures 0", "is not a count from 1 to"),
     ("AuthProxyThrottleFailures many", "is not a count from 1 to"),
+    ("AuthProxyThrottlePrefix56Failures -1", "is not a count from 0 to 1000000"),
+    ("AuthProxyThrottlePrefix48Failures lots", "is not a count from 0 to 1000000"),
     ("AuthProxyThrottleWindow 0.5", "is shorter than one second"),
     ("AuthProxyThrottleLockout -1", "is not a number of seconds"),
     ("AuthProxyThrottleExempt 10.0.0.0/40", "the prefix length is larger than the address"),

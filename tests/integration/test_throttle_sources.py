@@ -159,8 +159,8 @@ def test_forty_thousand_ipv6_64s_never_lift_a_lockout_nor_buy_guesses(make_httpd
 @pytest.mark.parametrize("mpm", MPMS)
 def test_the_holder_of_a_48_is_locked_out_after_its_budget(make_httpd, backend, users, ipv6_sources, mpm):
     srv = start(make_httpd, users, backend, mpm,
-                "AuthProxyThrottleFailures 3\nAuthProxyThrottlePrefixFailures /56 6\n"
-                "AuthProxyThrottlePrefixFailures /48 20\n")
+                "AuthProxyThrottleFailures 3\nAuthProxyThrottlePrefix56Failures 6\n"
+                "AuthProxyThrottlePrefix48Failures 20\n")
     srv.h.mark_log()
     # One wrong guess from each of 60 /64s, every one in a /56 of its own: no /64 or /56 is near its limit.
     statuses = [srv.status(v6(7, sub, 1), "alice", f"g{sub}") for sub in range(60)]
