@@ -90,6 +90,16 @@ def test_ipv6_clients_are_counted_per_64(make_httpd, backend, users):
     assert status(h, "alice", "alice-pw", client="2001:db8:1:3::1") == 200
 
 
+def test_ipv6_prefix_limits_are_set_per_prefix_length(make_httpd, backend, users):
+    h = start(make_httpd, users, backend,
+              "AuthProxyThrottlePrefix56Failures 0\nAuthProxyThrottlePrefix48Failures 3\n")
+    # One failure from each of three /64s in three /56s of 2001:db8:5::/48 (a /56 is not counted at all).
+    for i in range(3):
+        assert status(h, "alice", f"guess{i}", client=f"2001:db8:5:{i}00::1") == 407
+    assert status(h, "alice", "alice-pw", client="2001:db8:5:ffff::1") == 429
+    assert status(h, "alice", "alice-pw", client="2001:db8:6::1") == 200
+
+
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
 def test_counters_are_shared_by_all_processes_and_survive_a_graceful_restart(make_httpd, backend, users, mpm):
     processes = "StartServers 4\nMinSpareServers 4\n" if mpm == "prefork" else "StartServers 2\n"

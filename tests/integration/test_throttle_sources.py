@@ -158,21 +158,20 @@ def test_forty_thousand_ipv6_64s_never_lift_a_lockout_nor_buy_guesses(make_httpd
 
 @pytest.mark.parametrize("mpm", MPMS)
 def test_the_holder_of_a_48_is_locked_out_after_its_budget(make_httpd, backend, users, ipv6_sources, mpm):
-    srv = start(make_httpd, users, backend, mpm,
-                "AuthProxyThrottleFailures 3\nAuthProxyThrottlePrefix56Failures 6\n"
-                "AuthProxyThrottlePrefix48Failures 20\n")
+    # The documented defaults: a /56 gets 3 times, a /48 10 times an address's budget.
+    srv = start(make_httpd, users, backend, mpm, "AuthProxyThrottleFailures 3\n")
     srv.h.mark_log()
     # One wrong guess from each of 60 /64s, every one in a /56 of its own: no /64 or /56 is near its limit.
-    statuses = [srv.status(v6(7, sub, 1), "alice", f"g{sub}") for sub in range(60)]
-    assert statuses == [407] * 20 + [429] * 40
+    statuses = [srv.status(v6(7, sub), "alice", f"g{sub}") for sub in range(60)]
+    assert statuses == [407] * 30 + [429] * 30
     assert srv.status(v6(7, 200, 9, 99), "alice", "alice-pw") == 429  # the whole /48, the right password too
-    assert "APX01011: client 2001:db8:7007::/48 locked out for 600 s after 20 distinct failed logins" in \
+    assert "APX01011: client 2001:db8:7007::/48 locked out for 600 s after 30 distinct failed logins" in \
         srv.h.log_since()
     assert "too many failed logins from this address's /48" in srv.h.log_since()
-    # A /56: its sixth failure locks it, and only it.
-    assert [srv.status(v6(8, 1, sub64), "alice", f"h{sub64}") for sub64 in range(1, 10)] == [407] * 6 + [429] * 3
+    # A /56: its ninth failure locks it, and only it.
+    assert [srv.status(v6(8, 1, sub64), "alice", f"h{sub64}") for sub64 in range(1, 13)] == [407] * 9 + [429] * 3
     assert srv.status(v6(8, 2), "alice", "alice-pw") == 200
-    assert wrong_guesses_verified(srv.h) == 26
+    assert wrong_guesses_verified(srv.h) == 30 + 9
     # Other /48s, and IPv4, are unaffected.
     assert srv.status(v6(9), "alice", "alice-pw") == 200
     assert srv.status("127.0.0.1", "alice", "alice-pw") == 200
