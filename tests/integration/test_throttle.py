@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,28 @@ def test_counters_in_an_httpd_socache_of_this_server(make_httpd, backend, users)
     assert [status(h, "alice", f"guess{i}") for i in range(5)] == [407] * 5
     assert status(h, "alice", "alice-pw") == 429
     assert status(h, "alice", "alice-pw", client="192.0.2.12") == 200
+
+
+def test_a_socache_that_drops_entries_never_lifts_a_lockout_this_server_counted(make_httpd, backend, users,
+                                                                                server_root):
+    # shmcb's smallest cache holds about a hundred counters and makes room by
+    # dropping its oldest entries, expired or not: 1,500 failing clients push
+    # the locked address's entry out of it.
+    h = start(make_httpd, users, backend,
+              f"AuthProxyThrottleSOCache shmcb:{server_root}/throttle-cache(8192)\nAuthProxyThrottleFailures 3\n",
+              modules=["socache_shmcb"])
+    assert [status(h, "alice", f"guess{i}") for i in range(3)] == [407] * 3
+    assert status(h, "alice", "alice-pw") == 429
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda i: status(h, "alice", f"other{i}", f"198.18.{i // 250}.{i % 250 + 1}"),
+                                 range(1500)))
+    assert set(statuses) == {407}
+    # Past the second a server answers from what it last read: the socache is asked again.
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        assert status(h, "alice", "alice-pw") == 429
+        time.sleep(0.1)
+    assert status(h, "alice", "alice-pw") == 429
 
 
 @pytest.mark.parametrize("directive, message", [
