@@ -409,7 +409,11 @@ void SharedCounterTable::release(const CounterKey &key, std::int64_t now)
             slot.key[1].load(std::memory_order_relaxed) == want[1] &&
             slot.keep.load(std::memory_order_relaxed) > now && slot.failures.load(std::memory_order_relaxed) == 0 &&
             slot.locked_until.load(std::memory_order_relaxed) == 0) {
-            slot.keep.store(0, std::memory_order_relaxed); // only a reservation: nothing to keep
+            // Only a reservation: nothing to keep.
+            slot.sequence.fetch_add(1, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_release);
+            slot.keep.store(0, std::memory_order_relaxed);
+            slot.sequence.fetch_add(1, std::memory_order_release);
         }
     }
 }
@@ -520,6 +524,8 @@ Throttle::Lock Throttle::reserve(const ClientAddress &client, std::string_view u
         take(user_key(user));
     }
     if (room_at != 0) {
+        // The places it did get run out by themselves: releasing them could
+        // free a place another request of this client's is counting on.
         lock.locked = true;
         lock.table_full = true;
         lock.retry_after = std::chrono::seconds((room_at - now.wall_us + kMicro - 1) / kMicro);
