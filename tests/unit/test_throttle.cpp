@@ -466,6 +466,14 @@ BOOST_FIXTURE_TEST_CASE(a_reservation_holds_a_place_until_released_or_counted, T
     // b's was wrong: the failure lands in its reserved place and stays for the window.
     BOOST_TEST(!fail(t, *this, b, "alice", 1).unrecorded);
     t.release(b, "alice", now); // a right password later frees nothing that counts
+    // Two checks of one client at once: the first to end keeps the place for the other.
+    t.release(e, "alice", now);
+    BOOST_TEST(!t.reserve(a, "alice", now).locked);
+    BOOST_TEST(!t.reserve(a, "alice", now).locked);
+    t.release(a, "alice", now);
+    BOOST_TEST(t.reserve(e, "alice", now).locked); // a's second check still holds its place
+    t.release(a, "alice", now);
+    BOOST_TEST(!t.reserve(e, "alice", now).locked);
     advance(61s);
     BOOST_TEST(one.read(address_key(b), now.wall_us).failures == 1u);
     BOOST_TEST(!t.reserve(a, "alice", now).locked); // c's and d's reservations ran out

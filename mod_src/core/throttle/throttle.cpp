@@ -109,6 +109,7 @@ struct alignas(64) SharedCounterTable::Slot {
     std::atomic<std::int64_t> locked_until;
     std::atomic<std::int64_t> keep;        ///< counting state until then: never replaced before; 0: never used
     std::atomic<std::int64_t> fresh_until; ///< put(): read_fresh() answers until then (a copy: replaceable)
+    std::atomic<std::uint32_t> checks;     ///< reserve()s not yet release()d: password checks in progress
 };
 static_assert(sizeof(std::atomic<std::int64_t>) == 8 && std::atomic<std::int64_t>::is_always_lock_free &&
                   std::atomic<std::uint32_t>::is_always_lock_free,
@@ -159,6 +160,7 @@ private:
 
 std::size_t SharedCounterTable::bytes_for(std::size_t capacity) noexcept
 {
+    static_assert(sizeof(Slot) == 64, "one slot, one cache line");
     const std::size_t buckets = (capacity + kWays - 1) / kWays;
     const std::size_t locks = (buckets * sizeof(std::uint32_t) + 63) & ~std::size_t{63};
     return locks + buckets * kWays * sizeof(Slot);
@@ -283,6 +285,7 @@ SharedCounterTable::Slot *SharedCounterTable::claim(Slot *first, const CounterKe
     target->locked_until.store(0, std::memory_order_relaxed);
     target->keep.store(0, std::memory_order_relaxed);
     target->fresh_until.store(0, std::memory_order_relaxed);
+    target->checks.store(0, std::memory_order_relaxed);
     return target;
 }
 
@@ -375,6 +378,7 @@ Reservation SharedCounterTable::reserve(const CounterKey &key, std::int64_t now,
     std::atomic_thread_fence(std::memory_order_release);
     if (Slot *slot = claim(first, key, now)) {
         slot->keep.store(std::max(until, slot->keep.load(std::memory_order_relaxed)), std::memory_order_relaxed);
+        slot->checks.fetch_add(1, std::memory_order_relaxed);
         reservation.held = true;
     }
     else {
@@ -405,11 +409,15 @@ void SharedCounterTable::release(const CounterKey &key, std::int64_t now)
     const auto want = words_of(key);
     for (std::size_t w = 0; w < kWays; ++w) {
         Slot &slot = first[w];
-        if (slot.key[0].load(std::memory_order_relaxed) == want[0] &&
-            slot.key[1].load(std::memory_order_relaxed) == want[1] &&
-            slot.keep.load(std::memory_order_relaxed) > now && slot.failures.load(std::memory_order_relaxed) == 0 &&
+        if (slot.key[0].load(std::memory_order_relaxed) != want[0] ||
+            slot.key[1].load(std::memory_order_relaxed) != want[1] || slot.keep.load(std::memory_order_relaxed) <= now) {
+            continue;
+        }
+        const std::uint32_t checks = slot.checks.load(std::memory_order_relaxed);
+        slot.checks.store(checks > 0 ? checks - 1 : 0, std::memory_order_relaxed);
+        // Only reservations, and no other check of this client's still counting on one: nothing to keep.
+        if (checks <= 1 && slot.failures.load(std::memory_order_relaxed) == 0 &&
             slot.locked_until.load(std::memory_order_relaxed) == 0) {
-            // Only a reservation: nothing to keep.
             slot.sequence.fetch_add(1, std::memory_order_relaxed);
             std::atomic_thread_fence(std::memory_order_release);
             slot.keep.store(0, std::memory_order_relaxed);
