@@ -26,6 +26,7 @@
 #include "auth_proxy/throttle/client_address.hpp"
 #include "auth_proxy/cache/credential_cache.hpp"
 #include "auth_proxy/cache/shared_key_set.hpp"
+#include "auth_proxy/cache/siphash.hpp"
 
 #include <array>
 #include <chrono>
@@ -140,7 +141,7 @@ public:
  * (a seqlock per slot), writers one at a time per bucket. A bucket lock
  * held by a process that died is taken over.
  *
- * The bucket of a key is an HMAC of it under a secret the parent draws at
+ * The bucket of a key is a SipHash of it under a secret the parent draws at
  * start, so nobody outside can tell which addresses share a bucket. A
  * record whose window, lockout or reservation has not ended is never
  * replaced: a new key that finds its bucket full of such records is not
@@ -198,7 +199,7 @@ private:
     Slot *slots_ = nullptr;
     std::size_t capacity_ = 0;
     std::size_t buckets_ = 0;
-    HmacSha256 index_mac_;
+    SipHash24 index_hash_;
 };
 
 /** The throttle: the policy applied over a counter store and a memory of recent failures. */

@@ -24,6 +24,12 @@ constexpr int kSpinsBeforeCheck = 2000;
 /** How long it tries in all before it gives the one update up. */
 constexpr int kSpinsInAll = 200000;
 
+/** The bucket hash's key: derived from the secret, so it says nothing of the keys the secret makes elsewhere. */
+Sha256Digest bucket_key(const CacheSecret &secret) noexcept
+{
+    return HmacSha256(secret.data(), secret.size()).mac("throttle bucket index");
+}
+
 std::int64_t micros(std::chrono::seconds s) noexcept
 {
     return static_cast<std::int64_t>(s.count()) * kMicro;
@@ -167,7 +173,7 @@ std::size_t SharedCounterTable::bytes_for(std::size_t capacity) noexcept
 }
 
 SharedCounterTable::SharedCounterTable(void *memory, std::size_t capacity, const CacheSecret &secret) noexcept
-    : index_mac_(secret.data(), secret.size())
+    : index_hash_(bucket_key(secret).data(), 16)
 {
     if (memory == nullptr || capacity == 0) {
         return;
@@ -182,13 +188,7 @@ SharedCounterTable::SharedCounterTable(void *memory, std::size_t capacity, const
 std::size_t SharedCounterTable::bucket_of(const CounterKey &key) const noexcept
 {
     // Keyed: an unkeyed hash would let anyone pick addresses that share a bucket.
-    Sha256 hash = index_mac_.begin();
-    hash.update("throttle bucket\n");
-    hash.update(std::string_view(reinterpret_cast<const char *>(key.data()), key.size()));
-    const Sha256Digest d = index_mac_.finish(hash);
-    std::uint64_t h;
-    std::memcpy(&h, d.data(), sizeof h);
-    return buckets_ == 0 ? 0 : static_cast<std::size_t>(h % buckets_);
+    return buckets_ == 0 ? 0 : static_cast<std::size_t>(index_hash_(key.data(), key.size()) % buckets_);
 }
 
 SharedCounterTable::Slot *SharedCounterTable::bucket(const CounterKey &key, std::size_t &index) const noexcept
