@@ -10,6 +10,7 @@ client guess uncounted.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import threading
@@ -38,6 +39,8 @@ def ipv6_sources():
         pytest.skip("IPv6 is disabled on this host")
     sysctl = Path("/proc/sys/net/ipv6/ip_nonlocal_bind")
     before = sysctl.read_text().strip()
+    if shutil.which("ip") is None:
+        pytest.fail("the ip command (iproute2) is missing: scripts/test installs it")
     _ipv6_route("del")  # left by an interrupted run
     added = _ipv6_route("add")
     if added.returncode != 0:
