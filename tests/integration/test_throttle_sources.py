@@ -34,8 +34,8 @@ def _ipv6_route(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def ipv6_sources():
     """PREFIX routed to lo and bindable; both undone afterwards."""
-    nonlocal_bind = Path("/proc/sys/net/ipv6/conf/all/disable_ipv6")
-    if nonlocal_bind.exists() and nonlocal_bind.read_text().strip() == "1":
+    disabled = Path("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+    if disabled.exists() and disabled.read_text().strip() == "1":
         pytest.skip("IPv6 is disabled on this host")
     sysctl = Path("/proc/sys/net/ipv6/ip_nonlocal_bind")
     before = sysctl.read_text().strip()
