@@ -191,8 +191,9 @@ void log_refusal(request_rec *r, const Verdict &v, const char *header_name, cons
     }
     if (v.counted.unrecorded && time_to_log(last_uncounted)) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APXLOGNO(01041)
-                      "throttle table full: a failed login from %s (user %s) found no room and was not counted "
-                      "everywhere (raise AuthProxyThrottleEntries; this line at most once a minute per process)",
+                      "throttle table full: a failed login from %s (user %s) found no room in the throttle "
+                      "table and went partly uncounted (raise AuthProxyThrottleEntries; this line at most once a "
+                      "minute per process)",
                       r->useragent_ip, user);
     }
     if (v.counted.address_locked_now || v.counted.user_locked_now) {

@@ -208,6 +208,8 @@ public:
     /**
      * @p failures remembers recent failed credentials (its TTL should be
      * the window); @p secret keys them, so the memory holds no password.
+     * It may forget an entry to make room: that only makes a repeat of that
+     * failure count again, never a failure count less.
      */
     Throttle(ThrottlePolicy policy, ThrottleStore &counters, SharedKeySet &failures, const CacheSecret &secret);
 
