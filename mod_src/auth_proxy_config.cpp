@@ -248,6 +248,16 @@ const char *set_throttle_entries(cmd_parms *cmd, void *, const char *arg)
     return set_count_in(cmd, arg, 16, 10000000, main_server_conf(cmd)->throttle_entries);
 }
 
+const char *set_throttle_prefix56_failures(cmd_parms *cmd, void *, const char *arg)
+{
+    return set_count_in(cmd, arg, 0, kMaxThrottleCount, main_server_conf(cmd)->throttle_prefix56_failures);
+}
+
+const char *set_throttle_prefix48_failures(cmd_parms *cmd, void *, const char *arg)
+{
+    return set_count_in(cmd, arg, 0, kMaxThrottleCount, main_server_conf(cmd)->throttle_prefix48_failures);
+}
+
 /** A throttle period: at least one second. */
 const char *set_period(cmd_parms *cmd, const char *arg, std::int64_t &out)
 {
@@ -352,6 +362,12 @@ const command_rec directives[] = {
      "distinct failed logins for one user, from any address, that lock the user out (default 0: never)"},
     {"AuthProxyThrottleExempt", handler(add_throttle_exempt), nullptr, RSRC_CONF, ITERATE,
      "addresses or blocks (10.0.0.0/8, 2001:db8::/32) never counted or locked out"},
+    {"AuthProxyThrottlePrefix56Failures", handler(set_throttle_prefix56_failures), nullptr, RSRC_CONF, TAKE1,
+     "distinct failed logins from all of one IPv6 /56 within the window that lock it out (default 3 times "
+     "AuthProxyThrottleFailures; 0: not counted)"},
+    {"AuthProxyThrottlePrefix48Failures", handler(set_throttle_prefix48_failures), nullptr, RSRC_CONF, TAKE1,
+     "distinct failed logins from all of one IPv6 /48 within the window that lock it out (default 10 times "
+     "AuthProxyThrottleFailures; 0: not counted)"},
     {"AuthProxyThrottleEntries", handler(set_throttle_entries), nullptr, RSRC_CONF, TAKE1,
      "addresses and users the throttle keeps counters for, server-wide (default 16384)"},
     {"AuthProxyThrottleSOCache", handler(set_throttle_socache), nullptr, RSRC_CONF, TAKE1,

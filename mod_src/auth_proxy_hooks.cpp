@@ -16,6 +16,7 @@
 
 #include <apr_strings.h>
 
+#include <atomic>
 #include <cstring>
 #include <exception>
 
@@ -94,6 +95,37 @@ void forget_proxy_credentials(request_rec *r, bool proxied)
     }
 }
 
+/** At most one line a minute per process about a full throttle table: a flood of new clients fills it. */
+bool time_to_log(std::atomic<std::int64_t> &last) noexcept
+{
+    constexpr std::int64_t kEveryUs = 60 * 1000 * 1000LL;
+    const std::int64_t now = apr_time_now();
+    std::int64_t seen = last.load(std::memory_order_relaxed);
+    return now - seen >= kEveryUs && last.compare_exchange_strong(seen, now, std::memory_order_relaxed);
+}
+
+std::atomic<std::int64_t> last_full_refusal{0};
+std::atomic<std::int64_t> last_uncounted{0};
+
+/** "this address", or "this address's /48" when the lockout is its prefix's. */
+const char *locked_subject(request_rec *r, const Verdict &v)
+{
+    if (v.reason == Reason::user_locked) {
+        return "anywhere for this user";
+    }
+    return v.locked_prefix == 0 ? "this address" : apr_psprintf(r->pool, "this address's /%u", v.locked_prefix);
+}
+
+/** The client as APX01011 names it: its address, or the IPv6 prefix that is locked out. */
+const char *locked_client(request_rec *r, const Verdict &v)
+{
+    if (v.counted.locked_prefix == 0) {
+        return r->useragent_ip;
+    }
+    const std::string prefix = ClientAddress::parse(r->useragent_ip).prefix_string(v.counted.locked_prefix);
+    return apr_pstrdup(r->pool, prefix.c_str());
+}
+
 /**
  * A refusal, logged so that fail2ban's stock apache-auth filter reads it:
  * that filter allows nothing but an "AH\d+: " prefix before "user X: ...",
@@ -138,8 +170,17 @@ void log_refusal(request_rec *r, const Verdict &v, const char *header_name, cons
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "user %s: authentication failure for \"%s\": too many failed logins from %s, "
                       "refused for %ld s more (APX01012)",
-                      user, r->uri, v.reason == Reason::user_locked ? "anywhere for this user" : "this address",
-                      static_cast<long>(v.retry_after.count()));
+                      user, r->uri, locked_subject(r, v), static_cast<long>(v.retry_after.count()));
+        break;
+    case Reason::throttle_full:
+        // Not the client's doing, so not a line for fail2ban: one a minute for the operator.
+        if (time_to_log(last_full_refusal)) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APXLOGNO(01040)
+                          "throttle table full: no room to count a failed login from %s, so its requests are "
+                          "refused with 429 for %ld s (raise AuthProxyThrottleEntries; this line at most once a "
+                          "minute per process)",
+                          r->useragent_ip, static_cast<long>(v.retry_after.count()));
+        }
         break;
     default:
         break;
@@ -149,15 +190,25 @@ void log_refusal(request_rec *r, const Verdict &v, const char *header_name, cons
                       "user %s: dummy verification against a %s hash of cost %u (%s)", user, format_name(v.format),
                       v.cost, describe(v.reason));
     }
+    if (v.counted.unrecorded && time_to_log(last_uncounted)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APXLOGNO(01041)
+                      "throttle table full: a failed login from %s (user %s) found no room in the throttle "
+                      "table and went partly uncounted (raise AuthProxyThrottleEntries; this line at most once a "
+                      "minute per process)",
+                      r->useragent_ip, user);
+    }
     if (v.counted.address_locked_now || v.counted.user_locked_now) {
         const ThrottlePolicy &policy = runtime().throttle->policy();
+        const std::uint32_t limit = !v.counted.address_locked_now      ? policy.user_limit
+                                    : v.counted.locked_prefix == 56 ? policy.prefix56_limit
+                                    : v.counted.locked_prefix == 48 ? policy.prefix48_limit
+                                                                    : policy.address_limit;
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APXLOGNO(01011)
                       "%s %s locked out for %ld s after %u distinct failed logins within %ld s (last user %s)",
                       v.counted.address_locked_now ? "client" : "user",
-                      v.counted.address_locked_now ? r->useragent_ip : user,
-                      static_cast<long>(policy.lockout.count()),
-                      v.counted.address_locked_now ? policy.address_limit : policy.user_limit,
-                      static_cast<long>(policy.window.count()), user);
+                      v.counted.address_locked_now ? locked_client(r, v) : user,
+                      static_cast<long>(policy.lockout.count()), limit, static_cast<long>(policy.window.count()),
+                      user);
     }
 }
 

@@ -67,6 +67,20 @@ CounterRecord decode(const unsigned char in[kValueBytes]) noexcept
     return r;
 }
 
+/**
+ * The record that counts more of two that should be one: the later
+ * lockout, else the more failures. The socache may have dropped a record
+ * (shmcb makes room by dropping its oldest entries, expired or not) that
+ * this server's table still holds, or hold one another server counted.
+ */
+CounterRecord stronger(const CounterRecord &a, const CounterRecord &b) noexcept
+{
+    if (a.locked_until != b.locked_until) {
+        return a.locked_until > b.locked_until ? a : b;
+    }
+    return a.failures >= b.failures ? a : b;
+}
+
 /** A pool of its own for one socache call: request threads share nothing. */
 struct CallPool {
     apr_pool_t *pool = nullptr;
@@ -194,41 +208,58 @@ CounterRecord SocacheThrottleStore::read(const CounterKey &key, std::int64_t now
     if (front_.read_fresh(key, now, r)) {
         return r;
     }
+    // What this server holds: all there is if the socache cannot answer,
+    // and never forgotten because the socache did.
+    const CounterRecord local = front_.read(key, now);
     const CallPool call;
     if (call.pool == nullptr) {
-        return front_.read(key, now);
+        return local;
     }
     {
         const Locked lock(mutex_);
         if (!fetch(key, call.pool, r)) {
-            return front_.read(key, now);
+            return local;
         }
     }
+    r = stronger(r, local);
     front_.put(key, r, now, now + kFreshUs, r.locked_until);
     return r;
 }
 
-CounterRecord SocacheThrottleStore::add_failure(const CounterKey &key, std::int64_t now, const FailureRule &rule,
-                                                bool &locked_now)
+Reservation SocacheThrottleStore::reserve(const CounterKey &key, std::int64_t now, std::int64_t until)
+{
+    // The socache may drop entries; this server's table is what keeps a failure counted here.
+    return front_.reserve(key, now, until);
+}
+
+void SocacheThrottleStore::release(const CounterKey &key, std::int64_t now)
+{
+    front_.release(key, now);
+}
+
+Counting SocacheThrottleStore::count(const CounterKey &key, std::int64_t now, const FailureRule &rule)
 {
     const CallPool call;
     const Locked lock(mutex_);
-    CounterRecord r;
-    if (call.pool == nullptr || !lock.held() || !fetch(key, call.pool, r)) {
-        return front_.add_failure(key, now, rule, locked_now);
+    CounterRecord remote;
+    if (call.pool == nullptr || !lock.held() || !fetch(key, call.pool, remote)) {
+        return front_.count(key, now, rule);
     }
-    r = count_failure(r, now, rule, locked_now);
+    Counting c;
+    c.record = count_failure(stronger(remote, front_.read(key, now)), now, rule, c.locked_now);
     unsigned char id[kKeyBytes];
     key_bytes(key, id);
     unsigned char value[kValueBytes];
-    encode(r, value);
-    const apr_status_t rv = provider_->store(instance_, server_, id, sizeof id, keep_until(r, rule), value,
+    encode(c.record, value);
+    const apr_status_t rv = provider_->store(instance_, server_, id, sizeof id, keep_until(c.record, rule), value,
                                              sizeof value, call.pool);
     if (rv != APR_SUCCESS) {
         complain("update failed", rv);
     }
-    front_.put(key, r, now, now + kFreshUs, keep_until(r, rule));
-    return r;
+    // Kept here as counting state too, so that the socache dropping it early does not lift a lockout.
+    const bool kept = front_.put(key, c.record, now, now + kFreshUs, keep_until(c.record, rule));
+    c.stored = kept || rv == APR_SUCCESS;
+    return c;
 }
 
 } // namespace auth_proxy

@@ -24,6 +24,13 @@ namespace auth_proxy {
  * providers such as shmcb need it; for redis and memcache it serialises
  * this server's own updates). If the socache cannot be reached the throttle
  * counts locally and logs it: the password check itself never depends on it.
+ *
+ * Every record counted here is also kept in the front table as counting
+ * state until its window or lockout ends (reservations are made there
+ * too), and the two are merged on every read: a socache that drops entries to make room (shmcb drops its
+ * oldest, expired or not; redis and memcache may be configured to) never
+ * lifts a lockout this server has seen. The socache is keyed by the whole
+ * counter key, so its entries never collide.
  */
 class SocacheThrottleStore final : public ThrottleStore {
 public:
@@ -38,8 +45,9 @@ public:
     void child_init(apr_pool_t *pchild, server_rec *s) noexcept;
 
     CounterRecord read(const CounterKey &key, std::int64_t now) override;
-    CounterRecord add_failure(const CounterKey &key, std::int64_t now, const FailureRule &rule,
-                              bool &locked_now) override;
+    Counting count(const CounterKey &key, std::int64_t now, const FailureRule &rule) override;
+    Reservation reserve(const CounterKey &key, std::int64_t now, std::int64_t until) override;
+    void release(const CounterKey &key, std::int64_t now) override;
 
 private:
     bool fetch(const CounterKey &key, apr_pool_t *pool, CounterRecord &out) noexcept;

@@ -267,6 +267,8 @@ void make_throttle(Runtime &rt, const ServerConfig &settings, apr_pool_t *pconf,
     policy.window = std::chrono::seconds(settings.throttle_window_us / 1000000);
     policy.lockout = std::chrono::seconds(settings.throttle_lockout_us / 1000000);
     policy.user_limit = static_cast<std::uint32_t>(settings.throttle_user_failures);
+    policy.prefix56_limit = static_cast<std::uint32_t>(settings.throttle_prefix56_failures);
+    policy.prefix48_limit = static_cast<std::uint32_t>(settings.throttle_prefix48_failures);
     if (settings.throttle_exempt != nullptr) {
         std::string error;
         const std::string list = settings.throttle_exempt;
@@ -281,7 +283,7 @@ void make_throttle(Runtime &rt, const ServerConfig &settings, apr_pool_t *pconf,
     const auto counters = static_cast<std::size_t>(settings.throttle_entries);
     const std::size_t failures = counters * 4; // a window's distinct failures outnumber the addresses
     const ThrottleMemory memory = retained_throttle_memory(counters, failures);
-    rt.counters = std::make_unique<SharedCounterTable>(memory.counters, counters);
+    rt.counters = std::make_unique<SharedCounterTable>(memory.counters, counters, memory.secret);
     rt.failures = std::make_unique<SharedKeySet>(memory.failures, failures, policy.window);
     ThrottleStore *store = rt.counters.get();
     if (settings.throttle_socache != nullptr) {

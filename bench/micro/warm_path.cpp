@@ -52,11 +52,12 @@ struct WarmPath {
         users.index = std::make_shared<const HtpasswdIndex>(text);
         counter_memory = ::mmap(nullptr, SharedCounterTable::bytes_for(16384), PROT_READ | PROT_WRITE,
                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        counters = std::make_unique<SharedCounterTable>(counter_memory, 16384);
+        const CacheSecret throttle_secret = random_cache_secret();
+        counters = std::make_unique<SharedCounterTable>(counter_memory, 16384, throttle_secret);
         failures = std::make_unique<SharedKeySet>(65536, std::chrono::seconds(600));
         ThrottlePolicy policy;
         policy.enabled = throttling;
-        throttle = std::make_unique<Throttle>(policy, *counters, *failures, random_cache_secret());
+        throttle = std::make_unique<Throttle>(policy, *counters, *failures, throttle_secret);
         metrics_memory = ::mmap(nullptr, Metrics::bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         metrics = std::make_unique<Metrics>(metrics_memory);
         cache = std::make_unique<CredentialCache>(10000, std::chrono::seconds(300), random_cache_secret());

@@ -5,7 +5,9 @@
  * glue maps the verdict to a status, headers and a log line.
  *
  * The stages, in order: the Basic scheme parses the header; the throttle
- * refuses a locked-out client before any password is looked at; the stores
+ * refuses a locked-out client before any password is looked at, and one
+ * whose failure it would have no room to count before a password is
+ * checked; the stores
  * are asked in turn until one knows the user — the indexed user file gives
  * the stored hash, which the verifier checks, and a checking store (an
  * httpd authn provider: LDAP, SQL, DBM) checks the password itself; the
@@ -55,6 +57,7 @@ enum class Reason {
     repeated_failure, ///< the same failed credentials again: refused without hashing
     address_locked,
     user_locked,
+    throttle_full,    ///< the throttle had no room to count a failure of this client's: refused unasked
     store_unusable,   ///< the user file cannot be used, see Verdict::detail
     store_error,      ///< a checking store could not answer (it logs why itself)
 };
@@ -75,6 +78,7 @@ struct Verdict {
     bool cache_hit = false;
     int store = -1;               ///< which store answered (an index into the list), -1: none
     std::chrono::seconds retry_after{0}; ///< throttled: until the lockout ends
+    unsigned locked_prefix = 0;   ///< address_locked: 56 or 48 if an IPv6 prefix of the client's is locked out
     Throttle::Counted counted;    ///< what the throttle made of a failure
     std::string detail;           ///< unusable_entry, store_unusable: the operator-facing reason
 };
@@ -145,6 +149,10 @@ private:
     void unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdict &v) const;
     /** True (and the verdict set) if @p failure is a repeat of a recent failure. */
     bool repeated(Attempt &a, const SetKey &failure, Verdict &v, Recall recall) const;
+    /** True (and @p v throttled) if a failure now could not be counted: the password is not checked. */
+    bool no_room(Attempt &a, Verdict &v) const;
+    /** A password checked right: what was reserved for its failure is given back. */
+    void admitted_after_check(Attempt &a, Verdict &v) const;
     /** verify_(), timed into Verdict::hashing. */
     bool timed_verify(const char *password, const char *stored, Verdict &verdict) const;
     /** A verification whose answer is thrown away: what an unknown user or unusable entry costs. */

@@ -60,6 +60,8 @@ struct ServerConfig {
     std::int64_t throttle_lockout_us = -1; ///< AuthProxyThrottleLockout
     long throttle_user_failures = -1;      ///< AuthProxyThrottleUserFailures (0: no per-user lockout)
     long throttle_entries = -1;            ///< AuthProxyThrottleEntries
+    long throttle_prefix56_failures = -1;  ///< AuthProxyThrottlePrefix56Failures (0: not counted)
+    long throttle_prefix48_failures = -1;  ///< AuthProxyThrottlePrefix48Failures (0: not counted)
     const char *throttle_exempt = nullptr; ///< AuthProxyThrottleExempt, the blocks space-separated
     const char *throttle_socache = nullptr; ///< AuthProxyThrottleSOCache "provider[:args]"
 };
@@ -73,6 +75,11 @@ constexpr long kDefaultThrottleFailures = 20;
 constexpr std::int64_t kDefaultThrottleWindowUs = 600 * 1000 * 1000LL;
 constexpr std::int64_t kDefaultThrottleLockoutUs = 600 * 1000 * 1000LL;
 constexpr long kDefaultThrottleEntries = 16384;
+/** An IPv6 /56 unset: this many times AuthProxyThrottleFailures; a /48: kDefaultPrefix48Factor times. */
+constexpr long kDefaultPrefix56Factor = 3;
+constexpr long kDefaultPrefix48Factor = 10;
+/** The largest count a throttle limit takes. */
+constexpr long kMaxThrottleCount = 1000000;
 
 /** @p conf with the defaults filled in where unset. */
 ServerConfig with_defaults(const ServerConfig &conf) noexcept;

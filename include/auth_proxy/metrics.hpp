@@ -35,7 +35,7 @@ enum class Failure {
     wrong_password,
     repeated,       ///< the same failed credentials again, refused without hashing
     unusable_entry,
-    throttled,      ///< refused with 429: the address (or user) is locked out
+    throttled,      ///< refused with 429: the address (or user) is locked out, or the throttle has no room
     file_unusable,  ///< the user file cannot be used: 500
     store_error,    ///< a checking store (an authn provider) could not answer: 500
 };
@@ -62,6 +62,7 @@ struct MetricsSnapshot {
     std::uint64_t reload_failures = 0; ///< user files that became unusable while the server ran
     std::uint64_t last_reload_ns = 0;  ///< how long the last counted reload took
     std::uint64_t last_reload_unix_ns = 0; ///< when it was put in use, since the epoch; 0: none yet
+    std::uint64_t throttle_full = 0;   ///< requests refused, or failures not counted, for want of throttle room
 
     std::uint64_t failure(Failure f) const noexcept { return failures[static_cast<std::size_t>(f)]; }
 };
@@ -75,7 +76,7 @@ struct MetricsSnapshot {
 class Metrics {
 public:
     /** Changes whenever the block's layout does: a block of another layout is not reused. */
-    static constexpr std::uint32_t kLayout = 2;
+    static constexpr std::uint32_t kLayout = 3;
 
     /** Size of the block. */
     static std::size_t bytes() noexcept;

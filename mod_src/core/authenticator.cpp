@@ -19,6 +19,7 @@ const char *describe(Reason reason) noexcept
     case Reason::repeated_failure: return "repeated failure";
     case Reason::address_locked: return "address locked out";
     case Reason::user_locked: return "user locked out";
+    case Reason::throttle_full: return "throttle table full";
     case Reason::store_unusable: return "user file unusable";
     case Reason::store_error: return "store error";
     }
@@ -59,6 +60,7 @@ struct Authenticator::Attempt {
     const AuthRequest &request;
     BasicCredentials creds;
     bool throttling = false;
+    bool reserved = false; ///< the throttle keeps a place for this attempt's failure
     int store = -1; ///< the store being asked
     /** The longest a checking store that did not know the user fell short of its usual answer time. */
     std::chrono::nanoseconds shortfall{0};
@@ -111,6 +113,31 @@ bool Authenticator::repeated(Attempt &a, const SetKey &failure, Verdict &v, Reca
     return true;
 }
 
+bool Authenticator::no_room(Attempt &a, Verdict &v) const
+{
+    // A check whose failure could not be counted would be a free guess.
+    if (!a.throttling || a.reserved) {
+        return false;
+    }
+    const Throttle::Lock lock = throttle_->reserve(a.request.client, a.creds.user, a.request.now);
+    if (!lock.locked) {
+        a.reserved = true;
+        return false;
+    }
+    v.outcome = Outcome::throttled;
+    v.reason = Reason::throttle_full;
+    v.retry_after = lock.retry_after;
+    return true;
+}
+
+void Authenticator::admitted_after_check(Attempt &a, Verdict &v) const
+{
+    if (a.reserved) {
+        throttle_->release(a.request.client, a.creds.user, a.request.now);
+    }
+    v.outcome = Outcome::admitted;
+}
+
 Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt &a, Verdict &v) const
 {
     const HtpasswdIndex::Found entry = index.find(a.creds.user);
@@ -136,7 +163,7 @@ Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt 
     }
     const SetKey failure =
         a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, significant, stored) : SetKey{};
-    if (repeated(a, failure, v, Recall::window)) {
+    if (repeated(a, failure, v, Recall::window) || no_room(a, v)) {
         return Next::answered;
     }
     if (!usable) {
@@ -155,7 +182,7 @@ Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt 
     if (caching) {
         cache_->remember(cache_key, a.request.now.steady); // successes only: a guesser always pays the hash
     }
-    v.outcome = Outcome::admitted;
+    admitted_after_check(a, v);
     return Next::answered;
 }
 
@@ -177,7 +204,7 @@ Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a,
     const SetKey failure = a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password,
                                                                   checker_tag(store.name(), scope))
                                         : SetKey{};
-    if (scope.known && repeated(a, failure, v, Recall::brief)) {
+    if ((scope.known && repeated(a, failure, v, Recall::brief)) || no_room(a, v)) {
         v.store = a.store;
         return Next::answered;
     }
@@ -214,7 +241,7 @@ Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a,
     if (caching && answer == CheckAnswer::granted) {
         cache_->remember(cache_key, a.request.now.steady); // successes only
     }
-    v.outcome = Outcome::admitted;
+    admitted_after_check(a, v);
     return Next::answered;
 }
 
@@ -228,7 +255,7 @@ void Authenticator::unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdi
                            : a.creds.password;
     const SetKey failure =
         a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, significant, "") : SetKey{};
-    if (repeated(a, failure, v, Recall::window)) {
+    if (repeated(a, failure, v, Recall::window) || no_room(a, v)) {
         return;
     }
     // What a wrong password would have cost: the user file's kind of hash,
@@ -266,8 +293,11 @@ Verdict Authenticator::authenticate(const Store *stores, std::size_t count, cons
         const Throttle::Lock lock = throttle_->check(request.client, a.creds.user, request.now);
         if (lock.locked) {
             v.outcome = Outcome::throttled;
-            v.reason = lock.by_user ? Reason::user_locked : Reason::address_locked;
+            v.reason = lock.table_full ? Reason::throttle_full
+                       : lock.by_user  ? Reason::user_locked
+                                       : Reason::address_locked;
             v.retry_after = lock.retry_after;
+            v.locked_prefix = lock.prefix;
             return v;
         }
         a.throttling = throttle_->applies_to(request.client);

@@ -109,6 +109,8 @@ ServerConfig merge(const ServerConfig &base, const ServerConfig &add) noexcept
     out.throttle_lockout_us = pick(add.throttle_lockout_us, base.throttle_lockout_us, std::int64_t{-1});
     out.throttle_user_failures = pick(add.throttle_user_failures, base.throttle_user_failures, -1L);
     out.throttle_entries = pick(add.throttle_entries, base.throttle_entries, -1L);
+    out.throttle_prefix56_failures = pick(add.throttle_prefix56_failures, base.throttle_prefix56_failures, -1L);
+    out.throttle_prefix48_failures = pick(add.throttle_prefix48_failures, base.throttle_prefix48_failures, -1L);
     out.throttle_exempt = pick<const char *>(add.throttle_exempt, base.throttle_exempt, nullptr);
     out.throttle_socache = pick<const char *>(add.throttle_socache, base.throttle_socache, nullptr);
     return out;
@@ -126,6 +128,11 @@ ServerConfig with_defaults(const ServerConfig &conf) noexcept
     if (out.throttle_lockout_us < 0) out.throttle_lockout_us = kDefaultThrottleLockoutUs;
     if (out.throttle_user_failures < 0) out.throttle_user_failures = 0;
     if (out.throttle_entries < 0) out.throttle_entries = kDefaultThrottleEntries;
+    // A prefix holds many addresses: by default a few times an address's budget, following it.
+    if (out.throttle_prefix56_failures < 0)
+        out.throttle_prefix56_failures = std::min(out.throttle_failures * kDefaultPrefix56Factor, kMaxThrottleCount);
+    if (out.throttle_prefix48_failures < 0)
+        out.throttle_prefix48_failures = std::min(out.throttle_failures * kDefaultPrefix48Factor, kMaxThrottleCount);
     return out;
 }
 

@@ -70,6 +70,7 @@ struct Metrics::Block {
     Counter reload_failures;
     Counter last_reload_ns;
     Counter last_reload_unix_ns;
+    Counter throttle_full;
     struct FileSlot {
         Counter path;    ///< fnv1a of the path, nonzero; 0: free
         Counter outcome; ///< version_key() or error_key() of what the file last showed
@@ -87,7 +88,8 @@ bool failure_of(Reason reason, Failure &out) noexcept
     case Reason::wrong_password: out = Failure::wrong_password; return true;
     case Reason::repeated_failure: out = Failure::repeated; return true;
     case Reason::address_locked:
-    case Reason::user_locked: out = Failure::throttled; return true;
+    case Reason::user_locked:
+    case Reason::throttle_full: out = Failure::throttled; return true;
     case Reason::store_unusable: out = Failure::file_unusable; return true;
     case Reason::store_error: out = Failure::store_error; return true;
     }
@@ -129,6 +131,9 @@ void Metrics::count(const Verdict &v) noexcept
     }
     if (v.counted.user_locked_now) {
         add(b.user_lockouts);
+    }
+    if (v.reason == Reason::throttle_full || v.counted.unrecorded) {
+        add(b.throttle_full);
     }
 }
 
@@ -200,6 +205,7 @@ MetricsSnapshot Metrics::snapshot() const noexcept
     s.reload_failures = read(b.reload_failures);
     s.last_reload_ns = read(b.last_reload_ns);
     s.last_reload_unix_ns = read(b.last_reload_unix_ns);
+    s.throttle_full = read(b.throttle_full);
     return s;
 }
 

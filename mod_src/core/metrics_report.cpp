@@ -41,6 +41,10 @@ constexpr Family kVerificationSeconds{"auth_proxy_verification_seconds_total", "
 constexpr Family kLockouts{"auth_proxy_lockouts_total", "counter",
                            "Lockouts the guessing throttle started, of client addresses and of users.", "subject",
                            "AuthProxyLockouts", "Lockouts"};
+constexpr Family kThrottleFull{"auth_proxy_throttle_full_total", "counter",
+                               "Requests refused with 429, and failed logins not counted, because the guessing "
+                               "throttle's table had no room for another client (AuthProxyThrottleEntries).",
+                               nullptr, "AuthProxyThrottleFull", "Refused for a full throttle table"};
 constexpr Family kReloads{"auth_proxy_reloads_total", "counter",
                           "Changed user files read and indexed while the server ran, each change once for the "
                           "whole server.",
@@ -170,6 +174,7 @@ std::vector<Series> series_of(const MetricsReport &report)
     }
     add(out, kLockouts, kAddress, Value{c.address_lockouts, false});
     add(out, kLockouts, kUser, Value{c.user_lockouts, false});
+    add(out, kThrottleFull, Value{c.throttle_full, false});
     add(out, kReloads, Value{c.reloads, false});
     add(out, kReloadFailures, Value{c.reload_failures, false});
     add(out, kLastReloadDuration, Value{c.last_reload_ns, true});

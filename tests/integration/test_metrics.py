@@ -44,6 +44,7 @@ FAMILIES = {
     "auth_proxy_verifications_total": "counter",
     "auth_proxy_verification_seconds_total": "counter",
     "auth_proxy_lockouts_total": "counter",
+    "auth_proxy_throttle_full_total": "counter",
     "auth_proxy_reloads_total": "counter",
     "auth_proxy_reload_failures_total": "counter",
     "auth_proxy_last_reload_duration_seconds": "gauge",

@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,16 @@ def test_ipv6_clients_are_counted_per_64(make_httpd, backend, users):
     assert status(h, "alice", "alice-pw", client="2001:db8:1:3::1") == 200
 
 
+def test_ipv6_prefix_limits_are_set_per_prefix_length(make_httpd, backend, users):
+    h = start(make_httpd, users, backend,
+              "AuthProxyThrottlePrefix56Failures 0\nAuthProxyThrottlePrefix48Failures 3\n")
+    # One failure from each of three /64s in three /56s of 2001:db8:5::/48 (a /56 is not counted at all).
+    for i in range(3):
+        assert status(h, "alice", f"guess{i}", client=f"2001:db8:5:{i}00::1") == 407
+    assert status(h, "alice", "alice-pw", client="2001:db8:5:ffff::1") == 429
+    assert status(h, "alice", "alice-pw", client="2001:db8:6::1") == 200
+
+
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
 def test_counters_are_shared_by_all_processes_and_survive_a_graceful_restart(make_httpd, backend, users, mpm):
     processes = "StartServers 4\nMinSpareServers 4\n" if mpm == "prefork" else "StartServers 2\n"
@@ -126,9 +137,33 @@ def test_counters_in_an_httpd_socache_of_this_server(make_httpd, backend, users)
     assert status(h, "alice", "alice-pw", client="192.0.2.12") == 200
 
 
+def test_a_socache_that_drops_entries_never_lifts_a_lockout_this_server_counted(make_httpd, backend, users,
+                                                                                server_root):
+    # shmcb's smallest cache holds about a hundred counters and makes room by
+    # dropping its oldest entries, expired or not: 1,500 failing clients push
+    # the locked address's entry out of it.
+    h = start(make_httpd, users, backend,
+              f"AuthProxyThrottleSOCache shmcb:{server_root}/throttle-cache(8192)\nAuthProxyThrottleFailures 3\n",
+              modules=["socache_shmcb"])
+    assert [status(h, "alice", f"guess{i}") for i in range(3)] == [407] * 3
+    assert status(h, "alice", "alice-pw") == 429
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda i: status(h, "alice", f"other{i}", f"198.18.{i // 250}.{i % 250 + 1}"),
+                                 range(1500)))
+    assert set(statuses) == {407}
+    # Past the second a server answers from what it last read: the socache is asked again.
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        assert status(h, "alice", "alice-pw") == 429
+        time.sleep(0.1)
+    assert status(h, "alice", "alice-pw") == 429
+
+
 @pytest.mark.parametrize("directive, message", [
     ("AuthProxyThrottleFailures 0", "is not a count from 1 to"),
     ("AuthProxyThrottleFailures many", "is not a count from 1 to"),
+    ("AuthProxyThrottlePrefix56Failures -1", "is not a count from 0 to 1000000"),
+    ("AuthProxyThrottlePrefix48Failures lots", "is not a count from 0 to 1000000"),
     ("AuthProxyThrottleWindow 0.5", "is shorter than one second"),
     ("AuthProxyThrottleLockout -1", "is not a number of seconds"),
     ("AuthProxyThrottleExempt 10.0.0.0/40", "the prefix length is larger than the address"),

@@ -65,7 +65,7 @@ struct Harness {
         users.index = std::make_shared<const HtpasswdIndex>(content);
         counter_memory = ::mmap(nullptr, SharedCounterTable::bytes_for(256), PROT_READ | PROT_WRITE,
                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        counters = std::make_unique<SharedCounterTable>(counter_memory, 256);
+        counters = std::make_unique<SharedCounterTable>(counter_memory, 256, CacheSecret{});
         failures = std::make_unique<SharedKeySet>(1024, policy.window);
         throttle = std::make_unique<Throttle>(std::move(policy), *counters, *failures, CacheSecret{});
         cache = std::make_unique<CredentialCache>(64, 5min, CacheSecret{});
@@ -238,6 +238,34 @@ BOOST_AUTO_TEST_CASE(a_user_file_that_cannot_be_read_fails_closed)
     BOOST_TEST(describe(v.reason) == describe(Reason::store_unusable));
     BOOST_TEST(v.detail == h.users.error);
     BOOST_TEST(calls.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_full_throttle_table_refuses_before_any_check_and_keeps_every_lockout)
+{
+    ThrottlePolicy policy;
+    policy.address_limit = 2;
+    Harness h(policy); // 256 counters
+    BOOST_TEST((h.login("alice", "wrong1", "203.0.113.1").outcome == Outcome::refused));
+    BOOST_TEST((h.login("alice", "wrong2", "203.0.113.1").outcome == Outcome::refused));
+    BOOST_TEST_REQUIRE((h.login("alice", "alice-pw", "203.0.113.1").outcome == Outcome::throttled));
+
+    std::size_t checked = 0, full = 0;
+    for (int i = 0; i < 3000; ++i) {
+        const std::string client = "10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+        const Verdict v = h.login("alice", "guess" + std::to_string(i), client.c_str());
+        checked += calls.size();
+        if (v.reason == Reason::throttle_full) {
+            BOOST_TEST(calls.empty()); // not even a dummy verification
+            BOOST_TEST((v.outcome == Outcome::throttled));
+            BOOST_TEST(v.retry_after.count() > 0);
+            ++full;
+        }
+    }
+    BOOST_TEST(checked <= 255u); // one per counter that was free
+    BOOST_TEST(full >= 3000u - 255u);
+    BOOST_TEST((h.login("alice", "alice-pw", "203.0.113.1").outcome == Outcome::throttled));
+    // A client already counted still gets its own answer; a right password gives its place back.
+    BOOST_TEST((h.login("alice", "alice-pw", "10.0.0.1").outcome == Outcome::admitted));
 }
 
 BOOST_AUTO_TEST_CASE(without_cache_or_throttle_every_request_is_verified)

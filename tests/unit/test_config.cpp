@@ -137,6 +137,26 @@ BOOST_AUTO_TEST_CASE(server_settings_default_when_unset)
     BOOST_TEST(conf.throttle_entries == 16384);
     BOOST_TEST(conf.throttle_exempt == nullptr);
     BOOST_TEST(conf.throttle_socache == nullptr);
+    // An IPv6 /56 and /48 hold many subscribers: a few times an address's budget.
+    BOOST_TEST(conf.throttle_prefix56_failures == 60);
+    BOOST_TEST(conf.throttle_prefix48_failures == 200);
+}
+
+BOOST_AUTO_TEST_CASE(prefix_limits_follow_the_address_limit_unless_set)
+{
+    ServerConfig few;
+    few.throttle_failures = 5;
+    BOOST_TEST(with_defaults(few).throttle_prefix56_failures == 15);
+    BOOST_TEST(with_defaults(few).throttle_prefix48_failures == 50);
+    ServerConfig huge;
+    huge.throttle_failures = 1000000;
+    BOOST_TEST(with_defaults(huge).throttle_prefix48_failures == 1000000); // capped at the largest count
+    ServerConfig set;
+    set.throttle_failures = 5;
+    set.throttle_prefix56_failures = 0; // "not counted" is a value
+    set.throttle_prefix48_failures = 7;
+    BOOST_TEST(with_defaults(set).throttle_prefix56_failures == 0);
+    BOOST_TEST(with_defaults(set).throttle_prefix48_failures == 7);
 }
 
 BOOST_AUTO_TEST_CASE(every_throttle_setting_merges_on_its_own)
@@ -152,6 +172,8 @@ BOOST_AUTO_TEST_CASE(every_throttle_setting_merges_on_its_own)
     add.throttle_user_failures = 3;
     add.throttle_entries = 64;
     add.throttle_socache = "redis:127.0.0.1:6379";
+    base.throttle_prefix56_failures = 12;
+    add.throttle_prefix48_failures = 0;
 
     const ServerConfig merged = merge(base, add);
     BOOST_TEST(merged.throttle == 0);
@@ -162,9 +184,14 @@ BOOST_AUTO_TEST_CASE(every_throttle_setting_merges_on_its_own)
     BOOST_TEST(merged.throttle_entries == 64);
     BOOST_TEST(std::string(merged.throttle_exempt) == "10.0.0.0/8");
     BOOST_TEST(std::string(merged.throttle_socache) == "redis:127.0.0.1:6379");
+    BOOST_TEST(merged.throttle_prefix56_failures == 12);
+    BOOST_TEST(merged.throttle_prefix48_failures == 0);
+    BOOST_TEST(merge(add, base).throttle_prefix48_failures == 0); // unset in base: add's stays
     const ServerConfig unset = merge(ServerConfig{}, ServerConfig{});
     BOOST_TEST(unset.throttle == -1);
     BOOST_TEST(unset.throttle_exempt == nullptr);
+    BOOST_TEST(unset.throttle_prefix56_failures == -1);
+    BOOST_TEST(unset.throttle_prefix48_failures == -1);
 }
 
 BOOST_AUTO_TEST_CASE(server_settings_merge_field_by_field_and_zero_is_a_value)

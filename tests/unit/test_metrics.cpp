@@ -191,6 +191,20 @@ BOOST_AUTO_TEST_CASE(a_lockout_is_counted_once_when_it_starts)
     BOOST_TEST(s.failure(Failure::throttled) == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_full_throttle_table_counts_each_refusal_and_each_uncounted_failure)
+{
+    SharedBlock block;
+    Metrics metrics(block.memory);
+    metrics.count(verdict(Outcome::throttled, Reason::throttle_full));
+    Verdict lost = verdict(Outcome::refused, Reason::wrong_password);
+    lost.counted.unrecorded = true;
+    metrics.count(lost);
+    metrics.count(verdict(Outcome::throttled, Reason::address_locked));
+    const MetricsSnapshot s = metrics.snapshot();
+    BOOST_TEST(s.throttle_full == 2u);
+    BOOST_TEST(s.failure(Failure::throttled) == 2u); // a 429 either way
+}
+
 BOOST_AUTO_TEST_CASE(the_authenticators_verdicts_and_the_cache_count_into_the_block)
 {
     // htpasswd -nbB -C 4 alice alice-pw
@@ -325,6 +339,7 @@ MetricsReport sample()
     r.counters.verifications[static_cast<std::size_t>(HashFormat::apr1_md5)] = 4;
     r.counters.verification_ns[static_cast<std::size_t>(HashFormat::apr1_md5)] = 1234567890;
     r.counters.address_lockouts = 1;
+    r.counters.throttle_full = 5;
     r.counters.reloads = 2;
     r.counters.last_reload_ns = 5000000;
     r.counters.last_reload_unix_ns = 1796630400123456789; // 2026-12-07T08:00:00.123456789Z
@@ -365,6 +380,7 @@ BOOST_AUTO_TEST_CASE(status_lines_have_stable_names_one_per_counter)
         {"AuthProxyVerificationsSha512Crypt", 0},
         {"AuthProxyLockoutsAddress", 1},
         {"AuthProxyLockoutsUser", 0},
+        {"AuthProxyThrottleFull", 5},
         {"AuthProxyReloads", 2},
         {"AuthProxyReloadFailures", 0},
         {"AuthProxyUserFileUsable(/etc/apache2/users)", 1},
@@ -416,6 +432,7 @@ BOOST_AUTO_TEST_CASE(the_prometheus_page_has_help_and_type_once_per_family)
         {"auth_proxy_verifications_total", "counter"},
         {"auth_proxy_verification_seconds_total", "counter"},
         {"auth_proxy_lockouts_total", "counter"},
+        {"auth_proxy_throttle_full_total", "counter"},
         {"auth_proxy_reloads_total", "counter"},
         {"auth_proxy_reload_failures_total", "counter"},
         {"auth_proxy_last_reload_duration_seconds", "gauge"},
@@ -442,6 +459,7 @@ BOOST_AUTO_TEST_CASE(the_prometheus_page_has_help_and_type_once_per_family)
         "\nauth_proxy_verifications_total{format=\"apr1_md5\"} 4\n",
         "\nauth_proxy_verification_seconds_total{format=\"apr1_md5\"} 1.234567\n",
         "\nauth_proxy_lockouts_total{subject=\"address\"} 1\n",
+        "\nauth_proxy_throttle_full_total 5\n",
         "\nauth_proxy_users{file=\"/etc/apache2/users\"} 3\n",
         "\nauth_proxy_index_bytes{file=\"/etc/apache2/users\"} 4096\n",
     };

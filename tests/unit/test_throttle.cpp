@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -25,6 +26,7 @@ namespace {
 
 constexpr std::int64_t kSecond = 1000000;
 const FailureRule kRule{3, 600 * kSecond, 900 * kSecond};
+const CacheSecret kSecret{1, 2, 3};
 
 /** Shared memory as the parent makes it: zero-filled, visible to forked children. */
 struct SharedMemory {
@@ -138,7 +140,7 @@ BOOST_AUTO_TEST_CASE(address_lists_table)
 BOOST_AUTO_TEST_CASE(the_table_keeps_each_key_apart_and_forgets_after_keep_until)
 {
     SharedMemory mem(SharedCounterTable::bytes_for(64));
-    SharedCounterTable table(mem.p, 64);
+    SharedCounterTable table(mem.p, 64, kSecret);
     const CounterKey a = address_key(ip("192.0.2.1")), b = address_key(ip("192.0.2.2"));
     bool locked = false;
     table.add_failure(a, 10 * kSecond, kRule, locked);
@@ -153,24 +155,74 @@ BOOST_AUTO_TEST_CASE(the_table_keeps_each_key_apart_and_forgets_after_keep_until
     BOOST_TEST(table.occupied(700 * kSecond) == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(a_full_table_replaces_the_record_that_would_expire_first)
+BOOST_AUTO_TEST_CASE(a_full_bucket_never_gives_up_a_counting_or_locked_record)
 {
-    SharedMemory mem(SharedCounterTable::bytes_for(4)); // one bucket
-    SharedCounterTable table(mem.p, 4);
+    SharedMemory mem(SharedCounterTable::bytes_for(4)); // one bucket: every key collides
+    SharedCounterTable table(mem.p, 4, kSecret);
+    const CounterKey locked_key = address_key(ip("192.0.2.1"));
     bool locked = false;
-    for (int i = 0; i < 5; ++i) {
-        const std::string addr = "192.0.2." + std::to_string(i + 1);
-        table.add_failure(address_key(ip(addr.c_str())), (10 + i) * kSecond, kRule, locked);
+    for (int i = 0; i < 3; ++i) {
+        table.add_failure(locked_key, 10 * kSecond, kRule, locked);
     }
-    BOOST_TEST(table.occupied(20 * kSecond) == 4u);
-    BOOST_TEST(table.read(address_key(ip("192.0.2.1")), 20 * kSecond).failures == 0u); // the oldest went
-    BOOST_TEST(table.read(address_key(ip("192.0.2.5")), 20 * kSecond).failures == 1u);
+    BOOST_TEST_REQUIRE(locked); // locked until 910 s, kept until 910 s
+    for (int i = 2; i <= 4; ++i) {
+        const std::string addr = "192.0.2." + std::to_string(i);
+        BOOST_TEST(table.count(address_key(ip(addr.c_str())), (10 + i) * kSecond, kRule).stored);
+    }
+    // A fifth key finds no room: it is not stored, and says until when.
+    const CounterKey fifth = address_key(ip("192.0.2.5"));
+    const Reservation before = table.reserve(fifth, 20 * kSecond, 80 * kSecond);
+    BOOST_TEST(!before.held);
+    BOOST_TEST(before.room_at == 612 * kSecond); // 192.0.2.2's window, the first to end
+    for (int i = 0; i < 100; ++i) {
+        const Counting c = table.count(address_key(ip(("198.51.100." + std::to_string(i)).c_str())), 20 * kSecond,
+                                       kRule);
+        BOOST_TEST(!c.stored);
+        BOOST_TEST(c.record.failures == 0u);
+    }
+    BOOST_TEST(table.read(locked_key, 21 * kSecond).locked_until == 910 * kSecond);
+    BOOST_TEST(table.read(address_key(ip("192.0.2.2")), 21 * kSecond).failures == 1u);
+    // A record whose window has ended makes room; the lockout still stands.
+    BOOST_TEST(table.reserve(fifth, 612 * kSecond, 672 * kSecond).held);
+    BOOST_TEST(table.count(fifth, 612 * kSecond, kRule).stored);
+    BOOST_TEST(table.read(locked_key, 612 * kSecond).locked_until == 910 * kSecond);
+}
+
+BOOST_AUTO_TEST_CASE(a_copy_put_from_another_store_makes_room_but_counting_state_does_not)
+{
+    SharedMemory mem(SharedCounterTable::bytes_for(4));
+    SharedCounterTable table(mem.p, 4, kSecret);
+    CounterRecord seen;
+    seen.window_start = 5 * kSecond;
+    seen.failures = 1;
+    for (int i = 1; i <= 4; ++i) {
+        // Read from a socache: fresh for a second, counting state for nobody here.
+        BOOST_TEST(table.put(address_key(ip(("192.0.2." + std::to_string(i)).c_str())), seen, 10 * kSecond,
+                             11 * kSecond, 0));
+    }
+    BOOST_TEST(table.reserve(address_key(ip("192.0.2.9")), 10 * kSecond, 70 * kSecond).held);
+    BOOST_TEST(table.count(address_key(ip("192.0.2.9")), 10 * kSecond, kRule).stored);
+    BOOST_TEST(table.read(address_key(ip("192.0.2.9")), 10 * kSecond).failures == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(bucket_indexes_are_keyed_by_the_secret)
+{
+    // Nobody without the secret can tell which addresses share a bucket.
+    SharedMemory mem_a(SharedCounterTable::bytes_for(4096)), mem_b(SharedCounterTable::bytes_for(4096));
+    const SharedCounterTable a(mem_a.p, 4096, CacheSecret{1}), b(mem_b.p, 4096, CacheSecret{2});
+    int same = 0;
+    for (int i = 0; i < 1000; ++i) {
+        const CounterKey key = address_key(ip(("10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256)).c_str()));
+        same += a.bucket_of(key) == b.bucket_of(key) ? 1 : 0;
+        BOOST_TEST(a.bucket_of(key) == a.bucket_of(key));
+    }
+    BOOST_TEST(same < 10); // 1024 buckets: about 1 by chance
 }
 
 BOOST_AUTO_TEST_CASE(processes_forked_after_the_table_was_made_count_together, *boost::unit_test::timeout(60))
 {
     SharedMemory mem(SharedCounterTable::bytes_for(1024));
-    SharedCounterTable table(mem.p, 1024);
+    SharedCounterTable table(mem.p, 1024, kSecret);
     const CounterKey key = address_key(ip("198.51.100.9"));
     const FailureRule many{1000000, 600 * kSecond, 600 * kSecond};
     constexpr int kChildren = 4, kEach = 500;
@@ -198,7 +250,7 @@ BOOST_AUTO_TEST_CASE(processes_forked_after_the_table_was_made_count_together, *
 BOOST_AUTO_TEST_CASE(a_bucket_lock_left_by_a_dead_process_is_taken_over, *boost::unit_test::timeout(60))
 {
     SharedMemory mem(SharedCounterTable::bytes_for(4));
-    SharedCounterTable table(mem.p, 4);
+    SharedCounterTable table(mem.p, 4, kSecret);
     // A child that died holding the (only) bucket's lock: its pid is in the lock word.
     const pid_t dead = ::fork();
     BOOST_TEST_REQUIRE(dead >= 0);
@@ -217,7 +269,7 @@ BOOST_AUTO_TEST_CASE(a_bucket_lock_left_by_a_dead_process_is_taken_over, *boost:
 BOOST_AUTO_TEST_CASE(put_records_are_fresh_for_as_long_as_asked)
 {
     SharedMemory mem(SharedCounterTable::bytes_for(16));
-    SharedCounterTable table(mem.p, 16);
+    SharedCounterTable table(mem.p, 16, kSecret);
     const CounterKey key = address_key(ip("192.0.2.1"));
     CounterRecord remote;
     remote.window_start = 5 * kSecond;
@@ -237,7 +289,7 @@ namespace {
 
 struct ThrottleFixture {
     SharedMemory counter_mem{SharedCounterTable::bytes_for(256)};
-    SharedCounterTable counters{counter_mem.p, 256};
+    SharedCounterTable counters{counter_mem.p, 256, kSecret};
     SharedKeySet failures{1024, 600s};
     CacheSecret secret{};
     Now now{Clock::time_point{} + 1000h, 1700000000LL * kSecond};
@@ -245,6 +297,10 @@ struct ThrottleFixture {
     Throttle make(ThrottlePolicy policy = ThrottlePolicy{})
     {
         return Throttle(std::move(policy), counters, failures, secret);
+    }
+    Throttle make_with(ThrottleStore &store, ThrottlePolicy policy = ThrottlePolicy{})
+    {
+        return Throttle(std::move(policy), store, failures, secret);
     }
     void advance(std::chrono::seconds s)
     {
@@ -345,6 +401,148 @@ BOOST_FIXTURE_TEST_CASE(per_user_lockout_is_off_unless_asked_for, ThrottleFixtur
     BOOST_TEST(lock.locked);
     BOOST_TEST(lock.by_user);
     BOOST_TEST(!u.check(ip("198.51.100.250"), "dave", now).locked);
+}
+
+BOOST_FIXTURE_TEST_CASE(many_addresses_never_lift_a_lockout_nor_buy_more_guesses, ThrottleFixture)
+{
+    // 16 counters, 4 buckets: 2,000 other addresses each try a wrong password.
+    SharedMemory small_mem(SharedCounterTable::bytes_for(16));
+    SharedCounterTable small(small_mem.p, 16, kSecret);
+    ThrottlePolicy policy;
+    policy.address_limit = 3;
+    Throttle t = make_with(small, policy);
+    const ClientAddress locked = ip("203.0.113.1");
+    fail(t, *this, locked, "alice", 3);
+    BOOST_TEST_REQUIRE(t.check(locked, "alice", now).locked);
+
+    int guesses = 0, refused_full = 0;
+    for (int i = 0; i < 2000; ++i) {
+        const ClientAddress other = ip(("10." + std::to_string(i / 65536) + "." + std::to_string(i / 256 % 256) + "." +
+                                        std::to_string(i % 256)).c_str());
+        for (int attempt = 0; attempt < 5; ++attempt) {
+            if (t.check(other, "alice", now).locked) {
+                break;
+            }
+            const Throttle::Lock room = t.reserve(other, "alice", now);
+            if (room.locked) {
+                BOOST_TEST(room.table_full);
+                BOOST_TEST(room.retry_after.count() > 0);
+                ++refused_full;
+                break;
+            }
+            ++guesses; // the password would be checked now
+            const Throttle::Counted c =
+                t.note_failure(other, "alice", t.failure_key(other, "alice", "pw" + std::to_string(attempt), "$h"), now);
+            BOOST_TEST(!c.unrecorded);
+        }
+        BOOST_TEST_REQUIRE(t.check(locked, "alice", now).locked);
+    }
+    // Each of the 16 records holds at most the limit; the locked one holds its own.
+    BOOST_TEST(guesses <= 15 * 3);
+    BOOST_TEST(refused_full > 1900);
+    // Once the windows end, the table takes new clients again.
+    advance(600s);
+    BOOST_TEST(!t.reserve(ip("10.200.0.1"), "alice", now).locked);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_reservation_holds_a_place_until_released_or_counted, ThrottleFixture)
+{
+    // One bucket of 4: three clients reserve, one is admitted and gives its place back.
+    SharedMemory one_mem(SharedCounterTable::bytes_for(4));
+    SharedCounterTable one(one_mem.p, 4, kSecret);
+    Throttle t = make_with(one);
+    const ClientAddress a = ip("192.0.2.1"), b = ip("192.0.2.2"), c = ip("192.0.2.3"), d = ip("192.0.2.4"),
+                        e = ip("192.0.2.5");
+    for (const ClientAddress &client : {a, b, c, d}) {
+        BOOST_TEST(!t.reserve(client, "alice", now).locked);
+    }
+    // Password checks in progress for four clients: a fifth is refused, not let check uncounted.
+    const Throttle::Lock full = t.reserve(e, "alice", now);
+    BOOST_TEST(full.locked);
+    BOOST_TEST(full.table_full);
+    BOOST_TEST(full.retry_after.count() == 60);
+    t.release(a, "alice", now); // a's password was right
+    BOOST_TEST(!t.reserve(e, "alice", now).locked);
+    // b's was wrong: the failure lands in its reserved place and stays for the window.
+    BOOST_TEST(!fail(t, *this, b, "alice", 1).unrecorded);
+    t.release(b, "alice", now); // a right password later frees nothing that counts
+    // Two checks of one client at once: the first to end keeps the place for the other.
+    t.release(e, "alice", now);
+    BOOST_TEST(!t.reserve(a, "alice", now).locked);
+    BOOST_TEST(!t.reserve(a, "alice", now).locked);
+    t.release(a, "alice", now);
+    BOOST_TEST(t.reserve(e, "alice", now).locked); // a's second check still holds its place
+    t.release(a, "alice", now);
+    BOOST_TEST(!t.reserve(e, "alice", now).locked);
+    advance(61s);
+    BOOST_TEST(one.read(address_key(b), now.wall_us).failures == 1u);
+    BOOST_TEST(!t.reserve(a, "alice", now).locked); // c's and d's reservations ran out
+}
+
+BOOST_FIXTURE_TEST_CASE(ipv6_failures_count_against_the_64_the_56_and_the_48, ThrottleFixture)
+{
+    ThrottlePolicy policy;
+    policy.address_limit = 4;
+    policy.prefix56_limit = 10;
+    policy.prefix48_limit = 25;
+    Throttle t = make(policy);
+    auto client = [](int sub, int host) {
+        char text[64];
+        std::snprintf(text, sizeof text, "2001:db8:1:%x::%x", sub, host);
+        return ip(text);
+    };
+    // 3 failures each (under the /64 limit) from /64s of one /56 (2001:db8:1:00xx::/56): the 10th locks the /56.
+    fail(t, *this, client(0x01, 1), "alice", 3, "a");
+    fail(t, *this, client(0x02, 1), "alice", 3, "b");
+    fail(t, *this, client(0x03, 1), "alice", 3, "c");
+    BOOST_TEST(!t.check(client(0x04, 1), "alice", now).locked);
+    const Throttle::Counted tenth = fail(t, *this, client(0x04, 1), "alice", 1, "d");
+    BOOST_TEST(tenth.address_locked_now);
+    BOOST_TEST(tenth.locked_prefix == 56u);
+    const Throttle::Lock lock56 = t.check(client(0x05, 9), "alice", now);
+    BOOST_TEST(lock56.locked);
+    BOOST_TEST(lock56.prefix == 56u);
+    BOOST_TEST(!lock56.table_full);
+    // Other /56s of the /48 go on until the /48's 25th failure.
+    BOOST_TEST(!t.check(client(0x100, 1), "alice", now).locked);
+    for (int sub = 0x100; sub < 0x100 + 5; ++sub) {
+        fail(t, *this, client(sub, 1), "alice", 3, "e" + std::to_string(sub));
+    }
+    // 10 + 15 = 25 failures in the /48.
+    const Throttle::Lock lock48 = t.check(client(0xff00, 7), "alice", now);
+    BOOST_TEST(lock48.locked);
+    BOOST_TEST(lock48.prefix == 48u);
+    BOOST_TEST(!t.check(ip("2001:db8:2::1"), "alice", now).locked); // another /48
+    BOOST_TEST(!t.check(ip("192.0.2.1"), "alice", now).locked);
+}
+
+BOOST_FIXTURE_TEST_CASE(prefix_limits_of_zero_count_nothing_and_ipv4_has_none, ThrottleFixture)
+{
+    ThrottlePolicy policy;
+    policy.address_limit = 4;
+    policy.prefix56_limit = 0;
+    policy.prefix48_limit = 0;
+    Throttle t = make(policy);
+    for (int sub = 0; sub < 50; ++sub) {
+        char text[64];
+        std::snprintf(text, sizeof text, "2001:db8:1:%x::1", sub);
+        fail(t, *this, ip(text), "alice", 3, "g" + std::to_string(sub));
+    }
+    BOOST_TEST(!t.check(ip("2001:db8:1:ffff::1"), "alice", now).locked);
+    BOOST_TEST(t.subjects_of(ip("192.0.2.1")).size == 1u);
+    BOOST_TEST(make().subjects_of(ip("2001:db8::1")).size == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(prefix_keys_are_apart_from_address_keys)
+{
+    const ClientAddress a = ip("2001:db8:1:200::1");
+    BOOST_TEST((prefix_key(a, 48) == prefix_key(ip("2001:db8:1:ffff::2"), 48)));
+    BOOST_TEST((prefix_key(a, 56) == prefix_key(ip("2001:db8:1:2ff::2"), 56)));
+    BOOST_TEST((prefix_key(a, 56) != prefix_key(ip("2001:db8:1:300::1"), 56)));
+    BOOST_TEST((prefix_key(ip("2001:db8:1::"), 48) != address_key(ip("2001:db8:1::"))));
+    BOOST_TEST((prefix_key(a, 48) != prefix_key(a, 56)));
+    BOOST_TEST(a.prefix_string(48) == "2001:db8:1::/48");
+    BOOST_TEST(a.prefix_string(56) == "2001:db8:1:200::/56");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -31,6 +31,9 @@ struct ClientAddress {
      * its guesses over 2^64 addresses.
      */
     std::array<std::uint8_t, 16> throttle_subject() const noexcept;
+
+    /** An IPv6 address's /@p bits prefix as text ("2001:db8:1::/48"). */
+    std::string prefix_string(unsigned bits) const;
 };
 
 /** A set of address blocks ("10.0.0.0/8", "2001:db8::/32", "192.0.2.7"). */

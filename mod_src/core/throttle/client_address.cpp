@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace auth_proxy {
@@ -71,6 +72,16 @@ std::array<std::uint8_t, 16> ClientAddress::throttle_subject() const noexcept
         std::memset(out.data() + 8, 0, 8);
     }
     return out;
+}
+
+std::string ClientAddress::prefix_string(unsigned bits) const
+{
+    ClientAddress cut = *this;
+    for (unsigned i = 0; i < 16; ++i) {
+        const unsigned kept = bits > i * 8 ? std::min(bits - i * 8, 8u) : 0;
+        cut.bytes[i] = static_cast<std::uint8_t>(kept == 0 ? 0 : cut.bytes[i] & (0xff << (8 - kept)));
+    }
+    return cut.to_string() + "/" + std::to_string(bits);
 }
 
 bool AddressList::add(std::string_view text, std::string &error)

@@ -16,10 +16,19 @@ namespace {
 constexpr std::size_t kWays = 4;
 constexpr std::int64_t kMicro = 1000000;
 
+/** How long reserve() keeps a place for a failure that a password check in progress may bring. */
+constexpr std::int64_t kReservationUs = 60 * kMicro;
+
 /** How long a writer waits for a bucket before it checks whether the holder is still alive. */
 constexpr int kSpinsBeforeCheck = 2000;
 /** How long it tries in all before it gives the one update up. */
 constexpr int kSpinsInAll = 200000;
+
+/** The bucket hash's key: derived from the secret, so it says nothing of the keys the secret makes elsewhere. */
+Sha256Digest bucket_key(const CacheSecret &secret) noexcept
+{
+    return HmacSha256(secret.data(), secret.size()).mac("throttle bucket index");
+}
 
 std::int64_t micros(std::chrono::seconds s) noexcept
 {
@@ -72,6 +81,18 @@ CounterKey address_key(const ClientAddress &address) noexcept
     return address.throttle_subject();
 }
 
+CounterKey prefix_key(const ClientAddress &address, unsigned bits) noexcept
+{
+    CounterKey key{};
+    const unsigned whole = bits / 8;
+    std::memcpy(key.data(), address.bytes.data(), whole);
+    if (bits % 8 != 0) {
+        key[whole] = static_cast<std::uint8_t>(address.bytes[whole] & (0xff << (8 - bits % 8)));
+    }
+    key[15] = static_cast<std::uint8_t>(bits);
+    return key;
+}
+
 CounterKey user_key(std::string_view user) noexcept
 {
     Sha256 hash;
@@ -92,8 +113,9 @@ struct alignas(64) SharedCounterTable::Slot {
     std::atomic<std::uint64_t> key[2];
     std::atomic<std::int64_t> window_start;
     std::atomic<std::int64_t> locked_until;
-    std::atomic<std::int64_t> keep;        ///< the slot is free once this has passed; 0: never used
-    std::atomic<std::int64_t> fresh_until; ///< put(): read_fresh() answers until then
+    std::atomic<std::int64_t> keep;        ///< counting state until then: never replaced before; 0: never used
+    std::atomic<std::int64_t> fresh_until; ///< put(): read_fresh() answers until then (a copy: replaceable)
+    std::atomic<std::uint32_t> checks;     ///< reserve()s not yet release()d: password checks in progress
 };
 static_assert(sizeof(std::atomic<std::int64_t>) == 8 && std::atomic<std::int64_t>::is_always_lock_free &&
                   std::atomic<std::uint32_t>::is_always_lock_free,
@@ -144,12 +166,14 @@ private:
 
 std::size_t SharedCounterTable::bytes_for(std::size_t capacity) noexcept
 {
+    static_assert(sizeof(Slot) == 64, "one slot, one cache line");
     const std::size_t buckets = (capacity + kWays - 1) / kWays;
     const std::size_t locks = (buckets * sizeof(std::uint32_t) + 63) & ~std::size_t{63};
     return locks + buckets * kWays * sizeof(Slot);
 }
 
-SharedCounterTable::SharedCounterTable(void *memory, std::size_t capacity) noexcept
+SharedCounterTable::SharedCounterTable(void *memory, std::size_t capacity, const CacheSecret &secret) noexcept
+    : index_hash_(bucket_key(secret).data(), 16)
 {
     if (memory == nullptr || capacity == 0) {
         return;
@@ -161,12 +185,15 @@ SharedCounterTable::SharedCounterTable(void *memory, std::size_t capacity) noexc
     slots_ = reinterpret_cast<Slot *>(static_cast<char *>(memory) + locks);
 }
 
+std::size_t SharedCounterTable::bucket_of(const CounterKey &key) const noexcept
+{
+    // Keyed: an unkeyed hash would let anyone pick addresses that share a bucket.
+    return buckets_ == 0 ? 0 : static_cast<std::size_t>(index_hash_(key.data(), key.size()) % buckets_);
+}
+
 SharedCounterTable::Slot *SharedCounterTable::bucket(const CounterKey &key, std::size_t &index) const noexcept
 {
-    // Addresses are not uniformly distributed: mix before taking the bucket.
-    std::uint64_t h = fnv1a(key.data(), key.size());
-    h ^= h >> 29;
-    index = static_cast<std::size_t>(h % buckets_);
+    index = bucket_of(key);
     return slots_ + index * kWays;
 }
 
@@ -198,7 +225,7 @@ bool SharedCounterTable::find(const CounterKey &key, std::int64_t now, CounterRe
             if (slot.sequence.load(std::memory_order_relaxed) != before) {
                 continue;
             }
-            if (k0 == want[0] && k1 == want[1] && keep > now) {
+            if (k0 == want[0] && k1 == want[1] && std::max(keep, fresh) > now) {
                 out = r;
                 if (fresh_until != nullptr) {
                     *fresh_until = fresh;
@@ -224,72 +251,151 @@ bool SharedCounterTable::read_fresh(const CounterKey &key, std::int64_t now, Cou
     return find(key, now, out, &fresh) && fresh > now;
 }
 
-SharedCounterTable::Slot *SharedCounterTable::claim(Slot *first, std::size_t ways, const CounterKey &key,
-                                                    std::int64_t now) noexcept
+SharedCounterTable::Slot *SharedCounterTable::claim(Slot *first, const CounterKey &key, std::int64_t now) noexcept
 {
     const auto want = words_of(key);
-    Slot *free_slot = nullptr;
-    Slot *soonest = nullptr;
-    for (std::size_t w = 0; w < ways; ++w) {
+    Slot *unused = nullptr; // holds nothing at all
+    Slot *copy = nullptr;   // holds only a copy of another store's record
+    for (std::size_t w = 0; w < kWays; ++w) {
         Slot &slot = first[w];
         const std::int64_t keep = slot.keep.load(std::memory_order_relaxed);
-        if (keep > now && slot.key[0].load(std::memory_order_relaxed) == want[0] &&
+        const std::int64_t fresh = slot.fresh_until.load(std::memory_order_relaxed);
+        if (std::max(keep, fresh) > now && slot.key[0].load(std::memory_order_relaxed) == want[0] &&
             slot.key[1].load(std::memory_order_relaxed) == want[1]) {
             return &slot;
         }
-        if (keep <= now) {
-            free_slot = free_slot != nullptr ? free_slot : &slot;
+        if (keep > now) {
+            continue; // counting or locked: never made room of
         }
-        else if (soonest == nullptr || keep < soonest->keep.load(std::memory_order_relaxed)) {
-            soonest = &slot; // the record that would go first anyway
+        if (fresh <= now) {
+            unused = unused != nullptr ? unused : &slot;
+        }
+        else {
+            copy = copy != nullptr ? copy : &slot;
         }
     }
-    Slot *target = free_slot != nullptr ? free_slot : soonest;
+    Slot *target = unused != nullptr ? unused : copy;
+    if (target == nullptr) {
+        return nullptr;
+    }
     target->key[0].store(want[0], std::memory_order_relaxed);
     target->key[1].store(want[1], std::memory_order_relaxed);
     target->window_start.store(0, std::memory_order_relaxed);
     target->failures.store(0, std::memory_order_relaxed);
     target->locked_until.store(0, std::memory_order_relaxed);
+    target->keep.store(0, std::memory_order_relaxed);
     target->fresh_until.store(0, std::memory_order_relaxed);
+    target->checks.store(0, std::memory_order_relaxed);
     return target;
 }
 
-CounterRecord SharedCounterTable::add_failure(const CounterKey &key, std::int64_t now, const FailureRule &rule,
-                                              bool &locked_now)
+Counting SharedCounterTable::count(const CounterKey &key, std::int64_t now, const FailureRule &rule)
 {
-    locked_now = false;
+    Counting c;
+    c.stored = false;
     if (slots_ == nullptr) {
-        return CounterRecord{};
+        return c;
     }
     std::size_t index;
     Slot *first = bucket(key, index);
     const BucketLock lock(locks_ + index);
     if (!lock.held()) {
-        return CounterRecord{}; // one failure goes uncounted rather than a request waiting on a wedged bucket
+        return c; // a wedged bucket: the caller treats it as one with no room
     }
     // Claiming may move a record: readers see the whole bucket as busy meanwhile.
     for (std::size_t w = 0; w < kWays; ++w) {
         first[w].sequence.fetch_add(1, std::memory_order_relaxed);
     }
     std::atomic_thread_fence(std::memory_order_release);
-    Slot *slot = claim(first, kWays, key, now);
-    CounterRecord r;
-    r.window_start = slot->window_start.load(std::memory_order_relaxed);
-    r.failures = slot->failures.load(std::memory_order_relaxed);
-    r.locked_until = slot->locked_until.load(std::memory_order_relaxed);
-    r = count_failure(r, now, rule, locked_now);
-    slot->window_start.store(r.window_start, std::memory_order_relaxed);
-    slot->failures.store(r.failures, std::memory_order_relaxed);
-    slot->locked_until.store(r.locked_until, std::memory_order_relaxed);
-    slot->keep.store(keep_until(r, rule), std::memory_order_relaxed);
+    if (Slot *slot = claim(first, key, now)) {
+        CounterRecord r;
+        r.window_start = slot->window_start.load(std::memory_order_relaxed);
+        r.failures = slot->failures.load(std::memory_order_relaxed);
+        r.locked_until = slot->locked_until.load(std::memory_order_relaxed);
+        r = count_failure(r, now, rule, c.locked_now);
+        slot->window_start.store(r.window_start, std::memory_order_relaxed);
+        slot->failures.store(r.failures, std::memory_order_relaxed);
+        slot->locked_until.store(r.locked_until, std::memory_order_relaxed);
+        slot->keep.store(std::max(keep_until(r, rule), slot->keep.load(std::memory_order_relaxed)),
+                         std::memory_order_relaxed);
+        c.record = r;
+        c.stored = true;
+    }
     for (std::size_t w = 0; w < kWays; ++w) {
         first[w].sequence.fetch_add(1, std::memory_order_release);
     }
-    return r;
+    return c;
 }
 
-void SharedCounterTable::put(const CounterKey &key, const CounterRecord &record, std::int64_t now,
+bool SharedCounterTable::put(const CounterKey &key, const CounterRecord &record, std::int64_t now,
                              std::int64_t fresh_until, std::int64_t keep) noexcept
+{
+    if (slots_ == nullptr) {
+        return false;
+    }
+    std::size_t index;
+    Slot *first = bucket(key, index);
+    const BucketLock lock(locks_ + index);
+    if (!lock.held()) {
+        return false;
+    }
+    for (std::size_t w = 0; w < kWays; ++w) {
+        first[w].sequence.fetch_add(1, std::memory_order_relaxed);
+    }
+    std::atomic_thread_fence(std::memory_order_release);
+    Slot *slot = claim(first, key, now);
+    if (slot != nullptr) {
+        slot->window_start.store(record.window_start, std::memory_order_relaxed);
+        slot->failures.store(record.failures, std::memory_order_relaxed);
+        slot->locked_until.store(record.locked_until, std::memory_order_relaxed);
+        slot->fresh_until.store(fresh_until, std::memory_order_relaxed);
+        // What this table counted itself stays protected as long as it did.
+        slot->keep.store(std::max(keep, slot->keep.load(std::memory_order_relaxed)), std::memory_order_relaxed);
+    }
+    for (std::size_t w = 0; w < kWays; ++w) {
+        first[w].sequence.fetch_add(1, std::memory_order_release);
+    }
+    return slot != nullptr;
+}
+
+Reservation SharedCounterTable::reserve(const CounterKey &key, std::int64_t now, std::int64_t until)
+{
+    Reservation reservation;
+    reservation.held = false;
+    if (slots_ == nullptr) {
+        return reservation;
+    }
+    std::size_t index;
+    Slot *first = bucket(key, index);
+    const BucketLock lock(locks_ + index);
+    if (!lock.held()) {
+        reservation.room_at = now + kMicro; // a wedged bucket: try again in a second
+        return reservation;
+    }
+    for (std::size_t w = 0; w < kWays; ++w) {
+        first[w].sequence.fetch_add(1, std::memory_order_relaxed);
+    }
+    std::atomic_thread_fence(std::memory_order_release);
+    if (Slot *slot = claim(first, key, now)) {
+        slot->keep.store(std::max(until, slot->keep.load(std::memory_order_relaxed)), std::memory_order_relaxed);
+        slot->checks.fetch_add(1, std::memory_order_relaxed);
+        reservation.held = true;
+    }
+    else {
+        std::int64_t soonest = 0;
+        for (std::size_t w = 0; w < kWays; ++w) {
+            const std::int64_t keep = first[w].keep.load(std::memory_order_relaxed);
+            soonest = soonest == 0 ? keep : std::min(soonest, keep);
+        }
+        reservation.room_at = soonest;
+    }
+    for (std::size_t w = 0; w < kWays; ++w) {
+        first[w].sequence.fetch_add(1, std::memory_order_release);
+    }
+    return reservation;
+}
+
+void SharedCounterTable::release(const CounterKey &key, std::int64_t now)
 {
     if (slots_ == nullptr) {
         return;
@@ -298,20 +404,25 @@ void SharedCounterTable::put(const CounterKey &key, const CounterRecord &record,
     Slot *first = bucket(key, index);
     const BucketLock lock(locks_ + index);
     if (!lock.held()) {
-        return;
+        return; // the reservation runs out by itself
     }
+    const auto want = words_of(key);
     for (std::size_t w = 0; w < kWays; ++w) {
-        first[w].sequence.fetch_add(1, std::memory_order_relaxed);
-    }
-    std::atomic_thread_fence(std::memory_order_release);
-    Slot *slot = claim(first, kWays, key, now);
-    slot->window_start.store(record.window_start, std::memory_order_relaxed);
-    slot->failures.store(record.failures, std::memory_order_relaxed);
-    slot->locked_until.store(record.locked_until, std::memory_order_relaxed);
-    slot->fresh_until.store(fresh_until, std::memory_order_relaxed);
-    slot->keep.store(std::max(keep, fresh_until), std::memory_order_relaxed);
-    for (std::size_t w = 0; w < kWays; ++w) {
-        first[w].sequence.fetch_add(1, std::memory_order_release);
+        Slot &slot = first[w];
+        if (slot.key[0].load(std::memory_order_relaxed) != want[0] ||
+            slot.key[1].load(std::memory_order_relaxed) != want[1] || slot.keep.load(std::memory_order_relaxed) <= now) {
+            continue;
+        }
+        const std::uint32_t checks = slot.checks.load(std::memory_order_relaxed);
+        slot.checks.store(checks > 0 ? checks - 1 : 0, std::memory_order_relaxed);
+        // Only reservations, and no other check of this client's still counting on one: nothing to keep.
+        if (checks <= 1 && slot.failures.load(std::memory_order_relaxed) == 0 &&
+            slot.locked_until.load(std::memory_order_relaxed) == 0) {
+            slot.sequence.fetch_add(1, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_release);
+            slot.keep.store(0, std::memory_order_relaxed);
+            slot.sequence.fetch_add(1, std::memory_order_release);
+        }
     }
 }
 
@@ -319,7 +430,10 @@ std::size_t SharedCounterTable::occupied(std::int64_t now) const noexcept
 {
     std::size_t n = 0;
     for (std::size_t i = 0; slots_ != nullptr && i < capacity_; ++i) {
-        n += slots_[i].keep.load(std::memory_order_relaxed) > now ? 1 : 0;
+        n += std::max(slots_[i].keep.load(std::memory_order_relaxed),
+                      slots_[i].fresh_until.load(std::memory_order_relaxed)) > now
+                 ? 1
+                 : 0;
     }
     return n;
 }
@@ -346,28 +460,99 @@ bool Throttle::applies_to(const ClientAddress &client) const noexcept
     return policy_.enabled && client.valid && !policy_.exempt.contains(client);
 }
 
+Throttle::Subjects Throttle::subjects_of(const ClientAddress &client) const noexcept
+{
+    Subjects out;
+    out.list[out.size++] = Subject{address_key(client), address_rule(), 0};
+    if (client.is_ipv4()) {
+        return out;
+    }
+    const std::int64_t window = micros(policy_.window), lockout = micros(policy_.lockout);
+    if (policy_.prefix56_limit > 0) {
+        out.list[out.size++] = Subject{prefix_key(client, 56), FailureRule{policy_.prefix56_limit, window, lockout}, 56};
+    }
+    if (policy_.prefix48_limit > 0) {
+        out.list[out.size++] = Subject{prefix_key(client, 48), FailureRule{policy_.prefix48_limit, window, lockout}, 48};
+    }
+    return out;
+}
+
 Throttle::Lock Throttle::check(const ClientAddress &client, std::string_view user, const Now &now)
 {
     Lock lock;
     if (!applies_to(client)) {
         return lock;
     }
-    std::int64_t until = counters_.read(address_key(client), now.wall_us).locked_until;
-    if (policy_.user_limit > 0 && !user.empty()) {
-        const std::int64_t user_until = counters_.read(user_key(user), now.wall_us).locked_until;
-        if (user_until > now.wall_us && user_until > until) {
-            until = user_until;
-            lock.by_user = true;
+    std::int64_t until = 0;
+    const Subjects subjects = subjects_of(client);
+    for (std::size_t i = 0; i < subjects.size; ++i) {
+        const std::int64_t subject_until = counters_.read(subjects.list[i].key, now.wall_us).locked_until;
+        if (subject_until > until) {
+            until = subject_until;
+            lock.prefix = subjects.list[i].prefix;
         }
     }
-    if (until > now.wall_us) {
-        lock.locked = true;
-        lock.retry_after = std::chrono::seconds((until - now.wall_us + kMicro - 1) / kMicro);
+    if (policy_.user_limit > 0 && !user.empty()) {
+        const std::int64_t user_until = counters_.read(user_key(user), now.wall_us).locked_until;
+        if (user_until > until) {
+            until = user_until;
+            lock.by_user = true;
+            lock.prefix = 0;
+        }
     }
-    else {
-        lock.by_user = false;
+    if (until <= now.wall_us) {
+        return Lock{};
+    }
+    lock.locked = true;
+    lock.retry_after = std::chrono::seconds((until - now.wall_us + kMicro - 1) / kMicro);
+    return lock;
+}
+
+Throttle::Lock Throttle::reserve(const ClientAddress &client, std::string_view user, const Now &now)
+{
+    Lock lock;
+    if (!applies_to(client)) {
+        return lock;
+    }
+    // Long enough for any password check to end; a failure then turns the
+    // reservation into a record that lasts its window.
+    const std::int64_t until = now.wall_us + kReservationUs;
+    std::int64_t room_at = 0;
+    const auto take = [&](const CounterKey &key) {
+        const Reservation r = counters_.reserve(key, now.wall_us, until);
+        if (!r.held) {
+            room_at = std::max(room_at, std::max(r.room_at, now.wall_us + 1));
+        }
+    };
+    const Subjects subjects = subjects_of(client);
+    for (std::size_t i = 0; i < subjects.size; ++i) {
+        take(subjects.list[i].key);
+    }
+    if (policy_.user_limit > 0 && !user.empty()) {
+        take(user_key(user));
+    }
+    if (room_at != 0) {
+        // The places it did get run out by themselves: releasing them could
+        // free a place another request of this client's is counting on.
+        lock.locked = true;
+        lock.table_full = true;
+        lock.retry_after = std::chrono::seconds((room_at - now.wall_us + kMicro - 1) / kMicro);
     }
     return lock;
+}
+
+void Throttle::release(const ClientAddress &client, std::string_view user, const Now &now)
+{
+    if (!applies_to(client)) {
+        return;
+    }
+    const Subjects subjects = subjects_of(client);
+    for (std::size_t i = 0; i < subjects.size; ++i) {
+        counters_.release(subjects.list[i].key, now.wall_us);
+    }
+    if (policy_.user_limit > 0 && !user.empty()) {
+        counters_.release(user_key(user), now.wall_us);
+    }
 }
 
 SetKey Throttle::failure_key(const ClientAddress &client, std::string_view user, std::string_view password,
@@ -410,11 +595,23 @@ Throttle::Counted Throttle::note_failure(const ClientAddress &client, std::strin
     }
     failures_.remember(failure, now.steady);
     counted.counted = true;
-    const CounterRecord r = counters_.add_failure(address_key(client), now.wall_us, address_rule(),
-                                                  counted.address_locked_now);
-    counted.failures = r.failures;
+    const Subjects subjects = subjects_of(client);
+    for (std::size_t i = 0; i < subjects.size; ++i) {
+        const Subject &subject = subjects.list[i];
+        const Counting c = counters_.count(subject.key, now.wall_us, subject.rule);
+        counted.unrecorded = counted.unrecorded || !c.stored;
+        if (subject.prefix == 0) {
+            counted.failures = c.record.failures;
+        }
+        if (c.locked_now && !counted.address_locked_now) {
+            counted.address_locked_now = true;
+            counted.locked_prefix = subject.prefix;
+        }
+    }
     if (policy_.user_limit > 0 && !user.empty()) {
-        counters_.add_failure(user_key(user), now.wall_us, user_rule(), counted.user_locked_now);
+        const Counting c = counters_.count(user_key(user), now.wall_us, user_rule());
+        counted.unrecorded = counted.unrecorded || !c.stored;
+        counted.user_locked_now = c.locked_now;
     }
     return counted;
 }
