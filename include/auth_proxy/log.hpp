@@ -29,6 +29,8 @@ enum class LogId : int {
     reload_failed = 2010,
     watcher_poll_failed = 2011,
     log_messages_dropped = 2012, ///< messages about user files lost while the log was stuck
+    file_not_openable = 2020,   ///< the User cannot open a user file: everyone refused
+    file_opener_failed = 2021,  ///< the process that opens user files as the User does not answer
 };
 
 /** A log destination: a plain function pointer plus its context. */

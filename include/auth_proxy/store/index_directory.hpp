@@ -93,6 +93,9 @@ public:
     std::shared_ptr<const HtpasswdIndex> write_index(const HtpasswdIndex &built, const std::string &name,
                                                      std::string &error) const;
 
+    /** Removes the index @p name, if there is one. */
+    void remove_index(const std::string &name) const noexcept;
+
 private:
     /** Opens @p name read-only, without following links, and checks it is trusted. */
     UniqueFd open_trusted(const std::string &name, std::string &error) const;

@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include "auth_proxy/store/file_opener.hpp"
 #include "auth_proxy/store/htpasswd_index.hpp"
 #include "auth_proxy/log.hpp"
 
@@ -65,14 +66,6 @@ public:
     bool refresh(const Logger &log);
 
     /**
-     * Marks the file unusable if this process cannot open it: a child running
-     * as www-data must not serve the copy its root parent loaded from a file
-     * it may not read (it would fail only at the file's next change).
-     * @return true if a new (unusable) state was published.
-     */
-    bool check_readable(const Logger &log);
-
-    /**
      * Shares indexes through @p dir (which must outlive this object) in
      * @p role; null: a private index (IndexRole::private_copy).
      */
@@ -84,6 +77,14 @@ public:
      * private copy instead (default 3 s; the writer normally takes far less).
      */
     void set_writer_grace(std::chrono::milliseconds grace);
+
+    /**
+     * Opens the file through @p opener (which must outlive this object;
+     * null: with this process's own rights). A root process passes one that
+     * opens as the server's User: nothing the User could not open is read,
+     * indexed or shared.
+     */
+    void set_opener(const FileOpener *opener);
 
     /**
      * Reports each version published, and each error, to @p metrics (which
@@ -116,8 +117,12 @@ private:
     void publish_index(std::shared_ptr<const HtpasswdIndex> index, const FileSignature &signature,
                        std::chrono::steady_clock::time_point started, const std::string &how, bool reload,
                        const Logger &log);
-    /** Parses the file into a new state, or a state saying why it could not. */
-    std::shared_ptr<UserFileState> parse(const Logger &log, bool &settled);
+    /** Parses the file into a new state, or a state saying why it could not (and @p id, the number to log it with). */
+    std::shared_ptr<UserFileState> parse(const Logger &log, bool &settled, LogId &id);
+    /** Opens the file through the opener. */
+    OpenResult open_file() const;
+    /** The error text of a failed open(). */
+    std::string open_error(const OpenResult &failed) const;
     /** Replaces a freshly parsed @p index by its mapped copy in the directory, if that works. */
     void write_shared(std::shared_ptr<const HtpasswdIndex> &index, const Logger &log);
 
@@ -137,6 +142,7 @@ private:
     const IndexDirectory *directory_ = nullptr;
     IndexRole role_ = IndexRole::private_copy;
     Metrics *metrics_ = nullptr;
+    const FileOpener *opener_ = nullptr;
     std::chrono::milliseconds writer_grace_{3000};
     /** When this reader first saw a file version the writer had no index for yet. */
     std::chrono::steady_clock::time_point waiting_since_{};

@@ -239,6 +239,13 @@ std::shared_ptr<const HtpasswdIndex> IndexDirectory::open_index(const std::strin
     return index;
 }
 
+void IndexDirectory::remove_index(const std::string &name) const noexcept
+{
+    if (usable()) {
+        ::unlinkat(fd_.get(), name.c_str(), 0);
+    }
+}
+
 bool IndexDirectory::has_index_for(const std::string &name, const FileSignature &expected) const noexcept
 {
     try {

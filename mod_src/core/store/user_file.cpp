@@ -35,23 +35,10 @@ FileSignature signature_of(const struct stat &st) noexcept
     return sig;
 }
 
-/**
- * Opens a user file for reading. O_NONBLOCK: a FIFO or device planted
- * under the configured name never makes the open wait (regular files
- * ignore the flag).
- */
-UniqueFd open_source(const std::string &path) noexcept
+/** Reads the whole of @p f, opened from @p path; returns 0 or an errno value. */
+int read_file(const UniqueFd &f, const std::string &path, PageString &content, FileSignature &before,
+              FileSignature &after)
 {
-    return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-}
-
-/** Reads the whole file; returns 0 or an errno value. */
-int read_file(const std::string &path, PageString &content, FileSignature &before, FileSignature &after)
-{
-    const UniqueFd f = open_source(path);
-    if (!f) {
-        return errno;
-    }
     struct stat st;
     if (::fstat(f.get(), &st) != 0) {
         return errno;
@@ -85,6 +72,9 @@ int read_file(const std::string &path, PageString &content, FileSignature &befor
     after = signature_of(st);
     return 0;
 }
+
+/** Opens with the rights of the process itself, when no opener is set. */
+const DirectOpener kOwnRights;
 
 } // namespace
 
@@ -127,26 +117,20 @@ void UserFile::reap_retired() noexcept
                    retired_.end());
 }
 
-bool UserFile::check_readable(const Logger &log)
+OpenResult UserFile::open_file() const
 {
-    std::lock_guard<std::mutex> serial(refresh_mutex_);
-    if (open_source(path_)) {
-        return false;
+    return (opener_ != nullptr ? opener_ : &kOwnRights)->open(path_);
+}
+
+std::string UserFile::open_error(const OpenResult &failed) const
+{
+    const std::string &who = (opener_ != nullptr ? opener_ : &kOwnRights)->who();
+    const std::string as = who.empty() ? std::string() : " by " + who;
+    if (failed.opener_failed) {
+        return "user file " + path_ + " cannot be opened" + as + ": the opener process did not answer (" +
+               errno_text(failed.error) + ")";
     }
-    const int err = errno;
-    auto next = std::make_shared<UserFileState>();
-    next->error = "could not open password file " + path_ + ": " + errno_text(err);
-    {
-        const std::shared_ptr<const UserFileState> old = current();
-        if (old && !old->index && old->error == next->error) {
-            return false;
-        }
-    }
-    // The empty signature makes the next refresh() read the file again.
-    const std::string error = next->error;
-    publish(std::move(next));
-    log(LogLevel::error, LogId::file_unreadable, error + "; refusing everyone until it is readable again");
-    return true;
+    return "user file " + path_ + " cannot be opened" + as + ": " + errno_text(failed.error);
 }
 
 std::shared_ptr<const UserFileState> UserFile::state(const Logger &log)
@@ -170,6 +154,12 @@ void UserFile::set_writer_grace(std::chrono::milliseconds grace)
 {
     std::lock_guard<std::mutex> serial(refresh_mutex_);
     writer_grace_ = grace;
+}
+
+void UserFile::set_opener(const FileOpener *opener)
+{
+    std::lock_guard<std::mutex> serial(refresh_mutex_);
+    opener_ = opener;
 }
 
 void UserFile::set_metrics(Metrics *metrics)
@@ -221,7 +211,7 @@ void UserFile::publish_index(std::shared_ptr<const HtpasswdIndex> index, const F
             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) + " ms" + how);
 }
 
-std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled)
+std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled, LogId &id)
 {
     auto next = std::make_shared<UserFileState>();
     const std::shared_ptr<const UserFileState> old = current();
@@ -229,7 +219,14 @@ std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled)
     PageString content;
     int err = 0;
     for (int attempt = 0;; ++attempt) {
-        err = read_file(path_, content, next->signature, after);
+        const OpenResult opened = open_file();
+        if (!opened.fd) {
+            next->error = open_error(opened);
+            next->signature = FileSignature{};
+            id = opened.opener_failed ? LogId::file_opener_failed : LogId::file_not_openable;
+            return next;
+        }
+        err = read_file(opened.fd, path_, content, next->signature, after);
         const bool emptied = content.empty() && old && old->index && old->index->size() > 0;
         if (err != 0 || (after == next->signature && !emptied) || attempt == kSettleAttempts) {
             break;
@@ -239,8 +236,9 @@ std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled)
         std::this_thread::sleep_for(kSettlePause);
     }
     if (err != 0) {
-        next->error = "could not open password file " + path_ + ": " + errno_text(err);
+        next->error = "could not read password file " + path_ + ": " + errno_text(err);
         next->signature = FileSignature{};
+        id = LogId::file_unreadable;
         return next;
     }
     std::vector<Diagnostic> diagnostics;
@@ -249,6 +247,7 @@ std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled)
     }
     catch (const std::exception &e) {
         next->error = "could not index password file " + path_ + ": " + e.what();
+        id = LogId::file_unreadable;
         return next;
     }
     std::size_t logged = 0;
@@ -316,8 +315,10 @@ bool UserFile::load(const Logger &log)
     if (stat_error == 0 && sharing) {
         std::string why;
         auto mapped = directory_->open_index(name, now, why);
-        // This process must be able to read the file itself, as if it parsed it.
-        if (mapped && (role_ != IndexRole::reader || open_source(path_))) {
+        // The User must be able to open the file itself, as if it parsed it:
+        // an index written while it could says nothing about now.
+        const bool openable = static_cast<bool>(open_file().fd);
+        if (mapped && openable) {
             publish_index(std::move(mapped), now, started, " (mapped shared index " + shared_path + ")",
                           old != nullptr, log);
             return true;
@@ -327,7 +328,7 @@ bool UserFile::load(const Logger &log)
                                        "); reading the file instead");
             shared_failure_ = why;
         }
-        if (role_ == IndexRole::reader && !mapped && old && old->index) {
+        if (role_ == IndexRole::reader && !mapped && openable && old && old->index) {
             // The writer is building it: serve the previous version a little
             // longer rather than parse a copy in every process.
             const auto clock = std::chrono::steady_clock::now();
@@ -346,8 +347,13 @@ bool UserFile::load(const Logger &log)
     }
 
     bool settled = true;
-    auto next = parse(log, settled);
+    LogId error_id = LogId::file_unreadable;
+    auto next = parse(log, settled, error_id);
     if (!next->index) {
+        if (role_ == IndexRole::writer) {
+            // Nothing of a file the User cannot use stays readable in the directory.
+            directory_->remove_index(name);
+        }
         if (old && !old->index && old->error == next->error) {
             return false; // still broken the same way: said once already
         }
@@ -357,7 +363,10 @@ bool UserFile::load(const Logger &log)
         if (metrics_ != nullptr) {
             metrics_->file_unusable(path_, error, old != nullptr);
         }
-        log(LogLevel::error, LogId::file_unreadable, error + "; refusing everyone until it is readable again");
+        // A reader's writer meets the same file as the same User and says so:
+        // one line per breakage, not one per server process.
+        log(role_ == IndexRole::reader ? LogLevel::info : LogLevel::error, error_id,
+            error + "; refusing everyone until it is readable again");
         return true;
     }
     if (settled && role_ == IndexRole::writer) {
