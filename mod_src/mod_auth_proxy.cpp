@@ -33,6 +33,7 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -213,6 +214,63 @@ void prepare_index_directory(Runtime &rt, apr_pool_t *pconf, server_rec *s)
     }
 }
 
+/** The name of the User httpd's children run as ("User #33" names the uid). */
+std::string user_name()
+{
+    const char *name = ap_unixd_config.user_name;
+    if (name != nullptr && name[0] != '#') {
+        return name;
+    }
+    const uid_t uid = ::geteuid() == 0 ? ap_unixd_config.user_id : ::geteuid();
+    struct passwd entry;
+    struct passwd *found = nullptr;
+    char buffer[4096];
+    if (::getpwuid_r(uid, &entry, buffer, sizeof buffer, &found) == 0 && found != nullptr) {
+        return found->pw_name;
+    }
+    return "uid " + std::to_string(uid);
+}
+
+/**
+ * How user files are opened: when httpd starts as root and changes user,
+ * by an opener process that has become the User, with the groups
+ * initgroups() gives its children; otherwise with this process's own
+ * rights, which are the User's. Logs and returns false if the opener
+ * cannot be started: nothing is then read as root instead.
+ */
+bool start_user_opener(Runtime &rt, apr_pool_t *pconf, server_rec *s)
+{
+    const std::string name = user_name();
+    rt.own_rights = std::make_unique<DirectOpener>(name);
+    if (::geteuid() != 0 || ap_unixd_config.user_id == 0) {
+        rt.files.set_opener(rt.own_rights.get());
+        return true;
+    }
+    std::string error;
+    Identity who;
+    who.uid = ap_unixd_config.user_id;
+    who.gid = ap_unixd_config.group_id;
+    who.name = name;
+    who.groups = groups_of(name, who.gid, error);
+    if (error.empty()) {
+        rt.opener = OpenerProcess::start(who, error);
+    }
+    if (!rt.opener) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APXLOGNO(02022)
+                     "cannot start the process that opens user files as %s: %s", name.c_str(), error.c_str());
+        return false;
+    }
+    // Ended with the configuration cycle; it also ends by itself once
+    // every holder of its socket (this parent, the builder) has gone.
+    auto *proc = static_cast<apr_proc_t *>(apr_pcalloc(pconf, sizeof(apr_proc_t)));
+    proc->pid = rt.opener->pid();
+    apr_pool_note_subprocess(pconf, proc, APR_KILL_AFTER_TIMEOUT);
+    rt.files.set_opener(rt.opener.get());
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, APXLOGNO(02023) "user files are opened as %s by process %ld",
+                 name.c_str(), static_cast<long>(proc->pid));
+    return true;
+}
+
 /** The throttle, over counters that survive graceful restarts (or a socache shared with other servers). */
 void make_throttle(Runtime &rt, const ServerConfig &settings, apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
@@ -256,7 +314,8 @@ void make_throttle(Runtime &rt, const ServerConfig &settings, apr_pool_t *pconf,
  *
  * With an index directory the parent writes each file's index there and
  * lets go of it; children map it when they start, and a builder process
- * (root, like the parent) writes the index of every later version. Without
+ * (root, like the parent) writes the index of every later version. Both
+ * read user files only through the opener, with the User's rights. Without
  * one (or with AuthProxyReloadInterval 0, where children never look at the
  * file again) the parent keeps its index and the children inherit its pages.
  */
@@ -280,6 +339,9 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *ptemp, server_rec *
         rt.authenticator = std::make_unique<Authenticator>(rt.cache.get(), rt.throttle.get());
 
         activate_proxy_basic_files(rt, s);
+        if (!start_user_opener(rt, pconf, s)) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
         prepare_index_directory(rt, pconf, s);
         rt.files.set_index_directory(&rt.index_dir, IndexRole::writer);
         rt.files.refresh_all(server_logger(s));
@@ -347,8 +409,12 @@ void child_init(apr_pool_t *pchild, server_rec *s) noexcept
         const ServerConfig settings = effective_settings(s);
         const bool sharing = rt.builder_running || settings.reload_interval_us <= 0;
         rt.files.set_index_directory(sharing ? &rt.index_dir : nullptr, IndexRole::reader);
-        // The parent loaded the files as root; this child serves as the User.
-        rt.files.check_readable_all(server_logger(s));
+        // A child is the User itself: it opens files with its own rights,
+        // and leaves the opener to the parent and the builder.
+        rt.files.set_opener(rt.own_rights.get());
+        if (rt.opener) {
+            rt.opener->close_here();
+        }
         if (settings.reload_interval_us <= 0 || rt.files.active_count() == 0) {
             return;
         }
