@@ -114,12 +114,13 @@ def root_secret():
 
 
 def shadow_secret():
-    """/etc/shadow, read only here to learn what must never show: its entries' names and hashes."""
+    """/etc/shadow, read only here to learn what must never show: each entry
+    after its name (what an htpasswd reader takes for the hash)."""
     try:
         text = Path("/etc/shadow").read_text()
     except OSError:
         return None
-    needles = [":".join(line.split(":")[:2]) for line in text.splitlines() if line.count(":") >= 2]
+    needles = sorted({line.split(":", 1)[1] for line in text.splitlines() if line.count(":") >= 2})
     return "/etc/shadow", needles
 
 
