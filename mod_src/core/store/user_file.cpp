@@ -363,10 +363,18 @@ bool UserFile::load(const Logger &log)
         if (metrics_ != nullptr) {
             metrics_->file_unusable(path_, error, old != nullptr);
         }
-        // A reader's writer meets the same file as the same User and says so:
-        // one line per breakage, not one per server process.
-        log(role_ == IndexRole::reader ? LogLevel::info : LogLevel::error, error_id,
-            error + "; refusing everyone until it is readable again");
+        const std::string line = error + "; refusing everyone until it is readable again";
+        if (error_id == LogId::file_not_openable) {
+            // A reader's writer meets the same file as the same User and says
+            // so: one line per breakage, not one per server process.
+            log(role_ == IndexRole::reader ? LogLevel::info : LogLevel::error, LogId::file_not_openable, line);
+        }
+        else if (error_id == LogId::file_opener_failed) {
+            log(LogLevel::error, LogId::file_opener_failed, line);
+        }
+        else {
+            log(LogLevel::error, LogId::file_unreadable, line);
+        }
         return true;
     }
     if (settled && role_ == IndexRole::writer) {
