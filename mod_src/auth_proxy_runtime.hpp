@@ -46,6 +46,7 @@ struct Runtime {
     std::unique_ptr<DirectOpener> own_rights; ///< opens with this process's rights: the User's, in a child
     IndexDirectory index_dir;     ///< unusable: every process keeps private indexes
     bool builder_running = false; ///< an index builder process was started this cycle
+    apr_proc_t *builder = nullptr; ///< the index builder's process while there is one (kept current on restarts)
     std::unique_ptr<Metrics> metrics; ///< over memory kept across graceful restarts
     std::unique_ptr<CredentialCache> cache;
     std::unique_ptr<SharedCounterTable> counters; ///< this server's counters (the front of a socache)

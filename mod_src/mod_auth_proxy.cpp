@@ -20,6 +20,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <mpm_common.h>
+#include <ap_mpm.h>
 #include <mod_auth.h>
 #include <mod_status.h>
 #include <unixd.h>
@@ -33,6 +34,8 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <csignal>
+#include <new>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -231,6 +234,77 @@ std::string user_name()
     return "uid " + std::to_string(uid);
 }
 
+/** What the parent needs to start the opener again; lives in pconf. */
+struct OpenerWatch {
+    apr_pool_t *pconf;
+    server_rec *server;
+    Identity who;
+    apr_proc_t proc; ///< the current opener: noted once in pconf, which kills it with the cycle
+};
+
+void watch_opener(OpenerWatch &w);
+
+/** Starts the opener of @p w as its User and makes it the one user files are opened through. */
+bool start_opener(OpenerWatch &w, std::string &error)
+{
+    Runtime &rt = runtime();
+    std::unique_ptr<OpenerProcess> opener = OpenerProcess::start(w.who, error);
+    if (!opener) {
+        return false;
+    }
+    w.proc.pid = opener->pid();
+    rt.files.set_opener(opener.get());
+    rt.opener = std::move(opener); // the one replaced (if any) is unused from here: its socket closes
+    watch_opener(w);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, w.server, APXLOGNO(02023) "user files are opened as %s by process %ld",
+                 w.who.name.c_str(), static_cast<long>(w.proc.pid));
+    return true;
+}
+
+/**
+ * apr_proc_other_child callback: the opener died (the User can kill it,
+ * being its owner). A new one takes over, and the builder, which holds the
+ * old one's socket, is restarted to inherit the new one's.
+ */
+void opener_maintenance(int reason, void *data, apr_wait_t)
+{
+    auto *w = static_cast<OpenerWatch *>(data);
+    if (reason == APR_OC_REASON_RESTART || reason == APR_OC_REASON_DEATH || reason == APR_OC_REASON_LOST) {
+        apr_proc_other_child_unregister(w);
+    }
+    if (reason != APR_OC_REASON_DEATH && reason != APR_OC_REASON_LOST) {
+        return; // a restart or stop: the next cycle starts its own, pconf ends this one
+    }
+    int state = AP_MPMQ_STOPPING;
+    if (ap_mpm_query(AP_MPMQ_MPM_STATE, &state) != APR_SUCCESS || state == AP_MPMQ_STOPPING) {
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, w->server, APXLOGNO(02024)
+                 "the process that opens user files as %s (%ld) exited; starting a new one", w->who.name.c_str(),
+                 static_cast<long>(w->proc.pid));
+    try {
+        std::string error;
+        if (!start_opener(*w, error)) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, w->server, APXLOGNO(02025)
+                         "cannot start a new process that opens user files as %s: %s; changed user files "
+                         "are refused until httpd restarts", w->who.name.c_str(), error.c_str());
+            return;
+        }
+        const Runtime &rt = runtime();
+        if (rt.builder != nullptr) {
+            ::kill(rt.builder->pid, SIGTERM); // its maintenance starts a new one, with the new opener
+        }
+    }
+    catch (...) {
+        // Out of memory: the files stay refused, never read as root.
+    }
+}
+
+void watch_opener(OpenerWatch &w)
+{
+    apr_proc_other_child_register(&w.proc, opener_maintenance, &w, nullptr, w.pconf);
+}
+
 /**
  * How user files are opened: when httpd starts as root and changes user,
  * by an opener process that has become the User, with the groups
@@ -246,28 +320,24 @@ bool start_user_opener(Runtime &rt, apr_pool_t *pconf, server_rec *s)
         rt.files.set_opener(rt.own_rights.get());
         return true;
     }
+    auto *w = new (apr_pcalloc(pconf, sizeof(OpenerWatch))) OpenerWatch{pconf, s, Identity{}, apr_proc_t{}};
+    apr_pool_cleanup_register(pconf, w, [](void *data) -> apr_status_t {
+        static_cast<OpenerWatch *>(data)->~OpenerWatch();
+        return APR_SUCCESS;
+    }, apr_pool_cleanup_null);
     std::string error;
-    Identity who;
-    who.uid = ap_unixd_config.user_id;
-    who.gid = ap_unixd_config.group_id;
-    who.name = name;
-    who.groups = groups_of(name, who.gid, error);
-    if (error.empty()) {
-        rt.opener = OpenerProcess::start(who, error);
-    }
-    if (!rt.opener) {
+    w->who.uid = ap_unixd_config.user_id;
+    w->who.gid = ap_unixd_config.group_id;
+    w->who.name = name;
+    w->who.groups = groups_of(name, w->who.gid, error);
+    if (!error.empty() || !start_opener(*w, error)) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APXLOGNO(02022)
                      "cannot start the process that opens user files as %s: %s", name.c_str(), error.c_str());
         return false;
     }
     // Ended with the configuration cycle; it also ends by itself once
     // every holder of its socket (this parent, the builder) has gone.
-    auto *proc = static_cast<apr_proc_t *>(apr_pcalloc(pconf, sizeof(apr_proc_t)));
-    proc->pid = rt.opener->pid();
-    apr_pool_note_subprocess(pconf, proc, APR_KILL_AFTER_TIMEOUT);
-    rt.files.set_opener(rt.opener.get());
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, APXLOGNO(02023) "user files are opened as %s by process %ld",
-                 name.c_str(), static_cast<long>(proc->pid));
+    apr_pool_note_subprocess(pconf, &w->proc, APR_KILL_AFTER_TIMEOUT);
     return true;
 }
 

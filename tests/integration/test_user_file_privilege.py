@@ -189,3 +189,32 @@ def test_a_root_only_user_file_gets_500_and_its_hashes_reach_no_file_the_user_ca
     name_and_hash = users.read_text().strip()
     h = serve(make_httpd, backend, str(users), mpm)
     assert_refused_without_leak(h, str(users), str(users), [name_and_hash, name_and_hash.split(":", 1)[1]])
+
+
+KILL = r"""
+import os, signal, sys
+os.kill(int(sys.argv[1]), signal.SIGKILL)
+print("OK")
+"""
+
+
+@pytest.mark.parametrize("mpm", MPMS)
+def test_an_opener_the_user_kills_is_replaced_and_files_are_still_read_as_the_user(make_httpd, backend, users,
+                                                                                   root_secret, mpm):
+    # The opener runs as the User, who may therefore kill it: a new one takes
+    # over (and a new builder with it), never root's own rights.
+    h = serve(make_httpd, backend, users, mpm)
+    assert statuses(h) == {200}
+    started = r"APX02023: user files are opened as \S+ by process (\d+)"
+    first = int(re.findall(started, h.log())[-1])
+    assert as_server_user(KILL, str(first)).strip() == "OK"
+    assert h.wait_for_log(rf"APX02024: the process that opens user files as {re.escape(run_user())} \({first}\) "
+                          r"exited; starting a new one", timeout=15)
+    assert wait_until(lambda: len(re.findall(started, h.log())) >= 2 and
+                      len(re.findall(r"APX03010: index builder \d+ started", h.log())) >= 2)
+
+    htpasswd(users, "bob", "bob-pw", "-s")
+    assert wait_until(lambda: proxy_status(h, "bob", "bob-pw") == 200)
+    secret, needles = root_secret
+    assert as_server_user(REPLACE_BY_LINK, secret, users).strip() == "OK"
+    assert_refused_without_leak(h, secret, users, needles)

@@ -350,7 +350,7 @@ bool UserFile::load(const Logger &log)
     LogId error_id = LogId::file_unreadable;
     auto next = parse(log, settled, error_id);
     if (!next->index) {
-        if (role_ == IndexRole::writer) {
+        if (role_ == IndexRole::writer && error_id != LogId::file_opener_failed) {
             // Nothing of a file the User cannot use stays readable in the directory.
             directory_->remove_index(name);
         }
