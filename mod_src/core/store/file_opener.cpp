@@ -110,7 +110,7 @@ ssize_t receive_with_fd(int socket, void *data, std::size_t size, int &fd, bool 
 void close_descriptors_above(int keep) noexcept
 {
 #ifdef SYS_close_range
-    if (::syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0u, 0u) == 0) {
+    if (::syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0U, 0U) == 0) {
         return;
     }
 #endif
@@ -186,16 +186,20 @@ std::vector<gid_t> groups_of(const std::string &name, gid_t gid, std::string &er
 int become(const Identity &who) noexcept
 {
     if (::geteuid() == 0) {
-        if (::setgroups(who.groups.size(), who.groups.data()) != 0 || ::setresgid(who.gid, who.gid, who.gid) != 0 ||
-            ::setresuid(who.uid, who.uid, who.uid) != 0) {
+        if (::setgroups(who.groups.size(), who.groups.data()) != 0 ||
+            ::setresgid(who.gid, who.gid, who.gid) != 0 || ::setresuid(who.uid, who.uid, who.uid) != 0) {
             return errno;
         }
     }
     else if (::geteuid() != who.uid || ::getegid() != who.gid) {
         return EPERM; // only root can become someone else
     }
-    uid_t ruid, euid, suid;
-    gid_t rgid, egid, sgid;
+    uid_t ruid = 0;
+    uid_t euid = 0;
+    uid_t suid = 0;
+    gid_t rgid = 0;
+    gid_t egid = 0;
+    gid_t sgid = 0;
     if (::getresuid(&ruid, &euid, &suid) != 0 || ::getresgid(&rgid, &egid, &sgid) != 0) {
         return errno;
     }
@@ -281,8 +285,10 @@ OpenResult request_open(int socket, const std::string &path, std::chrono::millis
     struct pollfd p = {mine.get(), POLLIN, 0};
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        const int ready = ::poll(&p, 1, static_cast<int>(std::max<std::chrono::milliseconds::rep>(left.count() + 1, 0)));
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        const int ready =
+            ::poll(&p, 1, static_cast<int>(std::max<std::chrono::milliseconds::rep>(left.count() + 1, 0)));
         if (ready > 0) {
             break;
         }
@@ -352,7 +358,7 @@ std::unique_ptr<OpenerProcess> OpenerProcess::start(const Identity &who, std::st
     } while (n < 0 && errno == EINTR);
     if (n != static_cast<ssize_t>(sizeof status) || status != 0) {
         error = n == static_cast<ssize_t>(sizeof status) ? errno_text("cannot become " + who.name, status)
-                                                          : "the opener process ended before it was ready";
+                                                         : "the opener process ended before it was ready";
         ::kill(pid, SIGKILL);
         ::waitpid(pid, nullptr, 0);
         return nullptr;
