@@ -206,7 +206,7 @@ def test_an_opener_the_user_kills_is_replaced_and_files_are_still_read_as_the_us
     h = serve(make_httpd, backend, users, mpm)
     assert statuses(h) == {200}
     started = r"APX02023: user files are opened as \S+ by process (\d+)"
-    first = int(re.findall(started, h.log())[-1])
+    first = int(re.search(started, h.wait_for_log(started)).group(1))
     assert as_server_user(KILL, str(first)).strip() == "OK"
     assert h.wait_for_log(rf"APX02024: the process that opens user files as {re.escape(run_user())} \({first}\) "
                           r"exited; starting a new one", timeout=15)
@@ -218,3 +218,26 @@ def test_an_opener_the_user_kills_is_replaced_and_files_are_still_read_as_the_us
     secret, needles = root_secret
     assert as_server_user(REPLACE_BY_LINK, secret, users).strip() == "OK"
     assert_refused_without_leak(h, secret, users, needles)
+
+
+def running(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("mpm", MPMS)
+def test_each_configuration_cycle_has_its_own_opener_and_ends_it(make_httpd, backend, users, mpm):
+    h = serve(make_httpd, backend, users, mpm)
+    started = r"APX02023: user files are opened as \S+ by process (\d+)"
+    first = int(re.search(started, h.wait_for_log(started)).group(1))
+    assert running(first)
+    h.graceful()
+    assert wait_until(lambda: len(re.findall(started, h.log())) == 2)
+    second = int(re.findall(started, h.log())[-1])
+    assert wait_until(lambda: not running(first))
+    assert running(second)
+    assert "APX02024" not in h.log()
+    htpasswd(users, "bob", "bob-pw", "-s")
+    assert wait_until(lambda: proxy_status(h, "bob", "bob-pw") == 200)
