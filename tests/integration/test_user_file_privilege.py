@@ -233,6 +233,7 @@ def test_each_configuration_cycle_has_its_own_opener_and_ends_it(make_httpd, bac
     started = r"APX02023: user files are opened as \S+ by process (\d+)"
     first = int(re.search(started, h.wait_for_log(started)).group(1))
     assert running(first)
+    assert statuses(h) == {200}  # serving: the parent has its signal handlers
     h.graceful()
     assert wait_until(lambda: len(re.findall(started, h.log())) == 2)
     second = int(re.findall(started, h.log())[-1])
