@@ -115,7 +115,7 @@ struct Refusing final : auth_proxy::FileOpener {
     auth_proxy::OpenResult open(const std::string &path) const noexcept override
     {
         if (!refuse) {
-            return auth_proxy::DirectOpener().open(path);
+            return auth_proxy::open_with_own_rights(path);
         }
         auth_proxy::OpenResult result;
         result.error = error;

@@ -57,6 +57,9 @@ private:
     std::string who_;
 };
 
+/** Opens @p path as FileOpener::open() does, with this process's own rights. */
+OpenResult open_with_own_rights(const std::string &path) noexcept;
+
 /** Opens with this process's own rights: for a process that already is the User. */
 class DirectOpener final : public FileOpener {
 public:

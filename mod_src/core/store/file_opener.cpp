@@ -156,7 +156,7 @@ void close_descriptors_above(int keep) noexcept
 
 } // namespace
 
-OpenResult DirectOpener::open(const std::string &path) const noexcept
+OpenResult open_with_own_rights(const std::string &path) noexcept
 {
     OpenResult result;
     result.fd.reset(::open(path.c_str(), kOpenFlags));
@@ -164,6 +164,11 @@ OpenResult DirectOpener::open(const std::string &path) const noexcept
         result.error = errno;
     }
     return result;
+}
+
+OpenResult DirectOpener::open(const std::string &path) const noexcept
+{
+    return open_with_own_rights(path);
 }
 
 std::vector<gid_t> groups_of(const std::string &name, gid_t gid, std::string &error)

@@ -73,9 +73,6 @@ int read_file(const UniqueFd &f, const std::string &path, PageString &content, F
     return 0;
 }
 
-/** Opens with the rights of the process itself, when no opener is set. */
-const DirectOpener kOwnRights;
-
 } // namespace
 
 int stat_signature(const std::string &path, FileSignature &out) noexcept
@@ -119,13 +116,12 @@ void UserFile::reap_retired() noexcept
 
 OpenResult UserFile::open_file() const
 {
-    return (opener_ != nullptr ? opener_ : &kOwnRights)->open(path_);
+    return opener_ != nullptr ? opener_->open(path_) : open_with_own_rights(path_);
 }
 
 std::string UserFile::open_error(const OpenResult &failed) const
 {
-    const std::string &who = (opener_ != nullptr ? opener_ : &kOwnRights)->who();
-    const std::string as = who.empty() ? std::string() : " by " + who;
+    const std::string as = opener_ == nullptr || opener_->who().empty() ? std::string() : " by " + opener_->who();
     if (failed.opener_failed) {
         return "user file " + path_ + " cannot be opened" + as + ": the opener process did not answer (" +
                errno_text(failed.error) + ")";
