@@ -166,17 +166,22 @@ def test_a_link_to_etc_shadow_planted_by_the_user_is_never_read(make_httpd, back
 
 
 @pytest.mark.parametrize("mpm", MPMS)
-def test_a_link_to_proc_self_environ_never_puts_the_servers_environment_in_an_index(make_httpd, backend, users,
-                                                                                     monkeypatch, mpm):
-    # Lines an indexer would keep, in httpd's environment (which the builder inherits).
+@pytest.mark.parametrize("target", ["environ", "maps"])
+def test_a_link_to_proc_self_never_puts_what_the_builder_holds_in_an_index(make_httpd, backend, users, monkeypatch,
+                                                                          target, mpm):
+    # /proc/self is whoever opens it. Lines an indexer would keep: planted in
+    # httpd's environment (which the builder inherits), or the memory map's
+    # own ("08:01" in every line), which gives away the server's address layout.
     token = secrets.token_hex(12)
     monkeypatch.setenv("AUTH_PROXY_TEST_MARKER", f"x\nenv_{token}:{{SHA}}{token}AAAAAAAAAAAAAAAA=\n")
+    needles = [f"env_{token}", token] if target == "environ" else [" r-xp ", "/usr/sbin/"]
     h = serve(make_httpd, backend, users, mpm)
     assert statuses(h) == {200}
-    assert as_server_user(REPLACE_BY_LINK, "/proc/self/environ", users).strip() == "OK"
+    assert as_server_user(REPLACE_BY_LINK, f"/proc/self/{target}", users).strip() == "OK"
     reacted = wait_until(lambda: re.search(refused_line(users), h.log()) is not None)
-    assert leaked(h, [f"env_{token}", token]) == []
+    assert leaked(h, needles) == []
     assert reacted, h.log()
+    assert statuses(h) == {500}
 
 
 @pytest.mark.parametrize("mpm", MPMS)

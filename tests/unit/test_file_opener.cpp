@@ -131,6 +131,15 @@ BOOST_AUTO_TEST_CASE(the_answer_is_the_descriptor_or_the_errno_of_the_open)
     BOOST_TEST((::fcntl(ok.fd.get(), F_GETFD) & FD_CLOEXEC) != 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_file_on_proc_is_refused_since_proc_self_would_be_the_opener)
+{
+    InProcessOpener opener;
+    for (const char *path : {"/proc/self/maps", "/proc/self/status", "/proc/version"}) {
+        BOOST_TEST(opener.open(path).error == EACCES, path);
+        BOOST_TEST(auth_proxy::open_with_own_rights(path).error == EACCES, path);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(concurrent_requests_each_get_their_own_file)
 {
     TempDir dir;
@@ -215,6 +224,7 @@ BOOST_AUTO_TEST_CASE(the_opener_process_opens_exactly_what_the_user_can)
     std::filesystem::create_symlink(dir.file("secret"), dir.file("link-to-secret"));
     std::filesystem::create_symlink(dir.file("public"), dir.file("link-to-public"));
     std::filesystem::create_symlink("/proc/self/environ", dir.file("link-to-environ"));
+    std::filesystem::create_symlink("/proc/self/maps", dir.file("link-to-maps"));
 
     std::string error;
     const auto opener = OpenerProcess::start(nobody_with_group(extra), error);
@@ -231,6 +241,7 @@ BOOST_AUTO_TEST_CASE(the_opener_process_opens_exactly_what_the_user_can)
                                            {"link-to-secret", EACCES},
                                            {"closed/inside", EACCES},
                                            {"link-to-environ", EACCES}, // its own, but not dumpable
+                                           {"link-to-maps", EACCES},    // its own, and on /proc
                                            {"missing", ENOENT}}) {
         const OpenResult r = opener->open(dir.file(c.name));
         BOOST_TEST(r.error == c.error, c.name);

@@ -44,6 +44,8 @@ public:
     /**
      * Opens @p path read-only, non-blocking (a FIFO planted under the name
      * never makes it wait) and close-on-exec, following links as the User.
+     * A file on /proc is refused (EACCES): its /proc/self would be the
+     * opening process.
      */
     virtual OpenResult open(const std::string &path) const noexcept = 0;
 

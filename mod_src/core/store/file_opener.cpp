@@ -8,11 +8,13 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <grp.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +31,27 @@ constexpr std::chrono::milliseconds kRequestTimeout{10000};
 
 /** The descriptor the opener keeps its socket on; every other one above stderr is closed. */
 constexpr int kOpenerSocket = 3;
+
+/**
+ * Opens a user file; -1 and errno on failure. A file on /proc is refused:
+ * /proc/self there is the opening process (the opener, not a server
+ * process), and what it holds (its memory map, inherited from the parent)
+ * would end up in an index the User can read. Async-signal-safe.
+ */
+int open_user_file(const char *path) noexcept
+{
+    const int fd = ::open(path, kOpenFlags);
+    if (fd < 0) {
+        return -1;
+    }
+    struct statfs fs;
+    if (::fstatfs(fd, &fs) != 0 || fs.f_type == PROC_SUPER_MAGIC) {
+        ::close(fd);
+        errno = EACCES;
+        return -1;
+    }
+    return fd;
+}
 
 /** One descriptor's worth of control message space. */
 union FdControl {
@@ -159,10 +182,11 @@ void close_descriptors_above(int keep) noexcept
 OpenResult open_with_own_rights(const std::string &path) noexcept
 {
     OpenResult result;
-    result.fd.reset(::open(path.c_str(), kOpenFlags));
-    if (!result.fd) {
+    const int fd = open_user_file(path.c_str());
+    if (fd < 0) {
         result.error = errno;
     }
+    result.fd.reset(fd);
     return result;
 }
 
@@ -247,7 +271,7 @@ int serve_open_requests(int socket) noexcept
         }
         else {
             path[n] = '\0';
-            fd = ::open(path, kOpenFlags);
+            fd = open_user_file(path);
             if (fd < 0) {
                 err = errno;
             }
