@@ -126,7 +126,11 @@ bool start_index_builder(apr_pool_t *pconf, server_rec *s) noexcept
     auto *b = static_cast<Builder *>(apr_pcalloc(pconf, sizeof(Builder)));
     b->pconf = pconf;
     b->server = s;
-    return fork_builder(*b);
+    if (!fork_builder(*b)) {
+        return false;
+    }
+    runtime().builder = &b->proc;
+    return true;
 }
 
 } // namespace auth_proxy

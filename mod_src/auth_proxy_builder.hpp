@@ -5,8 +5,10 @@
  * httpd starts as root). It watches the user files and, when one changes,
  * parses it and writes its index into the index directory, which only it
  * (and the parent) can write; the server processes, running as the User,
- * only map what it wrote. The parent restarts it if it dies, as mod_cgid
- * does with its daemon.
+ * only map what it wrote. It opens the user files through the parent's
+ * opener process, as the User (see file_opener.hpp): root's rights write
+ * the index, never read the file. The parent restarts it if it dies, as
+ * mod_cgid does with its daemon.
  */
 #pragma once
 

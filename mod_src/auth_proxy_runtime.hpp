@@ -11,6 +11,7 @@
 #include "auth_proxy/config.hpp"
 #include "auth_proxy/log.hpp"
 #include "auth_proxy/metrics.hpp"
+#include "auth_proxy/store/file_opener.hpp"
 #include "auth_proxy/store/file_watcher.hpp"
 #include "auth_proxy/store/index_directory.hpp"
 #include "auth_proxy/throttle/throttle.hpp"
@@ -37,8 +38,15 @@ struct Runtime {
     apr_pool_t *pconf = nullptr;
     server_rec *server = nullptr; ///< for log lines outside requests; set in post_config
     UserFileRegistry files;
+    /**
+     * When httpd starts as root: the process that opens user files as the
+     * User for the parent and the index builder (which inherits it).
+     */
+    std::unique_ptr<OpenerProcess> opener;
+    std::unique_ptr<DirectOpener> own_rights; ///< opens with this process's rights: the User's, in a child
     IndexDirectory index_dir;     ///< unusable: every process keeps private indexes
     bool builder_running = false; ///< an index builder process was started this cycle
+    apr_proc_t *builder = nullptr; ///< the index builder's process while there is one (kept current on restarts)
     std::unique_ptr<Metrics> metrics; ///< over memory kept across graceful restarts
     std::unique_ptr<CredentialCache> cache;
     std::unique_ptr<SharedCounterTable> counters; ///< this server's counters (the front of a socache)

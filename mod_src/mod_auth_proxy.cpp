@@ -21,6 +21,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <mpm_common.h>
+#include <ap_mpm.h>
 #include <mod_auth.h>
 #include <mod_status.h>
 #include <unixd.h>
@@ -34,6 +35,9 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <csignal>
+#include <new>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -255,6 +259,130 @@ void prepare_index_directory(Runtime &rt, apr_pool_t *pconf, server_rec *s)
     }
 }
 
+/** The name of the User httpd's children run as ("User #33" names the uid). */
+std::string user_name()
+{
+    const char *name = ap_unixd_config.user_name;
+    if (name != nullptr && name[0] != '#') {
+        return name;
+    }
+    const uid_t uid = ::geteuid() == 0 ? ap_unixd_config.user_id : ::geteuid();
+    struct passwd entry;
+    struct passwd *found = nullptr;
+    char buffer[4096];
+    if (::getpwuid_r(uid, &entry, buffer, sizeof buffer, &found) == 0 && found != nullptr) {
+        return found->pw_name;
+    }
+    return "uid " + std::to_string(uid);
+}
+
+/** What the parent needs to start the opener again; lives in pconf. */
+struct OpenerWatch {
+    apr_pool_t *pconf;
+    server_rec *server;
+    Identity who;
+    apr_proc_t proc; ///< the current opener: noted once in pconf, which kills it with the cycle
+};
+
+void watch_opener(OpenerWatch &w);
+
+/** Starts the opener of @p w as its User and makes it the one user files are opened through. */
+bool start_opener(OpenerWatch &w, std::string &error)
+{
+    Runtime &rt = runtime();
+    std::unique_ptr<OpenerProcess> opener = OpenerProcess::start(w.who, error);
+    if (!opener) {
+        return false;
+    }
+    w.proc.pid = opener->pid();
+    rt.files.set_opener(opener.get());
+    rt.opener = std::move(opener); // the one replaced (if any) is unused from here: its socket closes
+    watch_opener(w);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, w.server, APXLOGNO(02023) "user files are opened as %s by process %ld",
+                 w.who.name.c_str(), static_cast<long>(w.proc.pid));
+    return true;
+}
+
+/**
+ * apr_proc_other_child callback: the opener died (the User can kill it,
+ * being its owner). A new one takes over, and the builder, which holds the
+ * old one's socket, is restarted to inherit the new one's.
+ */
+void opener_maintenance(int reason, void *data, apr_wait_t)
+{
+    auto *w = static_cast<OpenerWatch *>(data);
+    if (reason == APR_OC_REASON_RESTART || reason == APR_OC_REASON_DEATH || reason == APR_OC_REASON_LOST) {
+        apr_proc_other_child_unregister(w);
+    }
+    if (reason != APR_OC_REASON_DEATH && reason != APR_OC_REASON_LOST) {
+        return; // a restart or stop: the next cycle starts its own, pconf ends this one
+    }
+    int state = AP_MPMQ_STOPPING;
+    if (ap_mpm_query(AP_MPMQ_MPM_STATE, &state) != APR_SUCCESS || state == AP_MPMQ_STOPPING) {
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, w->server, APXLOGNO(02024)
+                 "the process that opens user files as %s (%ld) exited; starting a new one", w->who.name.c_str(),
+                 static_cast<long>(w->proc.pid));
+    try {
+        std::string error;
+        if (!start_opener(*w, error)) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, w->server, APXLOGNO(02025)
+                         "cannot start a new process that opens user files as %s: %s; changed user files "
+                         "are refused until httpd restarts", w->who.name.c_str(), error.c_str());
+            return;
+        }
+        const Runtime &rt = runtime();
+        if (rt.builder != nullptr) {
+            ::kill(rt.builder->pid, SIGTERM); // its maintenance starts a new one, with the new opener
+        }
+    }
+    catch (...) {
+        // Out of memory: the files stay refused, never read as root.
+    }
+}
+
+void watch_opener(OpenerWatch &w)
+{
+    apr_proc_other_child_register(&w.proc, opener_maintenance, &w, nullptr, w.pconf);
+}
+
+/**
+ * How user files are opened: when httpd starts as root and changes user,
+ * by an opener process that has become the User, with the groups
+ * initgroups() gives its children; otherwise with this process's own
+ * rights, which are the User's. Logs and returns false if the opener
+ * cannot be started: nothing is then read as root instead.
+ */
+bool start_user_opener(Runtime &rt, apr_pool_t *pconf, server_rec *s)
+{
+    const std::string name = user_name();
+    rt.own_rights = std::make_unique<DirectOpener>(name);
+    if (::geteuid() != 0 || ap_unixd_config.user_id == 0) {
+        rt.files.set_opener(rt.own_rights.get());
+        return true;
+    }
+    auto *w = new (apr_pcalloc(pconf, sizeof(OpenerWatch))) OpenerWatch{pconf, s, Identity{}, apr_proc_t{}};
+    apr_pool_cleanup_register(pconf, w, [](void *data) -> apr_status_t {
+        static_cast<OpenerWatch *>(data)->~OpenerWatch();
+        return APR_SUCCESS;
+    }, apr_pool_cleanup_null);
+    std::string error;
+    w->who.uid = ap_unixd_config.user_id;
+    w->who.gid = ap_unixd_config.group_id;
+    w->who.name = name;
+    w->who.groups = groups_of(name, w->who.gid, error);
+    if (!error.empty() || !start_opener(*w, error)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APXLOGNO(02022)
+                     "cannot start the process that opens user files as %s: %s", name.c_str(), error.c_str());
+        return false;
+    }
+    // Ended with the configuration cycle; it also ends by itself once
+    // every holder of its socket (this parent, the builder) has gone.
+    apr_pool_note_subprocess(pconf, &w->proc, APR_KILL_AFTER_TIMEOUT);
+    return true;
+}
+
 /** The throttle, over counters that survive graceful restarts (or a socache shared with other servers). */
 void make_throttle(Runtime &rt, const ServerConfig &settings, apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
@@ -300,7 +428,8 @@ void make_throttle(Runtime &rt, const ServerConfig &settings, apr_pool_t *pconf,
  *
  * With an index directory the parent writes each file's index there and
  * lets go of it; children map it when they start, and a builder process
- * (root, like the parent) writes the index of every later version. Without
+ * (root, like the parent) writes the index of every later version. Both
+ * read user files only through the opener, with the User's rights. Without
  * one (or with AuthProxyReloadInterval 0, where children never look at the
  * file again) the parent keeps its index and the children inherit its pages.
  */
@@ -325,6 +454,9 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *ptemp, server_rec *
         rt.authenticator = std::make_unique<Authenticator>(rt.cache.get(), rt.throttle.get());
 
         activate_proxy_basic_files(rt, s);
+        if (!start_user_opener(rt, pconf, s)) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
         prepare_index_directory(rt, pconf, s);
         rt.files.set_index_directory(&rt.index_dir, IndexRole::writer);
         rt.files.refresh_all(server_logger(s));
@@ -393,8 +525,12 @@ void child_init(apr_pool_t *pchild, server_rec *s) noexcept
         const ServerConfig settings = effective_settings(s);
         const bool sharing = rt.builder_running || settings.reload_interval_us <= 0;
         rt.files.set_index_directory(sharing ? &rt.index_dir : nullptr, IndexRole::reader);
-        // The parent loaded the files as root; this child serves as the User.
-        rt.files.check_readable_all(server_logger(s));
+        // A child is the User itself: it opens files with its own rights,
+        // and leaves the opener to the parent and the builder.
+        rt.files.set_opener(rt.own_rights.get());
+        if (rt.opener) {
+            rt.opener->close_here();
+        }
         if (settings.reload_interval_us <= 0 || rt.files.active_count() == 0) {
             return;
         }

@@ -28,6 +28,8 @@ enum class LogId : int {
     reload_failed = 2010,
     watcher_poll_failed = 2011,
     log_messages_dropped = 2012, ///< messages about user files lost while the log was stuck
+    file_not_openable = 2020,   ///< the User cannot open a user file: everyone refused
+    file_opener_failed = 2021,  ///< the process that opens user files as the User does not answer
     file_too_large = 2030,      ///< a user file over the size limit: everyone refused
     file_malformed_lines = 2031, ///< one summary per load of the lines left out as malformed
     index_mapped = 2032,        ///< a server process serves a version the index builder published

@@ -173,6 +173,17 @@ def run_user() -> str | None:
     return None
 
 
+def as_server_user(script: str, *args: str) -> str:
+    """Runs the Python @p script as the server's User, with the groups
+    initgroups() gives it (as httpd's children have them); returns its output."""
+    account = pwd.getpwnam(run_user())
+    out = subprocess.run(["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups",
+                          "--", sys.executable, "-c", script, *args],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 # ---------------------------------------------------------------- docs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import htpasswd, proxied_location, proxy_status, run_user
+from harness import as_server_user, htpasswd, proxied_location, proxy_status, run_user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or run_user() is None,
                                 reason="needs root, to run httpd with an unprivileged User")
@@ -51,12 +51,7 @@ except OSError as e:
 
 def as_user(*args: str) -> str:
     """Runs one attack as the server's User; returns "OK" or the errno name."""
-    account = pwd.getpwnam(run_user())
-    out = subprocess.run(["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups",
-                          "--", "/usr/bin/python3", "-c", ATTACK, *args],
-                         capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+    return as_server_user(ATTACK, *args).strip()
 
 
 def index_name(user_file: str) -> str:

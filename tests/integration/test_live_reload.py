@@ -154,9 +154,9 @@ def test_deleted_file_fails_closed_with_500_and_recovers_when_recreated(proxy, u
 
     assert_seen_in_time("rm users", took, mpm)
     log = proxy.log_since()
-    assert re.search(rf"APX01004: could not open password file {re.escape(users)}: "
+    assert re.search(rf"APX01004: user file {re.escape(users)} cannot be opened by [^:]+: "
                      rf"No such file or directory; refusing user alice", log), log
-    assert re.search(rf"APX02001: could not open password file {re.escape(users)}", log), log
+    assert re.search(rf"APX02020: user file {re.escape(users)} cannot be opened", log), log
 
     make_users({"alice": "alice-pw"}, HASH)
     took = seconds_until(lambda: proxy_status(proxy, "alice", "alice-pw") == 200)

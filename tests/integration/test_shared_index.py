@@ -95,11 +95,13 @@ def index_mappings(pid: int) -> list[str]:
 
 
 def server_pids(h) -> tuple[int, list[int]]:
-    """The parent and its server processes (the index builder is a child too, but not one of these)."""
+    """The parent and its server processes (the index builder and the process
+    that opens user files as the User are children too, but not of these)."""
     parent = int((h.root / "run" / "httpd.pid").read_text())
     children = [int(p) for p in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
-    builder = {int(m) for m in re.findall(r"APX03010: index builder (\d+) started", h.log())}
-    return parent, [c for c in children if c not in builder]
+    helpers = {int(m) for m in re.findall(r"APX03010: index builder (\d+) started", h.log())}
+    helpers |= {int(m) for m in re.findall(r"APX02023: user files are opened as \S+ by process (\d+)", h.log())}
+    return parent, [c for c in children if c not in helpers]
 
 
 def test_the_parent_lets_go_of_the_index_and_children_drop_a_replaced_one(make_httpd, backend, server_root):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness import FAST_BCRYPT, basic, get, htpasswd, proxied_location, proxy_status, token
+from harness import FAST_BCRYPT, basic, get, htpasswd, proxied_location, proxy_status, run_user, token
 
 
 def entry(user, password, *flags):
@@ -134,12 +134,13 @@ def test_utf8_user_names_and_passwords(make_httpd, backend, make_users):
 def test_missing_user_file_fails_closed_with_500_naming_the_file(make_httpd, backend, server_root):
     users = f"{server_root}/does-not-exist"
     h = serve(make_httpd, backend, users)
-    assert h.wait_for_log(rf"APX02001: could not open password file {re.escape(users)}: No such file or directory")
+    assert h.wait_for_log(rf"APX02020: user file {re.escape(users)} cannot be opened by {run_user() or '.*'}: "
+                           r"No such file or directory")
     h.mark_log()
     r = get(h, "/p/x", basic("alice", "secret"))
     assert r.status == 500
     assert r.header("X-Backend") is None
-    assert re.search(rf"\[auth_proxy:error\].*APX01004: could not open password file {re.escape(users)}",
+    assert re.search(rf"\[auth_proxy:error\].*APX01004: user file {re.escape(users)} cannot be opened",
                      h.log_since())
     # Without credentials the client is challenged; nobody gets through either way.
     assert get(h, "/p/x").status == 407
@@ -155,7 +156,8 @@ def test_user_file_unreadable_by_the_server_user_fails_closed(make_httpd, backen
     r = get(h, "/p/x", basic("alice", "secret"))
     assert r.status == 500
     assert r.header("X-Backend") is None
-    assert re.search(rf"APX01004: could not open password file {re.escape(users)}: Permission denied", h.log())
+    assert re.search(rf"APX01004: user file {re.escape(users)} cannot be opened by {run_user()}: Permission denied",
+                     h.log())
 
 
 def test_user_file_made_unreadable_while_running_fails_closed(make_httpd, backend, users):
@@ -166,7 +168,7 @@ def test_user_file_made_unreadable_while_running_fails_closed(make_httpd, backen
     while time.time() < deadline and proxy_status(h, "alice", "secret") != 500:
         time.sleep(0.1)
     assert proxy_status(h, "alice", "secret") == 500
-    assert re.search(rf"could not open password file {re.escape(users)}: Permission denied", h.log())
+    assert re.search(rf"user file {re.escape(users)} cannot be opened by {run_user()}: Permission denied", h.log())
 
 
 def test_relative_user_file_resolves_against_server_root(make_httpd, backend, authn_file):

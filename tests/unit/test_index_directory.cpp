@@ -32,8 +32,11 @@ using auth_proxy::IndexRole;
 using auth_proxy::LogLevel;
 using auth_proxy::stat_signature;
 using auth_proxy::UserFile;
+using auth_proxy::LogId;
+using auth_proxy::LogLevel;
 
 using test_support::LogCapture;
+using test_support::Refusing;
 using test_support::read_file;
 using test_support::TempDir;
 using test_support::write_file;
@@ -632,6 +635,49 @@ BOOST_AUTO_TEST_CASE(a_deleted_file_refuses_everyone_at_once_without_waiting_for
     std::filesystem::remove(s.users);
     BOOST_TEST(reader.refresh(s.log.logger()));
     BOOST_TEST(reader.state(s.log.logger())->index == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(a_writer_whose_user_cannot_open_the_file_leaves_no_index_of_it)
+{
+    // The writer runs as root but reads as the User: a file the User may
+    // not open is neither indexed nor left indexed from an earlier version.
+    Shared s(10);
+    s.build();
+    BOOST_TEST_REQUIRE(std::filesystem::exists(s.index_path()));
+    Refusing user("www-data");
+    UserFile writer(s.users);
+    writer.set_index_directory(&s.dir, IndexRole::writer);
+    writer.set_opener(&user);
+    const auto refused = writer.state(s.log.logger());
+    BOOST_TEST(refused->index == nullptr); // the index there is of this very version: still not used
+    BOOST_TEST(!std::filesystem::exists(s.index_path()));
+    BOOST_TEST(s.log.has(LogLevel::error, LogId::file_not_openable, {s.users, "www-data"}), s.log.dump());
+
+    write_file(s.users, sha_users("v", 5)); // a new version, still refused
+    writer.refresh(s.log.logger());
+    BOOST_TEST(writer.state(s.log.logger())->index == nullptr);
+    BOOST_TEST(std::distance(std::filesystem::directory_iterator(s.dir.path()), {}) == 0);
+
+    user.refuse = false;
+    BOOST_TEST(writer.refresh(s.log.logger()));
+    BOOST_TEST(writer.state(s.log.logger())->index->is_mapped());
+    BOOST_TEST(std::filesystem::exists(s.index_path()));
+}
+
+BOOST_AUTO_TEST_CASE(a_reader_leaves_the_report_of_a_file_it_cannot_open_to_the_writer)
+{
+    // Every server process meets the same refusal as the writer: one error
+    // line per breakage (the writer's), not one per process.
+    Shared s(10);
+    s.build();
+    Refusing user("www-data");
+    UserFile reader(s.users);
+    reader.set_index_directory(&s.dir, IndexRole::reader);
+    reader.set_opener(&user);
+    BOOST_TEST(reader.state(s.log.logger())->index == nullptr);
+    BOOST_TEST(s.log.has(LogLevel::info, LogId::file_not_openable, {s.users}), s.log.dump());
+    BOOST_TEST(!s.log.has(LogLevel::error, LogId::file_not_openable, {s.users}), s.log.dump());
+    BOOST_TEST(s.log.count("no shared index") == 0u, s.log.dump());
 }
 
 BOOST_AUTO_TEST_CASE(only_a_shared_index_is_released_and_the_next_look_maps_it_again)

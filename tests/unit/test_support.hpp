@@ -6,7 +6,10 @@
 #pragma once
 
 #include "auth_proxy/log.hpp"
+#include "auth_proxy/store/file_opener.hpp"
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +17,7 @@
 #include <initializer_list>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -104,11 +108,31 @@ inline std::string httpd_escape_quotes(std::string_view in)
     return out;
 }
 
+/** An opener that refuses every file, as the User does one it may not read. */
+struct Refusing final : auth_proxy::FileOpener {
+    explicit Refusing(std::string who, int error = EACCES, bool opener_failed = false)
+        : FileOpener(std::move(who)), error(error), opener_failed(opener_failed) {}
+    auth_proxy::OpenResult open(const std::string &path) const noexcept override
+    {
+        if (!refuse) {
+            return auth_proxy::open_with_own_rights(path);
+        }
+        auth_proxy::OpenResult result;
+        result.error = error;
+        result.opener_failed = opener_failed;
+        return result;
+    }
+    int error;
+    bool opener_failed;
+    std::atomic<bool> refuse{true};
+};
+
 /** A Logger that keeps every line, from any thread. */
 struct LogCapture {
     struct Line {
         auth_proxy::LogLevel level;
         std::string text;
+        auth_proxy::LogId id;
     };
     mutable std::mutex mutex;
     std::vector<Line> lines;
@@ -116,10 +140,10 @@ struct LogCapture {
     auth_proxy::Logger logger()
     {
         auth_proxy::Logger log;
-        log.sink = [](void *ctx, auth_proxy::LogLevel level, auth_proxy::LogId, const std::string &message) {
+        log.sink = [](void *ctx, auth_proxy::LogLevel level, auth_proxy::LogId id, const std::string &message) {
             auto *self = static_cast<LogCapture *>(ctx);
             std::lock_guard<std::mutex> lock(self->mutex);
-            self->lines.push_back(Line{level, message});
+            self->lines.push_back(Line{level, message, id});
         };
         log.ctx = this;
         return log;
@@ -142,9 +166,15 @@ struct LogCapture {
     /** True if a line at @p level contains every piece of @p pieces. */
     bool has(auth_proxy::LogLevel level, std::initializer_list<std::string> pieces) const
     {
+        return has(level, std::nullopt, pieces);
+    }
+    /** has(), for lines logged with the number @p id only. */
+    bool has(auth_proxy::LogLevel level, std::optional<auth_proxy::LogId> id,
+             std::initializer_list<std::string> pieces) const
+    {
         std::lock_guard<std::mutex> lock(mutex);
         for (const Line &line : lines) {
-            if (line.level != level) {
+            if (line.level != level || (id && line.id != *id)) {
                 continue;
             }
             bool all = true;

@@ -40,6 +40,7 @@ using auth_proxy::UserFileState;
 using namespace std::chrono_literals;
 
 using test_support::LogCapture;
+using test_support::Refusing;
 using test_support::TempDir;
 using test_support::write_file;
 
@@ -244,32 +245,45 @@ BOOST_AUTO_TEST_CASE(deleted_file_refuses_everyone_and_recreated_file_is_back)
     BOOST_TEST(finds(back, "bob"));
 }
 
-BOOST_AUTO_TEST_CASE(a_file_this_process_cannot_open_is_refused_even_if_loaded_before)
+BOOST_AUTO_TEST_CASE(a_file_the_user_cannot_open_is_refused_naming_the_file_and_the_user)
 {
-    // The root parent loads a file the unprivileged child may not open: the
-    // child's check must replace the inherited index by a failure.
+    // A root process reads through an opener that is the User: what it
+    // refuses is never read, even if this process could read it.
     TempDir dir;
     const std::string path = dir.file("users");
     write_file(path, "alice:" + kApr1 + "\n");
     LogCapture log;
+    Refusing opener("www-data");
     UserFile file(path);
-    BOOST_TEST_REQUIRE(finds(file.state(log.logger()), "alice"));
-    BOOST_TEST(!file.check_readable(log.logger())); // readable: nothing changes
-    BOOST_TEST(finds(file.state(log.logger()), "alice"));
+    file.set_opener(&opener);
+    const auto refused = file.state(log.logger());
+    BOOST_TEST_REQUIRE(refused != nullptr);
+    BOOST_TEST(refused->index == nullptr);
+    BOOST_TEST(refused->error == "user file " + path + " cannot be opened by www-data: Permission denied");
+    BOOST_TEST(log.has(LogLevel::error, auth_proxy::LogId::file_not_openable, {path, "www-data"}), log.dump());
+    const std::size_t logged = log.size();
+    BOOST_TEST(!file.refresh(log.logger())); // still refused: said once
+    BOOST_TEST(log.size() == logged, log.dump());
 
-    std::filesystem::remove(path); // as root, "cannot open" is easiest had by absence
-    BOOST_TEST(file.check_readable(log.logger()));
+    opener.refuse = false; // e.g. the file's mode was fixed
+    write_file(path, "alice:" + kApr1 + "\nbob:" + kSha + "\n");
+    BOOST_TEST(file.refresh(log.logger()));
+    BOOST_TEST(finds(file.state(log.logger()), "bob"));
+}
+
+BOOST_AUTO_TEST_CASE(an_opener_that_does_not_answer_is_reported_as_such)
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\n");
+    LogCapture log;
+    Refusing opener("www-data", ECONNRESET, true);
+    UserFile file(path);
+    file.set_opener(&opener);
     const auto refused = file.state(log.logger());
     BOOST_TEST(refused->index == nullptr);
-    BOOST_TEST(refused->error.find(path) != std::string::npos, refused->error);
-    BOOST_TEST(log.has(LogLevel::error, {path}), log.dump());
-    const std::size_t logged = log.size();
-    BOOST_TEST(!file.check_readable(log.logger())); // said once
-    BOOST_TEST(log.size() == logged);
-
-    write_file(path, "alice:" + kApr1 + "\n");
-    BOOST_TEST(file.refresh(log.logger()));
-    BOOST_TEST(finds(file.state(log.logger()), "alice"));
+    BOOST_TEST(refused->error.find("the opener process did not answer") != std::string::npos, refused->error);
+    BOOST_TEST(log.has(LogLevel::error, auth_proxy::LogId::file_opener_failed, {path}), log.dump());
 }
 
 BOOST_AUTO_TEST_CASE(missing_file_on_first_use_is_an_error_naming_the_path)
@@ -538,7 +552,6 @@ BOOST_AUTO_TEST_CASE(refresh_all_loads_every_active_file_and_never_a_dormant_one
     registry.get(other);
     LogCapture log;
     registry.refresh_all(log.logger());
-    registry.check_readable_all(log.logger());
     BOOST_TEST(registry.active_count() == 2u);
     BOOST_TEST(registry.paths() == (std::vector<std::string>{one, two}));
     BOOST_TEST(log.has(LogLevel::info, {"loaded " + one}), log.dump());

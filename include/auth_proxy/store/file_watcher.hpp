@@ -34,9 +34,6 @@ public:
     /** Calls refresh() on every active entry. */
     void refresh_all(const Logger &log);
 
-    /** Calls check_readable() on every active entry. */
-    void check_readable_all(const Logger &log);
-
     /** How many entries are active. */
     std::size_t active_count() const;
 
@@ -49,6 +46,9 @@ public:
      * now: the others, and later ones, have no writer and keep private copies.
      */
     void set_index_directory(const IndexDirectory *dir, IndexRole role);
+
+    /** Every entry, present and future, opens its file through @p opener (see UserFile::set_opener()). */
+    void set_opener(const FileOpener *opener);
 
     /** Every entry, present and future, reports its reloads to @p metrics (see UserFile::set_metrics()). */
     void set_metrics(Metrics *metrics);
@@ -68,6 +68,7 @@ private:
     const IndexDirectory *directory_ = nullptr;
     IndexRole role_ = IndexRole::private_copy;
     Metrics *metrics_ = nullptr;
+    const FileOpener *opener_ = nullptr;
     std::map<std::string, std::unique_ptr<UserFile>> files_;
 };
 

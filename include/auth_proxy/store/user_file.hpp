@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include "auth_proxy/store/file_opener.hpp"
 #include "auth_proxy/store/htpasswd_index.hpp"
 #include "auth_proxy/log.hpp"
 
@@ -81,14 +82,6 @@ public:
     bool refresh(const Logger &log);
 
     /**
-     * Marks the file unusable if this process cannot open it: a child running
-     * as www-data must not serve the copy its root parent loaded from a file
-     * it may not read (it would fail only at the file's next change).
-     * @return true if a new (unusable) state was published.
-     */
-    bool check_readable(const Logger &log);
-
-    /**
      * Shares indexes through @p dir (which must outlive this object) in
      * @p role; null: a private index (IndexRole::private_copy).
      */
@@ -96,6 +89,14 @@ public:
 
     /** The largest file read (default kMaxUserFileBytes); a larger one is unusable. */
     void set_size_limit(std::uint64_t bytes);
+
+    /**
+     * Opens the file through @p opener (which must outlive this object;
+     * null: with this process's own rights). A root process passes one that
+     * opens as the server's User: nothing the User could not open is read,
+     * indexed or shared.
+     */
+    void set_opener(const FileOpener *opener);
 
     /**
      * Reports each version published, and each error, to @p metrics (which
@@ -133,6 +134,10 @@ private:
                        const Logger &log);
     /** Parses the file into a new state, or a state saying why it could not. */
     std::shared_ptr<UserFileState> parse(const Logger &log, bool &settled);
+    /** Opens the file through the opener (or with this process's own rights). */
+    OpenResult open_file() const;
+    /** The unusable state for a failed open_file(): it names the file and who could not open it. */
+    std::shared_ptr<UserFileState> not_openable(const OpenResult &failed) const;
     /** Replaces a freshly parsed @p index by its mapped copy in the directory, if that works. */
     void write_shared(std::shared_ptr<const HtpasswdIndex> &index, const Logger &log);
 
@@ -156,6 +161,7 @@ private:
     IndexRole role_ = IndexRole::private_copy;
     Metrics *metrics_ = nullptr;
     std::uint64_t size_limit_ = kMaxUserFileBytes;
+    const FileOpener *opener_ = nullptr;
     std::string shared_failure_;             ///< last sharing failure logged, to log it once
     /**
      * Replaced states, until no reader holds them (guarded by

@@ -26,6 +26,7 @@ UserFile &UserFileRegistry::get(const std::string &path)
         slot = std::make_unique<UserFile>(path);
         slot->set_index_directory(directory_, role_for(*slot));
         slot->set_metrics(metrics_);
+        slot->set_opener(opener_);
     }
     return *slot;
 }
@@ -58,10 +59,12 @@ void UserFileRegistry::refresh_all(const Logger &log)
     }
 }
 
-void UserFileRegistry::check_readable_all(const Logger &log)
+void UserFileRegistry::set_opener(const FileOpener *opener)
 {
-    for (UserFile *file : active_files()) {
-        file->check_readable(log);
+    std::lock_guard<std::mutex> lock(mutex_);
+    opener_ = opener;
+    for (auto &entry : files_) {
+        entry.second->set_opener(opener);
     }
 }
 

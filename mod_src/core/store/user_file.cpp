@@ -35,30 +35,16 @@ FileSignature signature_of(const struct stat &st) noexcept
     return sig;
 }
 
-/**
- * Opens a user file for reading. O_NONBLOCK: a FIFO or device planted
- * under the configured name never makes the open wait (regular files
- * ignore the flag).
- */
-UniqueFd open_source(const std::string &path) noexcept
-{
-    return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-}
-
-/** What open_user_file() says of a regular file over the size limit, besides errno values. */
+/** What check_user_file() says of a regular file over the size limit, besides errno values. */
 constexpr int kTooLarge = -1;
 
 /**
- * Opens the user file @p path and checks that it can be one: a regular file
- * of at most @p limit bytes. Returns 0, an errno value or kTooLarge; @p st
- * holds what fstat() said, if it was reached.
+ * Checks that the opened @p fd can be a user file: a regular file of at
+ * most @p limit bytes. Returns 0, an errno value or kTooLarge; @p st holds
+ * what fstat() said, if it was reached.
  */
-int open_user_file(const std::string &path, std::uint64_t limit, UniqueFd &fd, struct stat &st)
+int check_user_file(const UniqueFd &fd, std::uint64_t limit, struct stat &st)
 {
-    fd = open_source(path);
-    if (!fd) {
-        return errno;
-    }
     if (::fstat(fd.get(), &st) != 0) {
         return errno;
     }
@@ -68,7 +54,7 @@ int open_user_file(const std::string &path, std::uint64_t limit, UniqueFd &fd, s
     return static_cast<std::uint64_t>(st.st_size) > limit ? kTooLarge : 0;
 }
 
-/** The unusable state for what open_user_file() or read_users() returned. */
+/** The unusable state for what check_user_file() or read_users() returned. */
 std::shared_ptr<UserFileState> unusable(const std::string &path, int err, std::uint64_t size, std::uint64_t limit)
 {
     auto state = std::make_shared<UserFileState>();
@@ -78,7 +64,7 @@ std::shared_ptr<UserFileState> unusable(const std::string &path, int err, std::u
         state->error_id = LogId::file_too_large;
     }
     else {
-        state->error = "could not open password file " + path + ": " + errno_text(err);
+        state->error = "could not read password file " + path + ": " + errno_text(err);
     }
     return state;
 }
@@ -88,12 +74,11 @@ std::shared_ptr<UserFileState> unusable(const std::string &path, int err, std::u
  * in memory is the users, never the file. Returns 0, an errno value or
  * kTooLarge (@p size: the bytes it has, or had read when it passed @p limit).
  */
-int read_users(const std::string &path, std::uint64_t limit, ParsedUsers &users, std::uint64_t &size,
-               FileSignature &before, FileSignature &after)
+int read_users(const UniqueFd &f, const std::string &path, std::uint64_t limit, ParsedUsers &users,
+               std::uint64_t &size, FileSignature &before, FileSignature &after)
 {
-    UniqueFd f;
     struct stat st {};
-    const int err = open_user_file(path, limit, f, st);
+    const int err = check_user_file(f, limit, st);
     size = static_cast<std::uint64_t>(st.st_size);
     if (err != 0) {
         return err;
@@ -172,26 +157,25 @@ void UserFile::reap_retired() noexcept
                    retired_.end());
 }
 
-bool UserFile::check_readable(const Logger &log)
+OpenResult UserFile::open_file() const
 {
-    std::lock_guard<std::mutex> serial(refresh_mutex_);
-    if (open_source(path_)) {
-        return false;
+    return opener_ != nullptr ? opener_->open(path_) : open_with_own_rights(path_);
+}
+
+std::shared_ptr<UserFileState> UserFile::not_openable(const OpenResult &failed) const
+{
+    auto state = std::make_shared<UserFileState>();
+    const std::string as = opener_ == nullptr || opener_->who().empty() ? std::string() : " by " + opener_->who();
+    if (failed.opener_failed) {
+        state->error = "user file " + path_ + " cannot be opened" + as + ": the opener process did not answer (" +
+                       errno_text(failed.error) + ")";
+        state->error_id = LogId::file_opener_failed;
     }
-    const int err = errno;
-    auto next = std::make_shared<UserFileState>();
-    next->error = "could not open password file " + path_ + ": " + errno_text(err);
-    {
-        const std::shared_ptr<const UserFileState> old = current();
-        if (old && !old->index && old->error == next->error) {
-            return false;
-        }
+    else {
+        state->error = "user file " + path_ + " cannot be opened" + as + ": " + errno_text(failed.error);
+        state->error_id = LogId::file_not_openable;
     }
-    // The empty signature makes the next refresh() read the file again.
-    const std::string error = next->error;
-    publish(std::move(next));
-    log(LogLevel::error, LogId::file_unreadable, error + "; refusing everyone until it is readable again");
-    return true;
+    return state;
 }
 
 std::shared_ptr<const UserFileState> UserFile::state(const Logger &log)
@@ -215,6 +199,12 @@ void UserFile::set_size_limit(std::uint64_t bytes)
 {
     std::lock_guard<std::mutex> serial(refresh_mutex_);
     size_limit_ = bytes;
+}
+
+void UserFile::set_opener(const FileOpener *opener)
+{
+    std::lock_guard<std::mutex> serial(refresh_mutex_);
+    opener_ = opener;
 }
 
 void UserFile::set_metrics(Metrics *metrics)
@@ -292,6 +282,15 @@ bool UserFile::publish_error(std::shared_ptr<UserFileState> next, const std::sha
     case LogId::index_not_published:
         log(LogLevel::error, LogId::index_not_published, error + "; refusing everyone until it publishes one");
         break;
+    case LogId::file_not_openable:
+        // A server process's builder meets the same file as the same User
+        // and says so: one line per breakage, not one per server process.
+        log(role_ == IndexRole::reader ? LogLevel::info : LogLevel::error, LogId::file_not_openable,
+            error + "; refusing everyone until it is readable again");
+        break;
+    case LogId::file_opener_failed:
+        log(LogLevel::error, LogId::file_opener_failed, error + "; refusing everyone until it is readable again");
+        break;
     default:
         log(LogLevel::error, LogId::file_unreadable, error + "; refusing everyone until it is readable again");
         break;
@@ -308,7 +307,11 @@ std::shared_ptr<UserFileState> UserFile::parse(const Logger &log, bool &settled)
     std::uint64_t size = 0;
     int err = 0;
     for (int attempt = 0;; ++attempt) {
-        err = read_users(path_, size_limit_, users, size, next->signature, after);
+        const OpenResult opened = open_file();
+        if (!opened.fd) {
+            return not_openable(opened);
+        }
+        err = read_users(opened.fd, path_, size_limit_, users, size, next->signature, after);
         const bool emptied = size == 0 && old && old->index && old->index->size() > 0;
         if (err != 0 || (after == next->signature && !emptied) || attempt == kSettleAttempts) {
             break;
@@ -377,9 +380,12 @@ bool UserFile::follow_writer(const std::shared_ptr<const UserFileState> &old, co
     // What this process can see for itself, in O(1): a file it cannot open,
     // or one too large to be read, fails closed at once.
     {
-        UniqueFd f;
+        const OpenResult opened = open_file();
+        if (!opened.fd) {
+            return publish_error(not_openable(opened), old, log);
+        }
         struct stat st {};
-        const int err = open_user_file(path_, size_limit_, f, st);
+        const int err = check_user_file(opened.fd, size_limit_, st);
         if (err != 0) {
             return publish_error(unusable(path_, err, static_cast<std::uint64_t>(st.st_size), size_limit_), old, log);
         }
@@ -439,7 +445,10 @@ bool UserFile::load(const Logger &log)
     if (stat_error == 0 && sharing) {
         // Written already (by this process's earlier generation, or a builder before it).
         std::string why;
-        if (auto mapped = directory_->open_index(name, now, why)) {
+        auto mapped = directory_->open_index(name, now, why);
+        // The User must be able to open the file itself, as if it parsed it:
+        // an index written while it could says nothing about now.
+        if (mapped && open_file().fd) {
             publish_index(std::move(mapped), now, started,
                           " (mapped shared index " + directory_->path() + "/" + name + ")", old != nullptr, log);
             return true;
@@ -454,8 +463,9 @@ bool UserFile::load(const Logger &log)
     bool settled = true;
     auto next = parse(log, settled);
     if (!next->index) {
-        if (sharing) {
-            // Nobody may take up an older version of a file that is unusable now.
+        if (sharing && next->error_id != LogId::file_opener_failed) {
+            // Nobody may take up an older version of a file that is unusable
+            // now, nor read one the User can no longer open.
             directory_->remove_index(name);
         }
         return publish_error(std::move(next), old, log);
