@@ -60,6 +60,7 @@ USERS = ["alice", "bob", "carol", "dave"]
 UNKNOWN_USER = "zed"
 REALMS = ["Realm One", "Realm Two", "Inner Realm"]
 VHOSTS = [("a.test", 0), ("b.test", 0), ("c.test", 1)]   # (ServerName, index of the port)
+DROPPED = "(none)"          # the vhost of a scope left out of a reduced configuration
 SOURCES = ["127.0.0.2", "127.0.0.3", "127.0.0.9", "127.0.1.2", "127.0.1.7"]
 IP_BLOCKS = ["127.0.0.0/30", "127.0.0.8/29", "127.0.1.0/24", "127.0.0.3"]
 GROUPS = ["admins", "staff"]
@@ -74,6 +75,24 @@ DBD_FORMATS = [("-B", "-C", "4"), ("-m",), ("-s",), ("-2",)]
 CHECKING_KINDS = ("dbm", "dbd", "ldap")
 
 CACHE_TTL = 300.0
+
+# For looking past known differences: module-only directives appended to the
+# generated ones (";"-separated, e.g. "AuthProxyCacheTimeout 0;AuthProxyThrottle Off"),
+# and edit operations the generator leaves out (e.g. "chmod,symlink-attack";
+# "leak-check" leaves out the privilege walk).
+# Both change what a seed means: failure reports print them.
+MODULE_EXTRA = [d.strip() for d in os.environ.get("AUTH_PROXY_DIFF_MODULE_EXTRA", "").split(";") if d.strip()]
+SKIP_OPS = {o.strip() for o in os.environ.get("AUTH_PROXY_DIFF_SKIP_OPS", "").split(",") if o.strip()}
+
+
+def settings_line() -> str:
+    """The environment that changes what a seed means, for a failure report."""
+    out = []
+    if MODULE_EXTRA:
+        out.append(f"AUTH_PROXY_DIFF_MODULE_EXTRA='{';'.join(MODULE_EXTRA)}'")
+    if SKIP_OPS:
+        out.append(f"AUTH_PROXY_DIFF_SKIP_OPS={','.join(sorted(SKIP_OPS))}")
+    return " ".join(out)
 
 
 def password_pool(user: str) -> list[str]:
@@ -136,7 +155,7 @@ class Scenario:
         return self.stores[name]
 
     def used_stores(self) -> set:
-        return {name for scope in self.scopes for name in scope.chain}
+        return {name for scope in self.scopes if scope.vhost != DROPPED for name in scope.chain}
 
 
 @dataclass
@@ -265,7 +284,7 @@ def generate_steps(scenario: Scenario, count: int) -> list:
     for _ in range(count):
         if rng.random() < 0.1:
             step = random_edit(rng, model, used)
-            if step is not None:
+            if step is not None and step.op not in SKIP_OPS:
                 apply_to_model(model, step)
                 steps.append(step)
                 continue
@@ -482,7 +501,7 @@ def render_config(scenario: Scenario, paths: Paths, module: bool, backend_url: s
         # The throttle stays on (its failure memory is part of what is
         # compared) but never locks anybody out.
         out += ["AuthProxyThrottle On", "AuthProxyThrottleFailures 1000000", "AuthProxyThrottleUserFailures 0",
-                f"AuthProxyCacheTimeout {int(CACHE_TTL)}"]
+                f"AuthProxyCacheTimeout {int(CACHE_TTL)}", *MODULE_EXTRA]
     out.append("")
     for name, port_index in VHOSTS:
         out.append(f"<VirtualHost 127.0.0.1:{ports[port_index]}>")
@@ -840,7 +859,7 @@ class Servers:
     def wait_for_module(self, step: Step, timeout: float = 10.0) -> bool:
         """After an edit of a user file, until the module has taken it up:
         its log says the file was (re)loaded or cannot be read."""
-        if step.store == "groups" or self.scenario.store(step.store).kind != "file":
+        if step.store not in self.scenario.used_stores() or self.scenario.store(step.store).kind != "file":
             return True
         path = re.escape(str(self.stores.paths.user_file(step.store)))
         pattern = re.compile(rf"(?:reloaded|loaded) {path}: |could not (?:open|index) password file {path}")
@@ -891,6 +910,7 @@ class Run:
         self.edited: dict = {}         # (store, user) -> monotonic time of the last edit
         self.ever_readable: set = set()
         self.notes: list = []
+        self.tally: dict = {}          # outcome class -> requests that agreed on it, and "edits"
 
     def __enter__(self) -> "Run":
         if self.root.exists():
@@ -925,6 +945,7 @@ class Run:
         return self.check_leaks(done, None)
 
     def edit(self, i: int, step: Step) -> Difference | None:
+        self.tally["edits"] = self.tally.get("edits", 0) + 1
         self.servers.module.mark_log()
         self.stores.apply(step)
         if step.args and step.store != "groups":
@@ -945,6 +966,8 @@ class Run:
         return None
 
     def check_leaks(self, i: int, step: Step | None) -> Difference | None:
+        if "leak-check" in SKIP_OPS:
+            return None
         needles = self.stores.hashes_never_readable(self.ever_readable)
         found = leaked_hashes(self.servers.module.root / "run", needles)
         if not found:
@@ -957,6 +980,7 @@ class Run:
         stock = self.servers.ask(self.servers.stock, step, False)
         module = self.servers.ask(self.servers.module, step, True)
         if self.same(stock, module):
+            self.count(stock)
             self.remember(step, module)
             return None
         if self.stale_grant_allowed(step, stock, module):
@@ -967,6 +991,13 @@ class Run:
                 self.remember(step, module)
                 return None
         return Difference(i, step, stock.outcome(False), module.outcome(True), "answer")
+
+    def count(self, stock: Observation) -> None:
+        kind = {200: "admitted", 401: "challenged"}.get(stock.status, str(stock.status))
+        self.tally[kind] = self.tally.get(kind, 0) + 1
+
+    def summary(self) -> str:
+        return ", ".join(f"{n} {k}" for k, n in sorted(self.tally.items()))
 
     @staticmethod
     def same(stock: Observation, module: Observation) -> bool:
@@ -1014,7 +1045,7 @@ class Run:
         return False
 
     def fresh_password_refused(self, step: Step, stock: Observation, module: Observation) -> bool:
-        if stock.status != 200 or module.status != 407 or step.user is None:
+        if stock.status not in (200, 403) or module.status != 407 or step.user is None:
             return False
         scope = self.scenario.scopes[step.scope]
         now = time.monotonic()
@@ -1053,7 +1084,7 @@ def restrict(scenario: Scenario, keep: set) -> Scenario:
     for scope in scenario.scopes:
         if scope.sid in keep and scope.parent is not None:
             wanted.add(scope.parent)
-    return dataclasses.replace(scenario, scopes=[s if s.sid in wanted else dataclasses.replace(s, vhost="(none)")
+    return dataclasses.replace(scenario, scopes=[s if s.sid in wanted else dataclasses.replace(s, vhost=DROPPED)
                                                  for s in scenario.scopes])
 
 

@@ -13,6 +13,8 @@ a shorter sequence and configuration that still show it.
     AUTH_PROXY_DIFF_STEPS=300       steps per scenario
     AUTH_PROXY_DIFF_SHRINK_SECONDS=120  time to reduce a difference (0: do not)
     AUTH_PROXY_DIFF_FAILURE_GRACE=5 seconds a password just set at a checking store may still be refused
+    AUTH_PROXY_DIFF_MODULE_EXTRA="AuthProxyCacheTimeout 0"  module-only directives, to look past a known difference
+    AUTH_PROXY_DIFF_SKIP_OPS=chmod,symlink-attack             edits to leave out, likewise
 
 Scenario seeds that once showed a difference are in REGRESSION_SCENARIOS
 and run every time.
@@ -29,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from differential import (Run, generate_scenario, generate_steps, render_config, restrict, scenario_summary,
-                          shrink)
+                          settings_line, shrink)
 from directory_servers import have
 from harness import run_user
 
@@ -53,7 +55,7 @@ def report(seed_line: str, scenario_seed: int, steps: list, diff, run, shrunk=No
              f"  stock:  {diff.stock}", f"  module: {diff.module}"]
     if diff.detail:
         lines.append(f"  {diff.detail}")
-    lines.append(f"reproduce: AUTH_PROXY_DIFF_SCENARIO={scenario_seed} AUTH_PROXY_DIFF_STEPS={diff.index + 1} "
+    lines.append(f"reproduce: {settings_line()} AUTH_PROXY_DIFF_SCENARIO={scenario_seed} AUTH_PROXY_DIFF_STEPS={diff.index + 1} "
                  "ctest -R integration.test_differential")
     if shrunk:
         few, keep = shrunk
@@ -86,6 +88,7 @@ def run_scenario(scenario_seed: int, count: int, workdir: Path, backend, seed_li
         diff = run.run(steps, deadline)   # a prefix of the same sequence, if cut at the deadline
         crashes = run.servers.crashes()
         assert not crashes, f"{seed_line}, scenario {scenario_seed}: crash lines:\n" + "\n".join(crashes)
+        print(f"  {run.summary()}", flush=True)
         if diff is None:
             for note in run.notes:
                 print(f"  note: {note}")
