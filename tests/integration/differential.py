@@ -47,7 +47,6 @@ import pwd
 import random
 import re
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -360,7 +359,8 @@ def random_edit(rng: random.Random, model: Scenario, used: list) -> Step | None:
         return Step("edit", store=store.name, op="ldap-type",
                     args=(store.ou, user, "staff" if model.directory[key]["type"] == "admin" else "admin"))
     if roll < 0.9:
-        return Step("edit", store=store.name, op="ldap-mail", args=(store.ou, user, f"{user}.{rng.randint(0, 9)}@{store.ou}.example.com"))
+        mail = f"{user}.{rng.randint(0, 9)}@{store.ou}.example.com"
+        return Step("edit", store=store.name, op="ldap-mail", args=(store.ou, user, mail))
     return Step("edit", store=store.name, op="ldap-delete", args=(store.ou, user))
 
 
