@@ -177,7 +177,8 @@ class Step:
         if self.kind == "request":
             creds = "no credentials" if self.user is None else f"{self.user}:{self.password!r} ({self.why})"
             return f"GET http://{self.vhost}{self.path} from {self.source} with {creds}"
-        return f"edit {self.store}: {self.op} {' '.join(repr(a) for a in self.args)}"
+        args = [f"0{a:o}" if self.op == "chmod" else repr(a) for a in self.args]
+        return f"edit {self.store}: {self.op} {' '.join(args)}"
 
 
 def generate_scenario(seed: int) -> Scenario:
@@ -1030,15 +1031,19 @@ class Run:
     def stale_grant_allowed(self, step: Step, stock: Observation, module: Observation) -> bool:
         """docs/directives.md, AuthProxyCacheTimeout: a password changed at a
         checking store keeps working for the cache's lifetime, where that
-        store (in that virtual host) verified it, as the user it verified."""
-        if module.status != 200 or module.remote_user is None or step.user is None:
+        store (in that virtual host) verified it, as the user it verified;
+        with AuthzSendForbiddenOnFailure, authorization may then refuse
+        that user with 403 where stock challenges."""
+        admitted = module.status == 200 and module.remote_user is not None
+        forbidden = module.status == 403 and stock.status == 401
+        if not (admitted or forbidden) or step.user is None:
             return False
         scope = self.scenario.scopes[step.scope]
         now = time.monotonic()
         identities = {(step.vhost, s.name) for s in self.answering(scope, step.user)}
         for g in self.grants:
             if (g.identity in identities and g.user == step.user and g.password == step.password
-                    and g.remote_user == module.remote_user and now - g.when <= CACHE_TTL
+                    and (forbidden or g.remote_user == module.remote_user) and now - g.when <= CACHE_TTL
                     and self.edited.get((g.identity[1], step.user), -1.0) > g.when):
                 self.notes.append(f"{step.describe()}: stale grant from {g.identity} (documented cache lifetime)")
                 return True

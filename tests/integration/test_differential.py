@@ -49,7 +49,21 @@ SHRINK_SECONDS = float(os.environ.get("AUTH_PROXY_DIFF_SHRINK_SECONDS", "120"))
 # directives, edits left out, what it showed), run every time. A seed means
 # what the generator in differential.py makes of it: a change to the
 # generator has to find its cases again.
+QUIET = ("AuthProxyThrottle Off",)                  # no failure memory: look at the credential cache
+NO_CACHE = ("AuthProxyCacheTimeout 0",)            # no credential cache: look at the failure memory
+NO_PRIVILEGE_EDITS = ("chmod", "symlink-attack")
 REGRESSION_SCENARIOS: list = [
+    (1819850095, 8, (), (), "symlink to a root-only file: its hashes in the User-readable index"),
+    (1222356005, 129, (), (), "user file chmod 0600: its new hashes in the User-readable index"),
+    (1640193506, 15, (), (), "cached LDAP user: REMOTE_USER not the mail attribute, Require group refuses"),
+    (1722851096, 73, (), (), "cached LDAP user: REMOTE_USER not the mail attribute"),
+    (547756574, 69, (), (), "another Location's DBM file admits a cached user"),
+    (288545018, 157, (), (), "failure memory refuses a password just set in SQL"),
+    (69975896, 165, QUIET, NO_PRIVILEGE_EDITS, "the other vhost's cached DBM grant outlives a password change"),
+    (217, 33, QUIET, NO_PRIVILEGE_EDITS, "an unfiltered LDAP scope's cached grant passes AuthLDAPURL's filter"),
+    (921032232, 149, QUIET, NO_PRIVILEGE_EDITS, "cached LDAP grant passes another scope's filter"),
+    (1984727110, 148, NO_CACHE, NO_PRIVILEGE_EDITS, "failure memory refuses a password just set in SQL"),
+    (1840099285, 175, NO_CACHE, NO_PRIVILEGE_EDITS, "failure memory refuses a password just set in LDAP"),
 ]
 
 
