@@ -859,11 +859,13 @@ class Servers:
 
     def wait_for_module(self, step: Step, timeout: float = 10.0) -> bool:
         """After an edit of a user file, until the module has taken it up:
-        its log says the file was (re)loaded or cannot be read."""
+        its log says the file was (re)loaded, or that it cannot be opened
+        (APX02001 "could not open password file", or "user file FILE cannot
+        be opened by USER" where the User's rights open it)."""
         if step.store not in self.scenario.used_stores() or self.scenario.store(step.store).kind != "file":
             return True
         path = re.escape(str(self.stores.paths.user_file(step.store)))
-        pattern = re.compile(rf"(?:reloaded|loaded) {path}: |could not (?:open|index) password file {path}")
+        pattern = re.compile(rf"(?:loaded|password file) {path}: |user file {path} cannot be opened")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if pattern.search(self.module.log_since()):
@@ -880,7 +882,7 @@ class Grant:
     identity: tuple     # (vhost, store name) that verified it
     user: str
     password: str
-    remote_user: str
+    remote_user: str | None    # None: refused by authorization with 403, REMOTE_USER unseen
 
 
 @dataclass
@@ -948,6 +950,7 @@ class Run:
     def edit(self, i: int, step: Step) -> Difference | None:
         self.tally["edits"] = self.tally.get("edits", 0) + 1
         self.servers.module.mark_log()
+        was_unreadable = self.unreadable(step.store)
         self.stores.apply(step)
         if step.args and step.store != "groups":
             now = time.monotonic()
@@ -959,12 +962,18 @@ class Run:
                         self.edited[(s.name, user)] = now
             elif step.op in ("set", "delete"):
                 self.edited[(step.store, step.args[0])] = now
-        if not self.servers.wait_for_module(step):
+        # A file that stays unreadable is refused before and after alike, and
+        # the module says so once per breakage: nothing to wait for.
+        if not (was_unreadable and self.unreadable(step.store)) and not self.servers.wait_for_module(step):
             self.notes.append(f"step {i}: the module logged no (re)load of {step.store} within 10 s")
         self.ever_readable |= self.stores.readable_hashes()
         if step.op in ("chmod", "symlink-attack"):
             return self.check_leaks(i, step)
         return None
+
+    def unreadable(self, name: str) -> bool:
+        store = self.scenario.stores.get(name)
+        return store is not None and store.kind == "file" and (store.mode == 0o600 or store.attacked)
 
     def check_leaks(self, i: int, step: Step | None) -> Difference | None:
         if "leak-check" in SKIP_OPS:
@@ -1017,7 +1026,11 @@ class Run:
         return out
 
     def remember(self, step: Step, module: Observation) -> None:
-        if module.remote_user is None or step.user is None or module.status != 200:
+        """Notes a credential the module verified (and cached): admitted, or
+        refused by authorization with 403 (AuthzSendForbiddenOnFailure),
+        where REMOTE_USER cannot be seen."""
+        admitted = module.status == 200 and module.remote_user is not None
+        if step.user is None or not (admitted or module.status == 403):
             return
         scope = self.scenario.scopes[step.scope]
         for store in scope.chain:

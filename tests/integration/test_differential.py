@@ -62,6 +62,8 @@ REGRESSION_SCENARIOS: list = [
     (69975896, 165, QUIET, NO_PRIVILEGE_EDITS, "the other vhost's cached DBM grant outlives a password change"),
     (217, 33, QUIET, NO_PRIVILEGE_EDITS, "an unfiltered LDAP scope's cached grant passes AuthLDAPURL's filter"),
     (921032232, 149, QUIET, NO_PRIVILEGE_EDITS, "cached LDAP grant passes another scope's filter"),
+    (1716087198, 86, (), (), "failure memory: a user deleted from the first provider (SQL) is refused, not "
+                             "passed on to the next (DBM)"),
     (1984727110, 148, NO_CACHE, NO_PRIVILEGE_EDITS, "failure memory refuses a password just set in SQL"),
     (1840099285, 175, NO_CACHE, NO_PRIVILEGE_EDITS, "failure memory refuses a password just set in LDAP"),
 ]
