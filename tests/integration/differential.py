@@ -30,10 +30,15 @@ The module's documented exceptions are modelled, nothing else:
   admitted for AuthProxyCacheTimeout after it changed at the store
   (docs/directives.md, AuthProxyCacheTimeout), but only where the same store
   configuration in the same virtual host verified it, and as the same
-  REMOTE_USER;
+  REMOTE_USER (or refused by authorization with 403, as that user would be);
 - a password just set at a checking store may be refused for
   FAILURE_GRACE seconds after the edit (the failure memory); the
   module is asked again until then.
+
+User files are edited on a copy that is then moved into place (htpasswd
+rewrites a file in place, and the module serves what it read of a file
+caught mid-write, APX02005): after each edit both servers answer from the
+new version, stock at once, the module once it has logged taking it up.
 """
 
 from __future__ import annotations
