@@ -1068,7 +1068,9 @@ class Run:
         return False
 
     def fresh_password_refused(self, step: Step, stock: Observation, module: Observation) -> bool:
-        if stock.status not in (200, 403) or module.status != 407 or step.user is None:
+        # Whatever stock answered (admitted, 403 from authorization, 500 from
+        # a later provider in the chain), the module refused without asking.
+        if stock.status == 401 or module.status != 407 or step.user is None:
             return False
         scope = self.scenario.scopes[step.scope]
         now = time.monotonic()
