@@ -134,6 +134,8 @@ bool always_proxy(const Runtime &rt, const ScopeRecord &scope, server_rec *main_
     return found == 1;
 }
 
+void warn_of_unopenable_user_files(Runtime &rt, server_rec *s);
+
 /**
  * Runs for `apachectl configtest` too, for what would otherwise show only
  * at the first request: a ProxyBasic scope that no AuthUserFile reaches
@@ -171,6 +173,9 @@ int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexce
                              scope.where, path);
                 status = HTTP_INTERNAL_SERVER_ERROR;
             }
+        }
+        if (status == OK && ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST) {
+            warn_of_unopenable_user_files(runtime(), s);
         }
         return status;
     }
@@ -274,6 +279,50 @@ std::string user_name()
         return found->pw_name;
     }
     return "uid " + std::to_string(uid);
+}
+
+/**
+ * `apachectl configtest` only: says which ProxyBasic user files the User
+ * cannot open, as the server will find at start. A warning, not
+ * a failure: the file may be put in place before the start, and without it
+ * only its scopes fail (500), closed.
+ */
+void warn_of_unopenable_user_files(Runtime &rt, server_rec *s)
+{
+    activate_proxy_basic_files(rt, s);
+    const std::string name = user_name();
+    std::unique_ptr<FileOpener> opener;
+    std::string error;
+    if (::geteuid() == 0 && ap_unixd_config.user_id != 0) {
+        Identity who;
+        who.uid = ap_unixd_config.user_id;
+        who.gid = ap_unixd_config.group_id;
+        who.name = name;
+        who.groups = groups_of(name, who.gid, error);
+        if (error.empty()) {
+            opener = OpenerProcess::start(who, error);
+        }
+    }
+    else {
+        opener = std::make_unique<DirectOpener>(name);
+    }
+    if (!opener) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, nullptr, APXLOGNO(03022)
+                     "cannot check the user files as %s: %s", name.c_str(), error.c_str());
+        return;
+    }
+    for (const std::string &path : rt.files.paths()) {
+        if (!rt.files.get(path).active()) {
+            continue;
+        }
+        const OpenResult opened = opener->open(path);
+        if (!opened.fd) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, nullptr, APXLOGNO(03023)
+                         "AuthUserFile %s cannot be opened by %s: %s; requests of its ProxyBasic scopes will get "
+                         "500 until it can",
+                         path.c_str(), name.c_str(), errno_text(opened.error).c_str());
+        }
+    }
 }
 
 /** What the parent needs to start the opener again; lives in pconf. */

@@ -1,11 +1,13 @@
 """Configuration as operators write it: configtest catches a scope without a user
 file, and the module leaves httpd's own Basic authentication alone."""
 
+import os
 import re
+import shutil
 
 import pytest
 
-from harness import assert_challenged, basic, curl, proxied_location
+from harness import assert_challenged, basic, curl, proxied_location, run_user
 
 SCOPE_WITHOUT_FILE = """    AuthType ProxyBasic
     AuthName "Login Authentication"
@@ -167,3 +169,22 @@ def test_configtest_reports_proxy_basic_without_mod_proxy(make_httpd, users):
     h2 = make_httpd(h.body.replace("    Require valid-user", "    AuthProxyChallenge proxy\n    Require valid-user"),
                     start=False, without_modules=["proxy", "proxy_http"])
     assert h2.configtest().returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run httpd with a User of its own")
+def test_configtest_warns_of_a_user_file_the_user_cannot_open(make_httpd, backend, server_root, users):
+    """Missing, or readable by root only: said at configtest, naming the User (still Syntax OK: the
+    file may be put in place before the start, and only its scopes fail, closed)."""
+    missing = os.path.join(server_root, "missing")
+    secret_dir = os.path.join(server_root, "root-only")
+    os.mkdir(secret_dir, 0o700)
+    root_only = os.path.join(secret_dir, "users")
+    shutil.copy(users, root_only)
+    body = "".join(proxied_location(f"/{name}", backend.url, path)
+                   for name, path in (("ok", users), ("missing", missing), ("secret", root_only)))
+    result = make_httpd(body, start=False).configtest()
+    assert result.returncode == 0 and "Syntax OK" in result.stderr, result.stderr
+    who = run_user()
+    assert f"APX03023: AuthUserFile {missing} cannot be opened by {who}: No such file or directory" in result.stderr
+    assert f"APX03023: AuthUserFile {root_only} cannot be opened by {who}: Permission denied" in result.stderr
+    assert f"AuthUserFile {users} " not in result.stderr

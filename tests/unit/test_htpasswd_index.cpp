@@ -181,6 +181,52 @@ BOOST_AUTO_TEST_CASE(line_rules_table)
     }
 }
 
+BOOST_AUTO_TEST_CASE(htdigest_lines_are_told_apart_from_other_unusable_entries)
+{
+    static const struct {
+        const char *line;
+        bool htdigest;
+    } cases[] = {
+        {"alice:Realm:85a541fe57a5c9e407c5ed51e09abd3c", true},
+        {"alice:My Realm:85a541fe57a5c9e407c5ed51e09abd3c", true},
+        {"alice:Realm:85A541FE57A5C9E407C5ED51E09ABD3C", false}, // htdigest writes lower case
+        {"alice:Realm:85a541fe57a5c9e407c5ed51e09abd3", false},  // 31 digits
+        {"alice:$apr1$abc$def:comment", false},
+        {"alice:plain", false},
+    };
+    for (const auto &c : cases) {
+        BOOST_TEST_CONTEXT(c.line)
+        {
+            const ParsedUsers parsed = parse_htpasswd(std::string(c.line) + "\n");
+            BOOST_TEST_REQUIRE(parsed.lines.size() == 1u);
+            BOOST_TEST(parsed.lines[0].htdigest == c.htdigest);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_file_of_htdigest_lines_gets_one_note_and_counts_its_users_unusable)
+{
+    std::vector<Diagnostic> notes;
+    const HtpasswdIndex digest("alice:R:85a541fe57a5c9e407c5ed51e09abd3c\nbob:R:85a541fe57a5c9e407c5ed51e09abd3d\n",
+                               &notes);
+    BOOST_TEST(digest.size() == 2u);
+    BOOST_TEST(digest.unusable_users() == 2u);
+    BOOST_TEST_REQUIRE(notes.size() == 1u);
+    BOOST_TEST(notes[0].line == 1u);
+    BOOST_TEST(notes[0].message.find("looks like an htdigest file (2 lines") != std::string::npos);
+
+    // Mixed in with real entries, each is named on its own line.
+    notes.clear();
+    const HtpasswdIndex mixed("alice:R:85a541fe57a5c9e407c5ed51e09abd3c\nbob:plain\n"
+                              "carol:$apr1$x1y2z3w4$AbCdEfGhIjKlMnOpQrStU.\n",
+                              &notes);
+    BOOST_TEST(mixed.unusable_users() == 2u);
+    BOOST_TEST(notes.size() == 2u);
+    for (const Diagnostic &d : notes) {
+        BOOST_TEST(d.message.find("htdigest") == std::string::npos);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(an_unrecognised_entry_has_format_unknown)
 {
     const HtpasswdIndex index("carol:password123\n");

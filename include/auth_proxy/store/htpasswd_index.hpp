@@ -101,6 +101,13 @@ public:
     /** Distinct users. */
     std::size_t size() const noexcept { return s_.distinct; }
 
+    /**
+     * Of those, the ones whose entry is not a usable hash (they can never
+     * log in), as counted when this process laid the index out; 0 for an
+     * index mapped from a file, whose writer counted them.
+     */
+    std::size_t unusable_users() const noexcept { return unusable_; }
+
     /** Bytes held by the index, including the users' text (mapped or not). */
     std::size_t memory_bytes() const noexcept;
 
@@ -129,6 +136,7 @@ private:
     /** Checks base_/bytes_ and takes the sections; false + @p error if invalid. */
     bool attach(std::string &error, Checks checks) noexcept;
 
+    std::size_t unusable_ = 0; ///< see unusable_users()
     PageString heap_;         ///< the buffer, unless mapped
     void *mapping_ = nullptr; ///< the buffer, if mapped (unmapped with the index)
     const char *base_ = nullptr;

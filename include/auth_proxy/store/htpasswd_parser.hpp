@@ -41,6 +41,7 @@ struct HtpasswdLine {
     std::uint32_t hash;
     std::uint32_t hash_length;
     std::size_t line; ///< 1-based, for diagnostics
+    bool htdigest = false; ///< user:realm:32-hex, as htdigest writes (the realm taken for the hash)
 };
 
 /** Lines left out of a file as malformed: counted, for one summary per load. */

@@ -46,15 +46,23 @@ enum class IndexChecks {
     full,   ///< also every entry and the slot table against the user names: O(users)
 };
 
+/** What a layout found among the distinct users, besides what the header keeps. */
+struct LayoutCounts {
+    std::size_t unusable = 0;    ///< users whose entry is not a usable hash: they can never log in
+    std::size_t digest_like = 0; ///< of those, lines of the form user:realm:32-hex, as htdigest writes
+};
+
 /**
  * Lays out the index of a parse's @p text, whose user lines are @p lines
  * (see ParsedUsers), as the file version @p source. Of duplicate users the first wins; duplicates and
  * hashes that are not usable (unknown, over the cost cap) are noted in
- * @p diagnostics (if not null). The typical (format, cost) is the most
- * common usable one, ties to the costlier.
+ * @p diagnostics (if not null), except that a file whose unusable entries
+ * are all htdigest entries gets one note saying so. The typical (format,
+ * cost) is the most common usable one, ties to the costlier.
  */
 PageString lay_out_index(std::string_view text, const PageVector<HtpasswdLine> &lines,
-                         const FileSignature &source, std::vector<Diagnostic> *diagnostics);
+                         const FileSignature &source, std::vector<Diagnostic> *diagnostics,
+                         LayoutCounts *counts = nullptr);
 
 /**
  * Checks @p bytes bytes at @p base as an index buffer and fills @p out;

@@ -124,11 +124,12 @@ private:
     /**
      * A state with @p index for the file version @p signature, logged as
      * loaded or reloaded in the time since @p started, with @p how (how the
-     * index was come by, if not parsed).
+     * index was come by, if not parsed); @p unusable of its users can never
+     * log in and are not counted as loaded.
      */
     void publish_index(std::shared_ptr<const HtpasswdIndex> index, const FileSignature &signature,
                        std::chrono::steady_clock::time_point started, const std::string &how, bool reload,
-                       const Logger &log);
+                       const Logger &log, std::size_t unusable = 0);
     /** A state without index, saying why; logged unless it repeats the current one. */
     bool publish_error(std::shared_ptr<UserFileState> next, const std::shared_ptr<const UserFileState> &old,
                        const Logger &log);

@@ -33,7 +33,9 @@ HtpasswdIndex::HtpasswdIndex(const ParsedUsers &parsed, std::vector<Diagnostic> 
 void HtpasswdIndex::build(const ParsedUsers &parsed, std::vector<Diagnostic> *diagnostics,
                           const FileSignature &source)
 {
-    heap_ = lay_out_index(parsed.text, parsed.lines, source, diagnostics);
+    LayoutCounts counts;
+    heap_ = lay_out_index(parsed.text, parsed.lines, source, diagnostics, &counts);
+    unusable_ = counts.unusable;
     base_ = heap_.data();
     bytes_ = heap_.size();
     std::string error;

@@ -109,7 +109,9 @@ void HtpasswdParser::take_line(std::string_view raw)
     }
     const std::string_view user = raw.substr(0, colon);
     std::string_view hash = raw.substr(colon + 1);
-    hash = hash.substr(0, hash.find(':'));
+    const std::size_t second = hash.find(':');
+    const std::string_view rest = second == std::string_view::npos ? std::string_view() : hash.substr(second + 1);
+    hash = hash.substr(0, second); // what follows a second ':' is no part of the hash, as for mod_authn_file
     PageString &text = out_.text;
     if (user.size() + hash.size() + 2 > kMaxTextBytes - text.size()) {
         throw std::length_error("user file with more than 4 GiB of users");
@@ -124,6 +126,7 @@ void HtpasswdParser::take_line(std::string_view raw)
     text.append(hash.data(), hash.size());
     text.push_back('\0');
     entry.line = line;
+    entry.htdigest = rest.size() == 32 && rest.find_first_not_of("0123456789abcdef") == std::string_view::npos;
     out_.lines.push_back(entry);
 }
 

@@ -6,9 +6,12 @@
 
 #include <cstddef>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <map>
+#include <string>
 #include <unistd.h>
+#include <vector>
 
 namespace auth_proxy {
 
@@ -178,8 +181,10 @@ std::size_t index_header_bytes() noexcept
 }
 
 PageString lay_out_index(std::string_view users_text, const PageVector<HtpasswdLine> &lines,
-                         const FileSignature &source, std::vector<Diagnostic> *diagnostics)
+                         const FileSignature &source, std::vector<Diagnostic> *diagnostics, LayoutCounts *counts)
 {
+    LayoutCounts found;
+    std::vector<Diagnostic> digest_notes; // said one by one only if the file is not all htdigest
     auto note = [&](std::size_t line, bool warning, std::string message) {
         if (diagnostics != nullptr) {
             diagnostics->push_back(Diagnostic{line, warning, std::move(message)});
@@ -244,12 +249,33 @@ PageString lay_out_index(std::string_view users_text, const PageVector<HtpasswdL
         const HashFormat format = classify_hash(stored);
         if (hash_usability(stored, format) == HashUsability::usable) {
             typical.add(format, hash_cost(stored, format));
+            continue;
+        }
+        ++found.unusable;
+        std::string message = "password of user '" + std::string(user) + "': " + describe_unusable(stored, format) +
+                              "; the user can never log in";
+        if (lines[i].htdigest) {
+            ++found.digest_like;
+            if (diagnostics != nullptr) {
+                digest_notes.push_back(Diagnostic{lines[i].line, true, std::move(message)});
+            }
         }
         else {
-            note(lines[i].line, true,
-                 "password of user '" + std::string(user) + "': " + describe_unusable(stored, format) +
-                     "; the user can never log in");
+            note(lines[i].line, true, std::move(message));
         }
+    }
+    if (found.digest_like > 0 && found.digest_like == found.unusable) {
+        note(digest_notes.empty() ? 0 : digest_notes.front().line, true,
+             "the file looks like an htdigest file (" + std::to_string(found.digest_like) +
+                 " lines of user:realm:hash, as htdigest writes them): ProxyBasic needs an htpasswd file, made "
+                 "with htpasswd; none of these users can log in");
+    }
+    else if (diagnostics != nullptr) {
+        diagnostics->insert(diagnostics->end(), std::make_move_iterator(digest_notes.begin()),
+                            std::make_move_iterator(digest_notes.end()));
+    }
+    if (counts != nullptr) {
+        *counts = found;
     }
     h.typical_format = static_cast<std::uint32_t>(typical.format());
     h.typical_cost = typical.cost();

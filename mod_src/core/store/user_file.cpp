@@ -238,10 +238,10 @@ bool UserFile::refresh(const Logger &log)
 
 void UserFile::publish_index(std::shared_ptr<const HtpasswdIndex> index, const FileSignature &signature,
                              std::chrono::steady_clock::time_point started, const std::string &how, bool reload,
-                             const Logger &log)
+                             const Logger &log, std::size_t unusable)
 {
     const auto took = std::chrono::steady_clock::now() - started;
-    const std::size_t users = index->size();
+    const std::size_t users = index->size() - std::min(unusable, index->size());
     auto next = std::make_shared<UserFileState>();
     next->index = std::move(index);
     next->signature = signature;
@@ -258,8 +258,12 @@ void UserFile::publish_index(std::shared_ptr<const HtpasswdIndex> index, const F
                 " ms" + how);
         return;
     }
+    // Only users who can log in are loaded; the others were named at warn level above.
+    const std::string unusable_note =
+        unusable == 0 ? std::string() : "; " + std::to_string(unusable) + " more can never log in (see above)";
     log(LogLevel::info, LogId::file_loaded,
-        (reload ? "reloaded " : "loaded ") + path_ + ": " + std::to_string(users) + " users in " + ms + " ms" + how);
+        (reload ? "reloaded " : "loaded ") + path_ + ": " + std::to_string(users) + " users in " + ms + " ms" + how +
+            unusable_note);
 }
 
 bool UserFile::publish_error(std::shared_ptr<UserFileState> next, const std::shared_ptr<const UserFileState> &old,
@@ -275,24 +279,26 @@ bool UserFile::publish_error(std::shared_ptr<UserFileState> next, const std::sha
     if (metrics_ != nullptr) {
         metrics_->file_unusable(path_, error, old != nullptr);
     }
+    // A server process that meets a broken file says so at info: its index
+    // builder meets the same file as the same User and says it at error, once
+    // for the whole server.
+    const bool reader = role_ == IndexRole::reader;
     switch (id) {
     case LogId::file_too_large:
-        log(LogLevel::error, LogId::file_too_large, error + "; refusing everyone until it is smaller");
+        log(reader ? LogLevel::info : LogLevel::error, LogId::file_too_large,
+            error + "; refusing everyone until it is smaller");
         break;
     case LogId::index_not_published:
         log(LogLevel::error, LogId::index_not_published, error + "; refusing everyone until it publishes one");
         break;
     case LogId::file_not_openable:
-        // A server process's builder meets the same file as the same User
-        // and says so: one line per breakage, not one per server process.
-        log(role_ == IndexRole::reader ? LogLevel::info : LogLevel::error, LogId::file_not_openable,
-            error + "; refusing everyone until it is readable again");
+        log(reader ? LogLevel::info : LogLevel::error, LogId::file_not_openable, error + "; refusing everyone until it is readable again");
         break;
     case LogId::file_opener_failed:
         log(LogLevel::error, LogId::file_opener_failed, error + "; refusing everyone until it is readable again");
         break;
     default:
-        log(LogLevel::error, LogId::file_unreadable, error + "; refusing everyone until it is readable again");
+        log(reader ? LogLevel::info : LogLevel::error, LogId::file_unreadable, error + "; refusing everyone until it is readable again");
         break;
     }
     return true;
@@ -470,10 +476,11 @@ bool UserFile::load(const Logger &log)
         }
         return publish_error(std::move(next), old, log);
     }
+    const std::size_t unusable = next->index->unusable_users(); // the mapped copy does not know it
     if (settled && sharing) {
         write_shared(next->index, log); // only a settled read: readers trust its signature
     }
-    publish_index(std::move(next->index), next->signature, started, "", old != nullptr, log);
+    publish_index(std::move(next->index), next->signature, started, "", old != nullptr, log, unusable);
     return true;
 }
 
