@@ -650,7 +650,8 @@ class Stores:
         return f"INSERT OR REPLACE INTO {store.name} VALUES ('{user}', '{hashed}');"
 
     def sql(self, script: str) -> None:
-        run("sqlite3", str(self.paths.sqlite), input=script)
+        # The module's and stock's mod_dbd read the same database: wait out their read locks.
+        run("sqlite3", "-cmd", ".timeout 10000", str(self.paths.sqlite), input=script)
 
     @staticmethod
     def ldap_entry(ou: str, user: str, e: dict) -> str:
