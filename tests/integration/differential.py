@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from directory_servers import SUFFIX, Slapd
-from harness import Backend, Httpd
+from harness import Backend, Httpd, as_server_user, readable_files_holding
 
 USERS = ["alice", "bob", "carol", "dave"]
 UNKNOWN_USER = "zed"
@@ -529,17 +529,6 @@ def user_account() -> pwd.struct_passwd:
     return pwd.getpwnam("www-data")
 
 
-def as_server_user(code: str, *args: str, input: str | None = None) -> str:
-    """Runs Python @p code as www-data, with its groups, as an httpd child would."""
-    account = user_account()
-    proc = subprocess.run(["/usr/bin/python3", "-c", code, *args], input=input, capture_output=True, text=True,
-                          timeout=60, user=account.pw_uid, group=account.pw_gid,
-                          extra_groups=os.getgrouplist(account.pw_name, account.pw_gid))
-    if proc.returncode != 0:
-        raise RuntimeError(f"as www-data: {proc.stderr}")
-    return proc.stdout
-
-
 class Stores:
     """The scenario's stores on disk and in slapd, kept equal to the model."""
 
@@ -741,29 +730,9 @@ def file_hashes(path: Path) -> set:
         return set()
 
 
-WALK = r"""
-import json, os, sys
-root = sys.argv[1]
-needles = [n.encode() for n in json.load(sys.stdin)]
-found = []
-for directory, _dirs, files in os.walk(root):
-    for name in files:
-        path = os.path.join(directory, name)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        found += [[path, n.decode()] for n in needles if n in data]
-print(json.dumps(found))
-"""
-
-
 def leaked_hashes(run_dir: Path, needles: set) -> list:
     """[path, hash] for every needle found in a file the User can read under @p run_dir."""
-    if not needles:
-        return []
-    return json.loads(as_server_user(WALK, str(run_dir), input=json.dumps(sorted(needles))))
+    return readable_files_holding(run_dir, needles)
 
 
 # ---------------------------------------------------------------- the two servers

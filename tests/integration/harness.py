@@ -173,15 +173,40 @@ def run_user() -> str | None:
     return None
 
 
-def as_server_user(script: str, *args: str) -> str:
+def as_server_user(script: str, *args: str, input: str | None = None) -> str:
     """Runs the Python @p script as the server's User, with the groups
     initgroups() gives it (as httpd's children have them); returns its output."""
     account = pwd.getpwnam(run_user())
     out = subprocess.run(["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups",
                           "--", sys.executable, "-c", script, *args],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, input=input)
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+# Run as the User: every file below a directory that it can read, and which needles each holds.
+_SCAN = r"""
+import json, os, sys
+needles = [n.encode() for n in json.load(sys.stdin)]
+found = []
+for directory, _dirs, names in os.walk(sys.argv[1]):
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        found += [[path, n.decode()] for n in needles if n in data]
+print(json.dumps(found))
+"""
+
+
+def readable_files_holding(top, needles) -> list:
+    """[path, needle] for each needle found in a file below @p top that the server's User can read."""
+    if not needles:
+        return []
+    return json.loads(as_server_user(_SCAN, str(top), input=json.dumps(sorted(needles))))
 
 
 # ---------------------------------------------------------------- docs

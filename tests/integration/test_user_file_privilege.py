@@ -24,29 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import as_server_user, htpasswd, proxied_location, proxy_status, run_user
+from harness import as_server_user, htpasswd, proxied_location, proxy_status, readable_files_holding, run_user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or run_user() is None,
                                 reason="needs root, to run httpd with an unprivileged User")
 
 MPMS = ["event", "prefork"]
-
-# Run as the User: every file under a directory that it can read, and which of them hold a needle.
-SCAN = r"""
-import os, sys
-top, needles = sys.argv[1], [n.encode() for n in sys.argv[2:]]
-for directory, _, names in os.walk(top):
-    for name in names:
-        path = os.path.join(directory, name)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        for n in needles:
-            if n in data:
-                print(path, n.decode())
-"""
 
 REPLACE_BY_LINK = r"""
 import os, sys
@@ -60,7 +43,7 @@ print("OK")
 def leaked(h, needles: list[str]) -> list[str]:
     """What the User can read under the server's runtime directory (the index
     directory included) that holds one of @p needles."""
-    return as_server_user(SCAN, str(h.root / "run"), *needles).splitlines()
+    return [f"{path} {needle}" for path, needle in readable_files_holding(h.root / "run", needles)]
 
 
 def statuses(h, n: int = 8) -> set:
