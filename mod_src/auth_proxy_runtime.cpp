@@ -142,7 +142,7 @@ ThrottleMemory retained_throttle_memory(std::size_t counters, std::size_t failur
     // The name carries the table's layout (slot fields, bucket hash): a module
     // of another layout, loaded by a graceful restart, starts a table of its
     // own rather than look for records where the old one did not put them.
-    RetainedThrottle &kept = retained<RetainedThrottle>("mod_auth_proxy:throttle:2");
+    RetainedThrottle &kept = retained<RetainedThrottle>("mod_auth_proxy:throttle:3");
     const std::size_t counter_bytes = (SharedCounterTable::bytes_for(counters) + 4095) & ~std::size_t{4095};
     if (kept.mapping.memory == nullptr || kept.counters != counters || kept.failures != failures) {
         remap(kept.mapping, counter_bytes + SharedKeySet::bytes_for(failures), "the throttle's counters");

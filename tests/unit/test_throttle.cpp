@@ -1,6 +1,7 @@
 // Specification of the guessing throttle: the counting rule, address
 // blocks, and the shared counter table under processes and threads.
 
+#include "auth_proxy/config.hpp"
 #include "auth_proxy/throttle/client_address.hpp"
 #include "auth_proxy/throttle/throttle.hpp"
 
@@ -443,6 +444,24 @@ BOOST_FIXTURE_TEST_CASE(many_addresses_never_lift_a_lockout_nor_buy_more_guesses
     // Once the windows end, the table takes new clients again.
     advance(600s);
     BOOST_TEST(!t.reserve(ip("10.200.0.1"), "alice", now).locked);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_table_a_quarter_full_refuses_nobody, ThrottleFixture)
+{
+    // A bucket must not fill up long before the table: every client here
+    // has a place, as an operator sizing the table by its docs expects.
+    SharedMemory big_mem(SharedCounterTable::bytes_for(kDefaultThrottleEntries));
+    SharedCounterTable big(big_mem.p, kDefaultThrottleEntries, kSecret);
+    Throttle t = make_with(big);
+    int refused = 0;
+    for (int i = 0; i < static_cast<int>(kDefaultThrottleEntries / 4); ++i) {
+        const std::string address =
+            "10." + std::to_string(i / 65536 % 256) + "." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256);
+        const ClientAddress client = ip(address.c_str());
+        refused += t.reserve(client, "alice", now).locked ? 1 : 0;
+        t.note_failure(client, "alice", t.failure_key(client, "alice", "wrong", "$h"), now);
+    }
+    BOOST_TEST(refused == 0);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_reservation_holds_a_place_until_released_or_counted, ThrottleFixture)

@@ -137,7 +137,7 @@ public:
 
 /**
  * Counters in a shared mapping made before the fork (or kept across
- * graceful restarts by the caller): buckets of 4 slots, readers lock-free
+ * graceful restarts by the caller): buckets of 16 slots, readers lock-free
  * (a seqlock per slot), writers one at a time per bucket. A bucket lock
  * held by a process that died is taken over.
  *
@@ -199,6 +199,7 @@ private:
     Slot *slots_ = nullptr;
     std::size_t capacity_ = 0;
     std::size_t buckets_ = 0;
+    std::size_t ways_ = 1;     ///< slots per bucket
     SipHash24 index_hash_;
 };
 

@@ -13,7 +13,18 @@ namespace auth_proxy {
 
 namespace {
 
-constexpr std::size_t kWays = 4;
+/**
+ * Slots per bucket. Sixteen, so that a bucket fills up by chance only when
+ * the table is well used: with one bucket per key, buckets of four overflow
+ * (and refuse a client) at under a tenth of the table in use.
+ */
+constexpr std::size_t kMaxWays = 16;
+
+/** The ways of a table of @p capacity: kMaxWays, or fewer for a table smaller than one bucket. */
+std::size_t ways_for(std::size_t capacity) noexcept
+{
+    return capacity >= kMaxWays ? kMaxWays : (capacity == 0 ? 1 : capacity);
+}
 constexpr std::int64_t kMicro = 1000000;
 
 /** How long reserve() keeps a place for a failure that a password check in progress may bring. */
@@ -167,9 +178,10 @@ private:
 std::size_t SharedCounterTable::bytes_for(std::size_t capacity) noexcept
 {
     static_assert(sizeof(Slot) == 64, "one slot, one cache line");
-    const std::size_t buckets = (capacity + kWays - 1) / kWays;
+    const std::size_t ways = ways_for(capacity);
+    const std::size_t buckets = (capacity + ways - 1) / ways;
     const std::size_t locks = (buckets * sizeof(std::uint32_t) + 63) & ~std::size_t{63};
-    return locks + buckets * kWays * sizeof(Slot);
+    return locks + buckets * ways * sizeof(Slot);
 }
 
 SharedCounterTable::SharedCounterTable(void *memory, std::size_t capacity, const CacheSecret &secret) noexcept
@@ -178,8 +190,9 @@ SharedCounterTable::SharedCounterTable(void *memory, std::size_t capacity, const
     if (memory == nullptr || capacity == 0) {
         return;
     }
-    buckets_ = (capacity + kWays - 1) / kWays;
-    capacity_ = buckets_ * kWays;
+    ways_ = ways_for(capacity);
+    buckets_ = (capacity + ways_ - 1) / ways_;
+    capacity_ = buckets_ * ways_;
     const std::size_t locks = (buckets_ * sizeof(std::uint32_t) + 63) & ~std::size_t{63};
     locks_ = static_cast<std::uint32_t *>(memory);
     slots_ = reinterpret_cast<Slot *>(static_cast<char *>(memory) + locks);
@@ -194,7 +207,7 @@ std::size_t SharedCounterTable::bucket_of(const CounterKey &key) const noexcept
 SharedCounterTable::Slot *SharedCounterTable::bucket(const CounterKey &key, std::size_t &index) const noexcept
 {
     index = bucket_of(key);
-    return slots_ + index * kWays;
+    return slots_ + index * ways_;
 }
 
 bool SharedCounterTable::find(const CounterKey &key, std::int64_t now, CounterRecord &out,
@@ -206,7 +219,7 @@ bool SharedCounterTable::find(const CounterKey &key, std::int64_t now, CounterRe
     const auto want = words_of(key);
     std::size_t index;
     Slot *first = bucket(key, index);
-    for (std::size_t w = 0; w < kWays; ++w) {
+    for (std::size_t w = 0; w < ways_; ++w) {
         Slot &slot = first[w];
         for (int attempt = 0; attempt < 4; ++attempt) {
             const std::uint32_t before = slot.sequence.load(std::memory_order_acquire);
@@ -256,7 +269,7 @@ SharedCounterTable::Slot *SharedCounterTable::claim(Slot *first, const CounterKe
     const auto want = words_of(key);
     Slot *unused = nullptr; // holds nothing at all
     Slot *copy = nullptr;   // holds only a copy of another store's record
-    for (std::size_t w = 0; w < kWays; ++w) {
+    for (std::size_t w = 0; w < ways_; ++w) {
         Slot &slot = first[w];
         const std::int64_t keep = slot.keep.load(std::memory_order_relaxed);
         const std::int64_t fresh = slot.fresh_until.load(std::memory_order_relaxed);
@@ -303,7 +316,7 @@ Counting SharedCounterTable::count(const CounterKey &key, std::int64_t now, cons
         return c; // a wedged bucket: the caller treats it as one with no room
     }
     // Claiming may move a record: readers see the whole bucket as busy meanwhile.
-    for (std::size_t w = 0; w < kWays; ++w) {
+    for (std::size_t w = 0; w < ways_; ++w) {
         first[w].sequence.fetch_add(1, std::memory_order_relaxed);
     }
     std::atomic_thread_fence(std::memory_order_release);
@@ -321,7 +334,7 @@ Counting SharedCounterTable::count(const CounterKey &key, std::int64_t now, cons
         c.record = r;
         c.stored = true;
     }
-    for (std::size_t w = 0; w < kWays; ++w) {
+    for (std::size_t w = 0; w < ways_; ++w) {
         first[w].sequence.fetch_add(1, std::memory_order_release);
     }
     return c;
@@ -339,7 +352,7 @@ bool SharedCounterTable::put(const CounterKey &key, const CounterRecord &record,
     if (!lock.held()) {
         return false;
     }
-    for (std::size_t w = 0; w < kWays; ++w) {
+    for (std::size_t w = 0; w < ways_; ++w) {
         first[w].sequence.fetch_add(1, std::memory_order_relaxed);
     }
     std::atomic_thread_fence(std::memory_order_release);
@@ -352,7 +365,7 @@ bool SharedCounterTable::put(const CounterKey &key, const CounterRecord &record,
         // What this table counted itself stays protected as long as it did.
         slot->keep.store(std::max(keep, slot->keep.load(std::memory_order_relaxed)), std::memory_order_relaxed);
     }
-    for (std::size_t w = 0; w < kWays; ++w) {
+    for (std::size_t w = 0; w < ways_; ++w) {
         first[w].sequence.fetch_add(1, std::memory_order_release);
     }
     return slot != nullptr;
@@ -372,7 +385,7 @@ Reservation SharedCounterTable::reserve(const CounterKey &key, std::int64_t now,
         reservation.room_at = now + kMicro; // a wedged bucket: try again in a second
         return reservation;
     }
-    for (std::size_t w = 0; w < kWays; ++w) {
+    for (std::size_t w = 0; w < ways_; ++w) {
         first[w].sequence.fetch_add(1, std::memory_order_relaxed);
     }
     std::atomic_thread_fence(std::memory_order_release);
@@ -383,13 +396,13 @@ Reservation SharedCounterTable::reserve(const CounterKey &key, std::int64_t now,
     }
     else {
         std::int64_t soonest = 0;
-        for (std::size_t w = 0; w < kWays; ++w) {
+        for (std::size_t w = 0; w < ways_; ++w) {
             const std::int64_t keep = first[w].keep.load(std::memory_order_relaxed);
             soonest = soonest == 0 ? keep : std::min(soonest, keep);
         }
         reservation.room_at = soonest;
     }
-    for (std::size_t w = 0; w < kWays; ++w) {
+    for (std::size_t w = 0; w < ways_; ++w) {
         first[w].sequence.fetch_add(1, std::memory_order_release);
     }
     return reservation;
@@ -407,7 +420,7 @@ void SharedCounterTable::release(const CounterKey &key, std::int64_t now)
         return; // the reservation runs out by itself
     }
     const auto want = words_of(key);
-    for (std::size_t w = 0; w < kWays; ++w) {
+    for (std::size_t w = 0; w < ways_; ++w) {
         Slot &slot = first[w];
         if (slot.key[0].load(std::memory_order_relaxed) != want[0] ||
             slot.key[1].load(std::memory_order_relaxed) != want[1] || slot.keep.load(std::memory_order_relaxed) <= now) {
