@@ -631,9 +631,8 @@ class Stores:
         os.replace(tmp, path)
 
     def write_user_file(self, store: Store) -> None:
-        path = self.paths.user_file(store.name)
-        if path.is_symlink():
-            path.unlink()
+        # os.replace swaps a symbolic link for the file in one step: the
+        # file is never missing, which both servers would answer with 500.
         text = "".join(self.hash_line(u, pw, f) for u, (pw, f) in store.entries.items())
         self.replace_file(store, lambda tmp: tmp.write_text(text))
 
@@ -683,7 +682,8 @@ class Stores:
         return f"INSERT OR REPLACE INTO {store.name} VALUES ('{user}', '{hashed}');"
 
     def sql(self, script: str) -> None:
-        run("sqlite3", str(self.paths.sqlite), input=script)
+        # mod_dbd may be reading: wait for its lock rather than fail at once.
+        run("sqlite3", str(self.paths.sqlite), input=".timeout 10000\n" + script)
 
     @staticmethod
     def ldap_entry(ou: str, user: str, e: dict) -> str:
@@ -896,14 +896,20 @@ class Servers:
         return obs
 
     def wait_for_module(self, step: Step, timeout: float = 10.0) -> bool:
-        """After an edit of a user file, until the module has taken it up:
-        its log says the file was (re)loaded, or that it cannot be opened
-        (APX02001 "could not open password file", or "user file FILE cannot
-        be opened by USER" where the User's rights open it)."""
+        """After an edit of a user file, until the module has taken up the
+        state the edit left: its log says the file was (re)loaded, or, for
+        a file the User cannot read, that it cannot be opened (APX02001
+        "could not open password file", or "user file FILE cannot be opened
+        by USER" where the User's rights open it). Only that state counts:
+        a child may log the other one on its way there."""
         if step.store not in self.scenario.used_stores() or self.scenario.store(step.store).kind != "file":
             return True
+        store = self.scenario.store(step.store)
         path = re.escape(str(self.stores.paths.user_file(step.store)))
-        pattern = re.compile(rf"(?:loaded|password file) {path}: |user file {path} cannot be opened")
+        if store.mode == 0o600 or store.attacked:
+            pattern = re.compile(rf"password file {path}: |user file {path} cannot be opened")
+        else:
+            pattern = re.compile(rf"loaded {path}: ")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if pattern.search(self.module.log_since()):
