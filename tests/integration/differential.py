@@ -29,8 +29,11 @@ The module's documented exceptions are modelled, nothing else:
 - a credential verified by a checking store (dbm, dbd, ldap) may keep being
   admitted for AuthProxyCacheTimeout after it changed at the store
   (docs/directives.md, AuthProxyCacheTimeout), but only where the same store
-  configuration in the same virtual host verified it, and as the same
-  REMOTE_USER (or refused by authorization with 403, as that user would be);
+  configuration in the same virtual host verified it (whatever
+  authorization then answered), and as the same REMOTE_USER; where
+  authorization refuses that user, the module refuses (403 or a challenge
+  in the scope's realm) where stock refused with a challenge or with the
+  500 of a later provider it could not read;
 - a password just set at a checking store may be refused for
   FAILURE_GRACE seconds after the edit (the failure memory); the
   module is asked again until then.
@@ -410,6 +413,36 @@ def knows(model: Scenario, store: Store, user: str) -> bool:
     return user in store.entries
 
 
+def verifies(model: Scenario, store: Store, user: str, password: str) -> bool:
+    """Whether @p store, as the model holds it now, accepts @p password for
+    @p user: a hash reads what its format reads (crypt 8 bytes, bcrypt 72),
+    and a plain-text entry accepts nothing (APR hands it to crypt())."""
+    if not knows(model, store, user):
+        return False
+    if store.kind == "ldap":
+        return model.directory[(store.ou, user)]["password"] == password
+    if store.kind == "file" and (store.mode == 0o600 or store.attacked):
+        return False
+    stored, flags = store.entries[user]
+    if "-p" in flags:
+        return False
+    read = 8 if "-d" in flags else 72 if "-B" in flags else None
+    return password[:read] == stored[:read]
+
+
+def remote_user_of(model: Scenario, store: Store, user: str) -> str:
+    """The REMOTE_USER that @p store sets for @p user (AuthLDAPRemoteUserAttribute)."""
+    if store.kind == "ldap" and store.mail_as_user:
+        return model.directory[(store.ou, user)]["mail"]
+    return user
+
+
+def effective_realm(model: Scenario, scope: Scope) -> str | None:
+    while scope.realm is None and scope.parent is not None:
+        scope = model.scopes[scope.parent]
+    return scope.realm
+
+
 # ---------------------------------------------------------------- rendering
 
 def render_require(node, indent: str = "    ") -> str:
@@ -587,9 +620,8 @@ class Stores:
         os.replace(tmp, path)
 
     def write_user_file(self, store: Store) -> None:
-        path = self.paths.user_file(store.name)
-        if path.is_symlink():
-            path.unlink()
+        # os.replace swaps a symbolic link for the file in one step: the
+        # file is never missing, which both servers would answer with 500.
         text = "".join(self.hash_line(u, pw, f) for u, (pw, f) in store.entries.items())
         self.replace_file(store, lambda tmp: tmp.write_text(text))
 
@@ -639,8 +671,8 @@ class Stores:
         return f"INSERT OR REPLACE INTO {store.name} VALUES ('{user}', '{hashed}');"
 
     def sql(self, script: str) -> None:
-        # The module's and stock's mod_dbd read the same database: wait out their read locks.
-        run("sqlite3", "-cmd", ".timeout 10000", str(self.paths.sqlite), input=script)
+        # mod_dbd may be reading: wait for its lock rather than fail at once.
+        run("sqlite3", str(self.paths.sqlite), input=".timeout 10000\n" + script)
 
     @staticmethod
     def ldap_entry(ou: str, user: str, e: dict) -> str:
@@ -833,14 +865,20 @@ class Servers:
         return obs
 
     def wait_for_module(self, step: Step, timeout: float = 10.0) -> bool:
-        """After an edit of a user file, until the module has taken it up:
-        its log says the file was (re)loaded, or that it cannot be opened
-        (APX02001 "could not open password file", or "user file FILE cannot
-        be opened by USER" where the User's rights open it)."""
+        """After an edit of a user file, until the module has taken up the
+        state the edit left: its log says the file was (re)loaded, or, for
+        a file the User cannot read, that it cannot be opened (APX02001
+        "could not open password file", or "user file FILE cannot be opened
+        by USER" where the User's rights open it). Only that state counts:
+        a child may log the other one on its way there."""
         if step.store not in self.scenario.used_stores() or self.scenario.store(step.store).kind != "file":
             return True
+        store = self.scenario.store(step.store)
         path = re.escape(str(self.stores.paths.user_file(step.store)))
-        pattern = re.compile(rf"(?:loaded|password file) {path}: |user file {path} cannot be opened")
+        if store.mode == 0o600 or store.attacked:
+            pattern = re.compile(rf"password file {path}: |user file {path} cannot be opened")
+        else:
+            pattern = re.compile(rf"loaded {path}: ")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if pattern.search(self.module.log_since()):
@@ -857,7 +895,7 @@ class Grant:
     identity: tuple     # (vhost, store name) that verified it
     user: str
     password: str
-    remote_user: str | None    # None: refused by authorization with 403, REMOTE_USER unseen
+    remote_user: str           # as seen by the backend, or as the store sets it where authorization refused
 
 
 @dataclass
@@ -1001,37 +1039,50 @@ class Run:
         return out
 
     def remember(self, step: Step, module: Observation) -> None:
-        """Notes a credential the module verified (and cached): admitted, or
-        refused by authorization with 403 (AuthzSendForbiddenOnFailure),
-        where REMOTE_USER cannot be seen."""
-        admitted = module.status == 200 and module.remote_user is not None
-        if step.user is None or not (admitted or module.status == 403):
+        """Notes a credential the module verified (and cached) at a checking
+        store: admitted, refused by authorization with 403
+        (AuthzSendForbiddenOnFailure), or refused by authorization with a
+        challenge, which the model tells from a wrong password by the
+        store's content."""
+        if step.user is None:
             return
+        admitted = module.status == 200 and module.remote_user is not None
         scope = self.scenario.scopes[step.scope]
-        for store in scope.chain:
-            s = self.scenario.store(store)
+        for name in scope.chain:
+            s = self.scenario.store(name)
             if knows(self.scenario, s, step.user):
-                if s.checking:
-                    self.grants.append(Grant(time.monotonic(), (step.vhost, store), step.user, step.password,
-                                             module.remote_user))
+                authenticated = admitted or module.status == 403 or \
+                    verifies(self.scenario, s, step.user, step.password)
+                if s.checking and authenticated:
+                    remote_user = module.remote_user if admitted else remote_user_of(self.scenario, s, step.user)
+                    self.grants.append(Grant(time.monotonic(), (step.vhost, name), step.user, step.password,
+                                             remote_user))
                 return
 
     def stale_grant_allowed(self, step: Step, stock: Observation, module: Observation) -> bool:
-        """docs/directives.md, AuthProxyCacheTimeout: a password changed at a
-        checking store keeps working for the cache's lifetime, where that
-        store (in that virtual host) verified it, as the user it verified;
-        with AuthzSendForbiddenOnFailure, authorization may then refuse
-        that user with 403 where stock challenges."""
-        admitted = module.status == 200 and module.remote_user is not None
-        forbidden = module.status == 403 and stock.status == 401
-        if not (admitted or forbidden) or step.user is None:
+        """docs/directives.md, AuthProxyCacheTimeout: a password changed (or
+        a user removed) at a checking store keeps working for the cache's
+        lifetime, where that store (in that virtual host) verified it, as
+        the user it verified. Authorization then decides as for that user:
+        admitted as the REMOTE_USER the store set, or refused (403 with
+        AuthzSendForbiddenOnFailure, else challenged in the scope's realm)
+        where stock refused, with a challenge or with 500 from a later
+        provider it could not read."""
+        if step.user is None:
             return False
         scope = self.scenario.scopes[step.scope]
+        stock_refused = stock.status in (401, 500)
+        admitted = module.status == 200 and module.remote_user is not None
+        forbidden = module.status == 403 and scope.forbidden_on_failure and stock_refused
+        challenged = (module.status == 407 and stock.status == 500
+                      and module.realm == effective_realm(self.scenario, scope))
+        if not (admitted or forbidden or challenged):
+            return False
         now = time.monotonic()
         identities = {(step.vhost, s.name) for s in self.answering(scope, step.user)}
         for g in self.grants:
             if (g.identity in identities and g.user == step.user and g.password == step.password
-                    and (forbidden or g.remote_user == module.remote_user) and now - g.when <= CACHE_TTL
+                    and (not admitted or g.remote_user == module.remote_user) and now - g.when <= CACHE_TTL
                     and self.edited.get((g.identity[1], step.user), -1.0) > g.when):
                 self.notes.append(f"{step.describe()}: stale grant from {g.identity} (documented cache lifetime)")
                 return True

@@ -66,6 +66,11 @@ REGRESSION_SCENARIOS: list = [
                              "passed on to the next (DBM)"),
     (1984727110, 148, NO_CACHE, NO_PRIVILEGE_EDITS, "failure memory refuses a password just set in SQL"),
     (1840099285, 175, NO_CACHE, NO_PRIVILEGE_EDITS, "failure memory refuses a password just set in LDAP"),
+    (1262072829, 151, (), (), "cached LDAP grant first refused with 403, admitted once a group edit lets it in"),
+    (951939751, 197, (), (), "cached DBM grant of a removed user refused by authorization, where stock goes on to "
+                             "an unreadable user file (500)"),
+    (287376285, 273, (), (), "the test's restore of an attacked user file left it missing for a moment, and the "
+                             "module's log of that moment passed for having taken up the restore"),
 ]
 
 
