@@ -236,6 +236,9 @@ int authenticate(request_rec *r)
         forget_proxy_credentials(r, proxied);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (rt.watcher) {
+        chain.follow_changes(); // files are reloaded: a change counts once it is on disk
+    }
 
     const char *header_name = proxied ? "Proxy-Authorization" : "Authorization";
     AuthRequest request;

@@ -100,6 +100,18 @@ bool StoreChain::build(request_rec *r, const char *list, UserFile *file, const L
     return true;
 }
 
+void StoreChain::follow_changes() noexcept
+{
+    if (file_ == nullptr || !file_->behind(*file_state_)) {
+        return;
+    }
+    for (std::size_t i = 0; i < count_; ++i) {
+        if (stores_[i].file != nullptr) {
+            stores_[i].changed = file_;
+        }
+    }
+}
+
 std::string StoreChain::name_of(int i) const
 {
     if (i < 0 || static_cast<std::size_t>(i) >= count_) {

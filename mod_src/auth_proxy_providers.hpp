@@ -59,6 +59,13 @@ public:
      */
     bool build(request_rec *r, const char *list, UserFile *file, const Logger &log, std::string &error);
 
+    /**
+     * Marks the user file as changed if it is no longer the version its
+     * state was read from (see Store::changed): where files are reloaded,
+     * a request never trusts an index the file has left behind.
+     */
+    void follow_changes() noexcept;
+
     const Store *stores() const noexcept { return stores_; }
     std::size_t size() const noexcept { return count_; }
 

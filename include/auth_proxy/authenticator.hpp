@@ -96,6 +96,14 @@ struct CredentialBuffer {
 struct Store {
     const UserFileState *file = nullptr; ///< the indexed AuthUserFile
     CheckingStore *checker = nullptr;    ///< a store that checks passwords itself
+    /**
+     * Set (with file) when the user file on disk is no longer the version
+     * file was read from (UserFile::behind()) and its new index is not in
+     * yet: the user is read from the file itself (UserFile::read_user()),
+     * so a change counts from the moment it is on disk, as with
+     * mod_authn_file, never from when an index catches up.
+     */
+    const UserFile *changed = nullptr;
 };
 
 /**

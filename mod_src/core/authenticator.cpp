@@ -304,10 +304,14 @@ Verdict Authenticator::authenticate(const Store *stores, std::size_t count, cons
     }
 
     const HtpasswdIndex *typical = nullptr;
+    std::shared_ptr<const UserFileState> read_now; // a changed user file, read for this user
     for (std::size_t i = 0; i < count; ++i) {
         a.store = static_cast<int>(i);
         if (stores[i].file != nullptr) {
-            const UserFileState &file = *stores[i].file;
+            if (stores[i].changed != nullptr && !read_now) {
+                read_now = stores[i].changed->read_user(a.creds.user, stores[i].file);
+            }
+            const UserFileState &file = stores[i].changed != nullptr ? *read_now : *stores[i].file;
             if (!file.index) {
                 v.store = a.store;
                 v.outcome = Outcome::failed;
@@ -315,7 +319,9 @@ Verdict Authenticator::authenticate(const Store *stores, std::size_t count, cons
                 v.detail = file.error;
                 return v;
             }
-            typical = typical != nullptr ? typical : file.index.get();
+            if (typical == nullptr) {
+                typical = file.typical ? file.typical.get() : file.index.get();
+            }
             if (ask_file(*file.index, a, v) == Next::answered) {
                 return v;
             }

@@ -2,7 +2,8 @@
 
 The User (web applications run as it) can often write the directory that
 holds an AuthUserFile. Whatever it puts there, the index builder reads the
-file once, in a stream, and the server processes never read it at all:
+file once, in a stream, and the server processes never index it (a request
+reads it for its one user, line by line, until the new index is in):
 a 1 GB sparse file is refused by its size (500, fail closed), a 300 MB one
 of NUL bytes is read until its first line is longer than any htpasswd line
 (then nobody is admitted by it), and no process's peak memory comes near

@@ -4,8 +4,9 @@ The index builder (a process of the parent's identity) writes the index of
 each new file version under the runtime directory (run/auth_proxy/), and
 every server process maps that same file, so the page cache holds one copy.
 One parse per file version for the whole server, and one APX02003 line:
-server processes keep their index until the builder publishes the next,
-however long it takes, and never read the file themselves.
+server processes never parse or index the file; until the builder
+publishes the new version, a request reads the changed file for its one
+user, as mod_authn_file does.
 """
 
 from __future__ import annotations
@@ -149,39 +150,46 @@ def test_with_reloading_off_the_parent_keeps_the_index_its_children_inherit(make
 
 
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
-def test_server_processes_wait_for_a_stopped_builder_and_never_read_the_file_themselves(
+def test_a_stopped_builder_holds_up_no_change_and_no_server_process_indexes_the_file(
         make_httpd, backend, server_root, mpm):
-    """A builder that takes long (here: stopped) holds up the new version,
-    not memory: every server process keeps serving the previous index, and
-    takes up the builder's once it is published. Before, each one parsed a
-    private copy after a 3 s grace."""
+    """A builder that takes long (here: stopped) holds up neither a change
+    nor memory: until its index is in, each request sees that the file is
+    no longer the indexed version and reads it for its one user, as
+    mod_authn_file does, so a user added is admitted and a user removed is
+    refused at once; no server process parses or indexes the file. Before,
+    the previous version answered until the builder published."""
     users = Path(server_root) / "users"
     write_users(users, 1000)
     h = make_httpd(config(users, backend), mpm=mpm)
     assert proxy_status(h, "user0000001", "pw") == 200
+    assert proxy_status(h, "user0000999", "pw") == 200
     builder = int(re.findall(r"APX03010: index builder (\d+) started", h.log())[-1])
     _, children = server_pids(h)
     h.mark_log()
 
     os.kill(builder, signal.SIGSTOP)
     try:
-        write_users(users, 1000, sha_line("newbie", "newbie-pw"))
-        # Twice the old grace: long enough for any process that would read
-        # the file itself to have done so.
+        write_users(users, 999, sha_line("newbie", "newbie-pw"))   # user0000999 removed, newbie added
+        # Long enough for any process that would index the file itself
+        # (as they did after a 3 s grace, once) to have done so.
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline:
-            assert proxy_status(h, "newbie", "newbie-pw") == 407, "a version nobody published was served"
-            assert proxy_status(h, "user0000001", "pw") == 200, "the previous version was dropped"
+            assert proxy_status(h, "newbie", "newbie-pw") == 200, "a user on disk was refused"
+            assert proxy_status(h, "user0000999", "pw") == 407, "a user removed from the file was admitted"
+            assert proxy_status(h, "user0000001", "pw") == 200, "a user still in the file was refused"
             time.sleep(0.1)
         log = h.log_since()
-        assert not re.search(r"APX0200[38]: ", log), f"a server process read the file itself:\n{log}"
+        assert not re.search(r"APX020(03|08|32): ", log), f"a server process indexed the file itself:\n{log}"
     finally:
         os.kill(builder, signal.SIGCONT)
 
+    # Once published, the builder's index is what the server processes serve.
     deadline = time.monotonic() + 20
-    while not all(proxy_status(h, "newbie", "newbie-pw") == 200 for _ in range(8)):
+    while not re.search(rf"APX02032: serving {users} from the index builder's index: 1000 users", h.log_since()):
         assert time.monotonic() < deadline, f"the builder's index was not taken up: {h.log_since()}"
         time.sleep(0.05)
+    assert proxy_status(h, "newbie", "newbie-pw") == 200
+    assert proxy_status(h, "user0000999", "pw") == 407
     parses = re.findall(r"\[pid (\d+)[^\]]*\][^\n]*APX02003: reloaded ", h.log_since())
     assert parses == [str(builder)], f"expected one parse, the builder's: {parses}"
     assert not set(parses) & {str(c) for c in children}

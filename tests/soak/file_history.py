@@ -7,18 +7,20 @@ next edit, and nothing else is ever on disk, except that a file htpasswd
 rewrites in place is empty or half-written for a moment between ``start``
 and ``end``: such a *transient* version admits nobody.
 
-A change must show within ``GRACE`` seconds. So a request sent at ``sent``
-and answered at ``received`` may be judged by any version on disk at some
-time in ``[sent - GRACE, received]``:
+A change counts from the moment it is on disk, as with mod_authn_file,
+which reads the file on every request: a request sent at ``sent`` and
+answered at ``received`` may be judged by any version on disk at some time
+in ``[sent, received]``, and by no other. (``GRACE`` widens that window
+back in time, should a module ever need one: it is 0.)
 
 - 200 needs one of those versions to hold this user with this password.
-  Otherwise a user deleted (or a password replaced) more than GRACE before
-  was admitted.
+  Otherwise a user already deleted (or a password already replaced) when
+  the request was sent was admitted.
 - 407 or 429 (the guessing throttle: "not admitted") needs one of those
-  versions *not* to hold them. Otherwise credentials valid for more than
-  GRACE, with no rewrite or missing file in between, were refused.
-- 500 needs the file to have been missing at some time in that window:
-  the deliberate missing-file window, plus GRACE.
+  versions *not* to hold them. Otherwise credentials valid all the while
+  the request was in flight, with no rewrite or missing file in between,
+  were refused.
+- 500 needs the file to have been missing at some time in that window.
 - Any other status, or no complete response (after the client's one retry
   on a reused connection), is always a violation.
 """
@@ -29,7 +31,7 @@ import bisect
 import math
 from dataclasses import dataclass, field
 
-GRACE = 1.0          # seconds a change may take to show in every server process
+GRACE = 0.0          # seconds a change may take to show (none: as with mod_authn_file)
 REFUSED = (407, 429)
 
 
@@ -114,15 +116,15 @@ class Rules:
             violation = f"no response ({r.outcome}): {r.error}"
         elif r.status == 200 and must_refuse:
             if all(v.state is None or r.user not in v.state for v in window):
-                violation = "admitted a user absent from the file for more than 1 s"
+                violation = "admitted a user absent from the file"
             elif r.password in self.passwords.get(r.user, ()):
-                violation = "admitted a password replaced more than 1 s before"
+                violation = "admitted a password already replaced"
             else:
                 violation = "admitted a wrong password"
         elif r.status in REFUSED and must_admit:
-            violation = f"refused ({r.status}) credentials valid for more than 1 s"
+            violation = f"refused ({r.status}) credentials valid all the while"
         elif r.status == 500 and not missing:
-            violation = "500 outside the missing-file window (+1 s)"
+            violation = "500 while the file was there"
         elif r.status not in (200, 500) + REFUSED:
             violation = f"unexpected status {r.status}"
         return Judgement(violation, must_admit, must_refuse)

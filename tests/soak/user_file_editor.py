@@ -45,7 +45,7 @@ INITIAL_USERS = 20
 FORMATS = [("-B", "-C", "4"), ("-m",), ("-s",), ("-5", "-r", "1000")]
 QUIET_SHARE = 0.3               # share of pauses that are quiet stretches
 BURST_PAUSE = (0.05, 0.4)       # seconds
-QUIET_PAUSE = (1.3, 2.5)        # seconds: longer than the 1 s a change may take to show
+QUIET_PAUSE = (1.3, 2.5)        # seconds: time for the new index to come in (between edits, requests use it)
 
 
 class Schedule:

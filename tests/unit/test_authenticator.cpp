@@ -372,6 +372,35 @@ BOOST_AUTO_TEST_CASE(stores_are_asked_in_order_until_one_knows_the_user)
     BOOST_TEST(ldap.asked == 2);
 }
 
+BOOST_AUTO_TEST_CASE(a_changed_user_file_answers_from_disk_until_its_index_catches_up)
+{
+    // The served state (kUsers: alice, bob, ...) is the version before the
+    // change; on disk alice has bob's hash and bob is gone.
+    Harness h;
+    test_support::TempDir dir;
+    const std::string path = dir.file("users");
+    test_support::write_file(path, "alice:" + kBob + "\nsam:" + kSam + "\n");
+    const UserFile file(path);
+    BOOST_TEST_REQUIRE((h.login("alice", "alice-pw").outcome == Outcome::admitted)); // now in the cache
+    const std::vector<Store> changed = {{&h.users, nullptr, &file}};
+
+    const Verdict old_password = run_chain(h, changed, "alice", "alice-pw");
+    BOOST_TEST((old_password.outcome == Outcome::refused)); // the cached grant was for the old hash
+    BOOST_TEST(!old_password.cache_hit);
+    BOOST_TEST((run_chain(h, changed, "alice", "bob-pw").outcome == Outcome::admitted));
+    const Verdict removed = run_chain(h, changed, "bob", "bob-pw");
+    BOOST_TEST(describe(removed.reason) == describe(Reason::unknown_user));
+    // What an unknown user costs is still the whole file's typical hash (bcrypt), not the one user's.
+    BOOST_TEST_REQUIRE(calls.size() == 1u);
+    BOOST_TEST((calls[0].format == HashFormat::bcrypt));
+
+    // Gone from disk: 500, naming the file, whatever the index held.
+    std::remove(path.c_str());
+    const Verdict missing = run_chain(h, changed, "sam", "sam-pw");
+    BOOST_TEST((missing.outcome == Outcome::failed));
+    BOOST_TEST(missing.detail.find(path) != std::string::npos, missing.detail);
+}
+
 BOOST_AUTO_TEST_CASE(a_checking_stores_grant_is_cached_per_store_and_its_refusals_never_are)
 {
     Harness h;

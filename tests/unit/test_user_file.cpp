@@ -208,6 +208,95 @@ BOOST_AUTO_TEST_CASE(file_replaced_by_rename_with_the_same_size_is_reloaded)
     BOOST_TEST(std::string(state->index->find("alice")->hash) == new_hash);
 }
 
+// ---- A change counts once it is on disk ------------------------------------
+// Between a change and its new index, a request reads the file itself for
+// its one user (UserFile::behind(), read_user()), as mod_authn_file reads it.
+
+BOOST_AUTO_TEST_CASE(a_state_is_behind_as_soon_as_its_file_changes_on_disk)
+{
+    TempDir dir;
+    const std::string path = dir.file("users");
+    write_file(path, "alice:" + kApr1 + "\n");
+    LogCapture log;
+    UserFile file(path);
+    const auto served = file.state(log.logger());
+    BOOST_TEST_REQUIRE(finds(served, "alice"));
+    BOOST_TEST(!file.behind(*served));
+
+    replace_file(path, "bob:" + kSha + "\n");
+    BOOST_TEST(file.behind(*served)); // no refresh() yet: the state still holds alice
+    BOOST_TEST(finds(served, "alice"));
+    BOOST_TEST(file.refresh(log.logger()));
+    BOOST_TEST(!file.behind(*file.state(log.logger())));
+
+    std::filesystem::remove(path);
+    BOOST_TEST(file.behind(*file.state(log.logger())));
+}
+
+BOOST_AUTO_TEST_CASE(read_user_answers_from_the_file_as_it_is_now)
+{
+    struct Case {
+        const char *name;
+        std::string content; // on disk after the change; "-": removed
+        const char *user;
+        const char *hash;    // the hash found; null: not found
+        const char *error;   // a part of the error; null: an index
+    };
+    const std::string other = "{SHA}AAAAcBGmURe+4zihKsjfuHZgJbQ=";
+    const std::vector<Case> cases = {
+        {"a user removed is not found", "bob:" + kSha + "\n", "alice", nullptr, nullptr},
+        {"a user added is found", "alice:" + kApr1 + "\ncarol:" + kSha + "\n", "carol", kSha.c_str(), nullptr},
+        {"a replaced password is the new one", "alice:" + other + "\n", "alice", other.c_str(), nullptr},
+        {"of duplicates the first counts", "alice:" + other + "\nalice:" + kSha + "\n", "alice", other.c_str(), nullptr},
+        {"a line over the cap ends the file", std::string(5000, 'x') + "\nalice:" + kSha + "\n", "alice", nullptr, nullptr},
+        {"a name is matched whole", "alicea:" + kSha + "\nalic:" + kSha + "\n", "alice", nullptr, nullptr},
+        {"a removed file fails closed, naming it", "-", "alice", nullptr, "No such file"},
+        {"a directory fails closed", "dir", "alice", nullptr, "Invalid argument"},
+    };
+    for (const Case &c : cases) {
+        BOOST_TEST_CONTEXT(c.name)
+        {
+            TempDir dir;
+            const std::string path = dir.file("users");
+            write_file(path, "alice:" + kApr1 + "\nzed:{SHA}x\n");
+            LogCapture log;
+            UserFile file(path);
+            const auto served = file.state(log.logger());
+            BOOST_TEST_REQUIRE(finds(served, "alice"));
+            if (c.content == "-") {
+                std::filesystem::remove(path);
+            }
+            else if (c.content == "dir") {
+                std::filesystem::remove(path);
+                std::filesystem::create_directory(path);
+            }
+            else {
+                replace_file(path, c.content);
+            }
+            BOOST_TEST(file.behind(*served));
+            const auto now = file.read_user(c.user, served.get());
+            BOOST_TEST_REQUIRE(now != nullptr);
+            if (c.error != nullptr) {
+                BOOST_TEST(now->index == nullptr);
+                BOOST_TEST(now->error.find(path) != std::string::npos, now->error);
+                BOOST_TEST(now->error.find(c.error) != std::string::npos, now->error);
+                continue;
+            }
+            BOOST_TEST_REQUIRE(now->index != nullptr);
+            const auto found = now->index->find(c.user);
+            BOOST_TEST(bool(found) == (c.hash != nullptr));
+            if (found && c.hash != nullptr) {
+                BOOST_TEST(std::string(found->hash) == c.hash);
+            }
+            BOOST_TEST(now->index->size() <= 1); // the one user, never the file
+            // An unknown user still pays what the whole file's typical hash costs.
+            BOOST_TEST(now->typical.get() == served->index.get());
+            // Nothing was published: the served state is the same until refresh().
+            BOOST_TEST(file.current().get() == served.get());
+        }
+    }
+}
+
 // ---- Failing closed --------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(deleted_file_refuses_everyone_and_recreated_file_is_back)

@@ -84,6 +84,14 @@ class HtpasswdParser {
 public:
     explicit HtpasswdParser(std::size_t max_line = kMaxLineBytes);
 
+    /**
+     * Keeps only the lines of @p user and stops at the first of them, the
+     * one that counts (of duplicates the first wins, as mod_authn_file reads
+     * them): what a lookup of one user in the file itself needs. Call
+     * before the first feed().
+     */
+    void keep_only(std::string_view user);
+
     /** The next bytes of the file. False once the parser wants no more. */
     bool feed(std::string_view bytes);
 
@@ -97,6 +105,8 @@ private:
     std::string partial_; ///< the current line so far, at most max_line_ bytes
     std::size_t line_no_ = 0;
     bool stopped_ = false;
+    bool filtering_ = false;
+    std::string only_; ///< keep_only()'s user
     ParsedUsers out_;
 };
 

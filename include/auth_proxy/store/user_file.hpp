@@ -15,6 +15,7 @@
 #include <mutex>
 #include <vector>
 #include <string>
+#include <string_view>
 
 namespace auth_proxy {
 
@@ -52,6 +53,12 @@ struct UserFileState {
     std::string error;                          ///< why index is null, for the error log
     LogId error_id = LogId::file_unreadable;    ///< the number the error was logged with
     FileSignature signature;                    ///< of the file this state was read from
+    /**
+     * Of a state read for one user (UserFile::read_user()): the index whose
+     * typical hash an unknown user is verified against, as with the whole
+     * file; null: index's own.
+     */
+    std::shared_ptr<const HtpasswdIndex> typical;
 };
 
 /**
@@ -73,6 +80,27 @@ public:
 
     /** The current state as it is, without loading anything: null if never loaded. */
     std::shared_ptr<const UserFileState> current() const;
+
+    /**
+     * True if the file on disk may not be the version @p served was read
+     * from: its signature differs, or it cannot be looked at. One stat(),
+     * so a request can tell, before it trusts an index, whether it has to
+     * read the file itself (read_user()) until the new index is in.
+     */
+    bool behind(const UserFileState &served) const noexcept;
+
+    /**
+     * The file as it is now, for @p user alone, as mod_authn_file reads it
+     * on each request: opened (through the opener, as every read is), read
+     * line by line until the user's first line, never held whole. A state
+     * without index, saying why, if the file cannot be used. @p served (may
+     * be null) is the state this process serves, whose typical hash an
+     * unknown user pays. Not published: the index of the new version comes
+     * from refresh(), off the request path. Thread-safe; the set_*()
+     * settings must not change meanwhile (they are made before requests are
+     * served).
+     */
+    std::shared_ptr<const UserFileState> read_user(std::string_view user, const UserFileState *served) const;
 
     /**
      * Looks at the file and reloads it if its signature changed (or it was

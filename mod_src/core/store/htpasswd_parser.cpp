@@ -46,6 +46,12 @@ std::string MalformedLines::describe(std::size_t max_line) const
 
 HtpasswdParser::HtpasswdParser(std::size_t max_line) : max_line_(max_line) {}
 
+void HtpasswdParser::keep_only(std::string_view user)
+{
+    only_.assign(user.data(), user.size());
+    filtering_ = true;
+}
+
 bool HtpasswdParser::feed(std::string_view bytes)
 {
     while (!stopped_ && !bytes.empty()) {
@@ -89,6 +95,10 @@ void HtpasswdParser::take_line(std::string_view raw)
 {
     const std::size_t line = ++line_no_;
     while (!raw.empty() && is_space(raw.front())) raw.remove_prefix(1);
+    if (filtering_ && (raw.size() <= only_.size() || raw[only_.size()] != ':' ||
+                       raw.compare(0, only_.size(), only_) != 0)) {
+        return; // another user's line (or none): whatever else it is, it is skipped
+    }
     while (!raw.empty() && is_space(raw.back())) raw.remove_suffix(1);
     if (raw.empty() || raw.front() == '#') {
         return;
@@ -128,6 +138,7 @@ void HtpasswdParser::take_line(std::string_view raw)
     entry.line = line;
     entry.htdigest = rest.size() == 32 && rest.find_first_not_of("0123456789abcdef") == std::string_view::npos;
     out_.lines.push_back(entry);
+    stopped_ = filtering_; // the first line of the user is the one that counts
 }
 
 ParsedUsers parse_htpasswd(std::string_view content, std::size_t max_line)

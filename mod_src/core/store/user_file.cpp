@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <thread>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -75,7 +76,8 @@ std::shared_ptr<UserFileState> unusable(const std::string &path, int err, std::u
  * kTooLarge (@p size: the bytes it has, or had read when it passed @p limit).
  */
 int read_users(const UniqueFd &f, const std::string &path, std::uint64_t limit, ParsedUsers &users,
-               std::uint64_t &size, FileSignature &before, FileSignature &after)
+               std::uint64_t &size, FileSignature &before, FileSignature &after,
+               std::optional<std::string_view> only_user = std::nullopt)
 {
     struct stat st {};
     const int err = check_user_file(f, limit, st);
@@ -85,6 +87,9 @@ int read_users(const UniqueFd &f, const std::string &path, std::uint64_t limit, 
     }
     before = signature_of(st);
     HtpasswdParser parser;
+    if (only_user) {
+        parser.keep_only(*only_user);
+    }
     std::uint64_t total = 0;
     char chunk[65536];
     for (;;) {
@@ -132,6 +137,35 @@ std::shared_ptr<const UserFileState> UserFile::current() const
 {
     std::lock_guard<std::mutex> lock(state_mutex_);
     return state_;
+}
+
+bool UserFile::behind(const UserFileState &served) const noexcept
+{
+    FileSignature now;
+    return stat_signature(path_, now) != 0 || now != served.signature || served.signature == FileSignature{};
+}
+
+std::shared_ptr<const UserFileState> UserFile::read_user(std::string_view user, const UserFileState *served) const
+{
+    const OpenResult opened = open_file();
+    if (!opened.fd) {
+        return not_openable(opened);
+    }
+    auto next = std::make_shared<UserFileState>();
+    ParsedUsers users;
+    std::uint64_t size = 0;
+    FileSignature after;
+    const int err = read_users(opened.fd, path_, size_limit_, users, size, next->signature, after, user);
+    if (err != 0) {
+        return unusable(path_, err, size, size_limit_);
+    }
+    // Caught mid-write, it can only lack the user or hold a truncated hash,
+    // which never matches: as mod_authn_file would have read it.
+    next->index = std::make_shared<const HtpasswdIndex>(users, nullptr, next->signature);
+    if (served != nullptr && served->index) {
+        next->typical = served->index; // an unknown user costs what it costs with the whole index
+    }
+    return next;
 }
 
 void UserFile::publish(std::shared_ptr<const UserFileState> next)
@@ -289,7 +323,7 @@ bool UserFile::publish_error(std::shared_ptr<UserFileState> next, const std::sha
             error + "; refusing everyone until it is smaller");
         break;
     case LogId::index_not_published:
-        log(LogLevel::error, LogId::index_not_published, error + "; refusing everyone until it publishes one");
+        log(LogLevel::error, LogId::index_not_published, error + "; until it publishes one, requests read the file for their user");
         break;
     case LogId::file_not_openable:
         log(reader ? LogLevel::info : LogLevel::error, LogId::file_not_openable, error + "; refusing everyone until it is readable again");
