@@ -248,6 +248,25 @@ const char *set_throttle_entries(cmd_parms *cmd, void *, const char *arg)
     return set_count_in(cmd, arg, 16, 10000000, main_server_conf(cmd)->throttle_entries);
 }
 
+const char *set_verify_limit(cmd_parms *cmd, void *, const char *arg)
+{
+    return set_count_in(cmd, arg, 1, VerifyLimit::kMaxSlots, main_server_conf(cmd)->verify_limit);
+}
+
+const char *set_verify_wait(cmd_parms *cmd, void *, const char *arg)
+{
+    if (const char *err = global_only(cmd)) {
+        return err;
+    }
+    std::int64_t us = 0;
+    if (!parse_seconds(arg, us) || us > kMaxVerifyWaitSeconds * 1000000LL) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds from 0 to %ld", cmd->cmd->name, arg,
+                            kMaxVerifyWaitSeconds);
+    }
+    main_server_conf(cmd)->verify_wait_us = us;
+    return nullptr;
+}
+
 const char *set_throttle_prefix56_failures(cmd_parms *cmd, void *, const char *arg)
 {
     return set_count_in(cmd, arg, 0, kMaxThrottleCount, main_server_conf(cmd)->throttle_prefix56_failures);
@@ -372,6 +391,10 @@ const command_rec directives[] = {
      "addresses and users the throttle keeps counters for, server-wide (default 16384)"},
     {"AuthProxyThrottleSOCache", handler(set_throttle_socache), nullptr, RSRC_CONF, TAKE1,
      "keep the throttle's counters in this socache (e.g. redis:host:port), shared with other servers"},
+    {"AuthProxyVerifyLimit", handler(set_verify_limit), nullptr, RSRC_CONF, TAKE1,
+     "hash verifications that may run at once, server-wide (default: one fewer than the cores, at least 1)"},
+    {"AuthProxyVerifyWait", handler(set_verify_wait), nullptr, RSRC_CONF, TAKE1,
+     "seconds a request waits for a verification slot before it is answered 503 (default 2)"},
     {nullptr, nullptr, nullptr, 0, RAW_ARGS, nullptr},
 };
 

@@ -106,6 +106,7 @@ bool time_to_log(std::atomic<std::int64_t> &last) noexcept
 
 std::atomic<std::int64_t> last_full_refusal{0};
 std::atomic<std::int64_t> last_uncounted{0};
+std::atomic<std::int64_t> last_shed{0};
 
 /** "this address", or "this address's /48" when the lockout is its prefix's. */
 const char *locked_subject(request_rec *r, const Verdict &v)
@@ -282,6 +283,20 @@ int authenticate(request_rec *r)
         apr_table_setn(r->err_headers_out, "Retry-After",
                        apr_psprintf(r->pool, "%ld", static_cast<long>(v.retry_after.count())));
         return HTTP_TOO_MANY_REQUESTS;
+    case Outcome::shed:
+        // A flood's doing, not this client's: no line for fail2ban, one a minute for the operator.
+        if (time_to_log(last_shed)) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APXLOGNO(01050)
+                          "every hash verification slot stayed busy for %ld ms: request from %s for user %s "
+                          "answered 503 without checking its password (AuthProxyVerifyLimit, "
+                          "AuthProxyVerifyWait; this line at most once a minute per process)",
+                          static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(v.waited).count()),
+                          r->useragent_ip, apr_pstrmemdup(r->pool, v.user.data(), v.user.size()));
+        }
+        forget_proxy_credentials(r, proxied);
+        apr_table_setn(r->err_headers_out, "Retry-After",
+                       apr_psprintf(r->pool, "%ld", static_cast<long>(v.retry_after.count())));
+        return HTTP_SERVICE_UNAVAILABLE;
     case Outcome::failed:
         break;
     }

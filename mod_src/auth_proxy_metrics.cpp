@@ -27,6 +27,9 @@ MetricsReport current_report(Runtime &rt)
     if (rt.metrics) {
         report.counters = rt.metrics->snapshot();
     }
+    if (rt.verify_limit) {
+        report.verify_limit = rt.verify_limit->figures();
+    }
     for (const std::string &path : rt.files.paths()) {
         FileFigures figures;
         figures.path = path;

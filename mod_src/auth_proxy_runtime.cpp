@@ -73,6 +73,11 @@ struct RetainedMetrics {
     std::uint32_t layout;
 };
 
+struct RetainedVerifyLimit {
+    RetainedMapping mapping;
+    std::uint32_t layout;
+};
+
 /** The retained data under @p key, zero-filled when it is first made. */
 template <typename T>
 T &retained(const char *key)
@@ -159,6 +164,21 @@ void *retained_metrics_memory()
     if (kept.mapping.memory == nullptr || kept.layout != Metrics::kLayout || kept.mapping.bytes != Metrics::bytes()) {
         remap(kept.mapping, Metrics::bytes(), "the metrics");
         kept.layout = Metrics::kLayout;
+    }
+    return kept.mapping.memory;
+}
+
+} // namespace auth_proxy
+
+namespace auth_proxy {
+
+void *retained_verify_limit_memory()
+{
+    RetainedVerifyLimit &kept = retained<RetainedVerifyLimit>("mod_auth_proxy:verify_limit");
+    if (kept.mapping.memory == nullptr || kept.layout != VerifyLimit::kLayout ||
+        kept.mapping.bytes != VerifyLimit::bytes()) {
+        remap(kept.mapping, VerifyLimit::bytes(), "the verification slots");
+        kept.layout = VerifyLimit::kLayout;
     }
     return kept.mapping.memory;
 }

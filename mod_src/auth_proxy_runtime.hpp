@@ -53,6 +53,7 @@ struct Runtime {
     std::unique_ptr<ThrottleStore> remote_counters; ///< AuthProxyThrottleSOCache, if set
     std::unique_ptr<SharedKeySet> failures;
     std::unique_ptr<Throttle> throttle;
+    std::unique_ptr<VerifyLimit> verify_limit; ///< over memory kept across graceful restarts
     std::unique_ptr<Authenticator> authenticator;
     std::unique_ptr<FileWatcher> watcher;
     std::vector<ScopeRecord> scopes;
@@ -94,5 +95,13 @@ ThrottleMemory retained_throttle_memory(std::size_t counters, std::size_t failur
  * another Metrics::kLayout is loaded.
  */
 void *retained_metrics_memory();
+
+/**
+ * The verification slots' block (VerifyLimit::bytes()), kept like the
+ * metrics: the children of an old generation still hold and give back
+ * slots of the same block as the new one's, so a graceful restart does not
+ * double the cap.
+ */
+void *retained_verify_limit_memory();
 
 } // namespace auth_proxy

@@ -501,6 +501,11 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *ptemp, server_rec *
         rt.cache->count_into(rt.metrics->cache_counters());
         make_throttle(rt, settings, pconf, ptemp, s);
         rt.authenticator = std::make_unique<Authenticator>(rt.cache.get(), rt.throttle.get());
+        rt.verify_limit = std::make_unique<VerifyLimit>(retained_verify_limit_memory(),
+                                                        static_cast<std::uint32_t>(settings.verify_limit),
+                                                        random_cache_secret());
+        rt.authenticator->limit_verifications(rt.verify_limit.get(),
+                                              std::chrono::microseconds(settings.verify_wait_us));
 
         activate_proxy_basic_files(rt, s);
         if (!start_user_opener(rt, pconf, s)) {

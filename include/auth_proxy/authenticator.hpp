@@ -19,6 +19,12 @@
  * password costs: a dummy verification of the user file's typical format
  * and cost, or, with checking stores only, the time those stores take to
  * answer for a user they know.
+ *
+ * Every verification of ours, real or dummy, first takes a slot of the
+ * VerifyLimit (if one is set), waiting up to its bound; a request that gets
+ * none is shed: no hash runs and nothing is counted as a guess. Cache hits,
+ * repeats and throttle refusals are answered before that and never wait.
+ * A checking store's own work is not ours to bound.
  */
 #pragma once
 
@@ -26,6 +32,7 @@
 #include "auth_proxy/store/checking_store.hpp"
 #include "auth_proxy/throttle/client_address.hpp"
 #include "auth_proxy/cache/credential_cache.hpp"
+#include "auth_proxy/limit/verify_limit.hpp"
 #include "auth_proxy/verify/password_hash.hpp"
 #include "auth_proxy/throttle/throttle.hpp"
 #include "auth_proxy/store/user_file.hpp"
@@ -44,6 +51,7 @@ enum class Outcome {
     refused,    ///< wrong or unusable credentials: a challenge again
     throttled,  ///< the client (or user) is locked out: 429, Retry-After
     failed,     ///< the store cannot answer: 500, fail closed
+    shed,       ///< no verification slot within the wait bound: 503, Retry-After; nothing was checked
 };
 
 /** Why, for the log line and the counters. */
@@ -60,6 +68,7 @@ enum class Reason {
     throttle_full,    ///< the throttle had no room to count a failure of this client's: refused unasked
     store_unusable,   ///< the user file cannot be used, see Verdict::detail
     store_error,      ///< a checking store could not answer (it logs why itself)
+    no_slot,          ///< every verification slot stayed busy for the whole wait: shed
 };
 
 const char *describe(Reason reason) noexcept;
@@ -75,9 +84,10 @@ struct Verdict {
     bool dummy = false;           ///< a dummy verification ran
     std::chrono::nanoseconds hashing{0}; ///< spent in the verification that ran (real or dummy)
     std::chrono::nanoseconds padded{0}; ///< an unknown user's answer was held back this long
+    std::chrono::nanoseconds waited{0}; ///< for a verification slot
     bool cache_hit = false;
     int store = -1;               ///< which store answered (an index into the list), -1: none
-    std::chrono::seconds retry_after{0}; ///< throttled: until the lockout ends
+    std::chrono::seconds retry_after{0}; ///< throttled: until the lockout ends; shed: the wait bound
     unsigned locked_prefix = 0;   ///< address_locked: 56 or 48 if an IPv6 prefix of the client's is locked out
     Throttle::Counted counted;    ///< what the throttle made of a failure
     std::string detail;           ///< unusable_entry, store_unusable: the operator-facing reason
@@ -138,6 +148,12 @@ public:
     Authenticator(CredentialCache *cache, Throttle *throttle, VerifyFn verify = verify_password,
                   SleepFn sleep = nullptr) noexcept;
 
+    /**
+     * Every hash verification first takes a slot of @p limit, waiting at most
+     * @p wait; null: verifications are not bounded. Set before the first request.
+     */
+    void limit_verifications(VerifyLimit *limit, std::chrono::nanoseconds wait) noexcept;
+
     /** The verdict for @p request against @p count stores, asked in order. */
     Verdict authenticate(const Store *stores, std::size_t count, const AuthRequest &request,
                          CredentialBuffer &buffer) const;
@@ -159,6 +175,8 @@ private:
     bool repeated(Attempt &a, const SetKey &failure, Verdict &v, Recall recall) const;
     /** True (and @p v throttled) if a failure now could not be counted: the password is not checked. */
     bool no_room(Attempt &a, Verdict &v) const;
+    /** A slot for a verification in @p slot; false (and @p v shed) if none came within the bound. */
+    bool take_slot(Attempt &a, Verdict &v, VerifyLimit::Slot &slot) const;
     /** A password checked right: what was reserved for its failure is given back. */
     void admitted_after_check(Attempt &a, Verdict &v) const;
     /** verify_(), timed into Verdict::hashing. */
@@ -173,6 +191,8 @@ private:
     Throttle *throttle_;
     VerifyFn verify_;
     SleepFn sleep_;
+    VerifyLimit *limit_ = nullptr;
+    std::chrono::nanoseconds wait_{0};
 };
 
 } // namespace auth_proxy

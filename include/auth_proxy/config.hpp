@@ -64,6 +64,8 @@ struct ServerConfig {
     long throttle_prefix48_failures = -1;  ///< AuthProxyThrottlePrefix48Failures (0: not counted)
     const char *throttle_exempt = nullptr; ///< AuthProxyThrottleExempt, the blocks space-separated
     const char *throttle_socache = nullptr; ///< AuthProxyThrottleSOCache "provider[:args]"
+    long verify_limit = -1;                ///< AuthProxyVerifyLimit: hash verifications at once, server-wide
+    std::int64_t verify_wait_us = -1;      ///< AuthProxyVerifyWait: the longest wait for a verification slot
 };
 
 ServerConfig merge(const ServerConfig &base, const ServerConfig &add) noexcept;
@@ -78,6 +80,10 @@ constexpr long kDefaultThrottleEntries = 16384;
 /** An IPv6 /56 unset: this many times AuthProxyThrottleFailures; a /48: kDefaultPrefix48Factor times. */
 constexpr long kDefaultPrefix56Factor = 3;
 constexpr long kDefaultPrefix48Factor = 10;
+/** A request waits this long for a verification slot before it is shed with 503. */
+constexpr std::int64_t kDefaultVerifyWaitUs = 2 * 1000 * 1000LL;
+/** The longest AuthProxyVerifyWait: past it, a client has long given up. */
+constexpr long kMaxVerifyWaitSeconds = 60;
 /** The largest count a throttle limit takes. */
 constexpr long kMaxThrottleCount = 1000000;
 

@@ -16,6 +16,7 @@
  */
 #pragma once
 
+#include "auth_proxy/limit/verify_limit.hpp"
 #include "auth_proxy/metrics.hpp"
 
 #include <cstddef>
@@ -36,6 +37,7 @@ struct FileFigures {
 struct MetricsReport {
     MetricsSnapshot counters;
     std::vector<FileFigures> files;
+    VerifyLimitFigures verify_limit{}; ///< the verification slots (all zero: no limit)
 };
 
 /** `AuthProxyAdmitted: 12` lines, one per counter, for mod_status's ?auto. */

@@ -22,6 +22,7 @@ const char *describe(Reason reason) noexcept
     case Reason::throttle_full: return "throttle table full";
     case Reason::store_unusable: return "user file unusable";
     case Reason::store_error: return "store error";
+    case Reason::no_slot: return "no verification slot";
     }
     return "unknown";
 }
@@ -69,6 +70,34 @@ struct Authenticator::Attempt {
 Authenticator::Authenticator(CredentialCache *cache, Throttle *throttle, VerifyFn verify, SleepFn sleep) noexcept
     : cache_(cache), throttle_(throttle), verify_(verify), sleep_(sleep != nullptr ? sleep : sleep_for)
 {
+}
+
+void Authenticator::limit_verifications(VerifyLimit *limit, std::chrono::nanoseconds wait) noexcept
+{
+    limit_ = limit;
+    wait_ = wait;
+}
+
+bool Authenticator::take_slot(Attempt &a, Verdict &v, VerifyLimit::Slot &slot) const
+{
+    if (limit_ == nullptr) {
+        return true;
+    }
+    slot = limit_->acquire(a.creds.user, a.request.client, wait_);
+    v.waited = slot.waited();
+    if (slot.held()) {
+        return true;
+    }
+    // Not a guess: nothing was checked, so what was kept for its failure goes back.
+    if (a.reserved) {
+        throttle_->release(a.request.client, a.creds.user, a.request.now);
+        a.reserved = false;
+    }
+    v.outcome = Outcome::shed;
+    v.reason = Reason::no_slot;
+    const auto bound = std::chrono::ceil<std::chrono::seconds>(wait_);
+    v.retry_after = std::max(bound, std::chrono::seconds{1});
+    return false;
 }
 
 bool Authenticator::timed_verify(const char *password, const char *stored, Verdict &verdict) const
@@ -163,19 +192,23 @@ Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt 
     }
     const SetKey failure =
         a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, significant, stored) : SetKey{};
-    if (repeated(a, failure, v, Recall::window) || no_room(a, v)) {
+    VerifyLimit::Slot slot;
+    if (repeated(a, failure, v, Recall::window) || no_room(a, v) || !take_slot(a, v, slot)) {
         return Next::answered;
     }
     if (!usable) {
         v.detail = describe_unusable(stored, entry->format);
         dummy_verification(index, a.creds.password, v);
+        slot.release();
         refuse(v, Reason::unusable_entry, a, failure);
         return Next::answered;
     }
     v.format = entry->format;
     v.cost = hash_cost(stored, entry->format);
     v.verified = true;
-    if (!timed_verify(a.creds.password.data(), entry->hash, v)) {
+    const bool match = timed_verify(a.creds.password.data(), entry->hash, v);
+    slot.release();
+    if (!match) {
         refuse(v, Reason::wrong_password, a, failure);
         return Next::answered;
     }
@@ -261,6 +294,10 @@ void Authenticator::unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdi
     // What a wrong password would have cost: the user file's kind of hash,
     // or, with checking stores only, the time they take for a user they know.
     if (typical != nullptr) {
+        VerifyLimit::Slot slot;
+        if (!take_slot(a, v, slot)) {
+            return;
+        }
         dummy_verification(*typical, a.creds.password, v);
     }
     else if (a.shortfall > std::chrono::nanoseconds::zero()) {

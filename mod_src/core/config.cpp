@@ -1,5 +1,7 @@
 #include "auth_proxy/config.hpp"
 
+#include "auth_proxy/limit/verify_limit.hpp"
+
 #include <cctype>
 #include <atomic>
 #include <cerrno>
@@ -113,6 +115,8 @@ ServerConfig merge(const ServerConfig &base, const ServerConfig &add) noexcept
     out.throttle_prefix48_failures = pick(add.throttle_prefix48_failures, base.throttle_prefix48_failures, -1L);
     out.throttle_exempt = pick<const char *>(add.throttle_exempt, base.throttle_exempt, nullptr);
     out.throttle_socache = pick<const char *>(add.throttle_socache, base.throttle_socache, nullptr);
+    out.verify_limit = pick(add.verify_limit, base.verify_limit, -1L);
+    out.verify_wait_us = pick(add.verify_wait_us, base.verify_wait_us, std::int64_t{-1});
     return out;
 }
 
@@ -133,6 +137,8 @@ ServerConfig with_defaults(const ServerConfig &conf) noexcept
         out.throttle_prefix56_failures = std::min(out.throttle_failures * kDefaultPrefix56Factor, kMaxThrottleCount);
     if (out.throttle_prefix48_failures < 0)
         out.throttle_prefix48_failures = std::min(out.throttle_failures * kDefaultPrefix48Factor, kMaxThrottleCount);
+    if (out.verify_limit < 0) out.verify_limit = static_cast<long>(VerifyLimit::default_cap());
+    if (out.verify_wait_us < 0) out.verify_wait_us = kDefaultVerifyWaitUs;
     return out;
 }
 

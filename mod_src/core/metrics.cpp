@@ -92,6 +92,7 @@ bool failure_of(Reason reason, Failure &out) noexcept
     case Reason::throttle_full: out = Failure::throttled; return true;
     case Reason::store_unusable: out = Failure::file_unusable; return true;
     case Reason::store_error: out = Failure::store_error; return true;
+    case Reason::no_slot: return false; // nothing was checked: the VerifyLimit counts it as shed
     }
     return false;
 }

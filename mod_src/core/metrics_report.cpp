@@ -60,6 +60,29 @@ constexpr Family kLastReloadTimestamp{"auth_proxy_last_reload_timestamp_seconds"
                                       "When the last reload put a changed user file in use, in seconds since the "
                                       "epoch (0: none since the server started).",
                                       nullptr, "AuthProxyLastReloadTimestampSeconds", "Last reload at (Unix time)"};
+constexpr Family kVerifySlots{"auth_proxy_verify_slots", "gauge",
+                              "Hash verifications that may run at once, server-wide (AuthProxyVerifyLimit).",
+                              nullptr, "AuthProxyVerifySlots", "Verification slots"};
+constexpr Family kVerifySlotsInUse{"auth_proxy_verify_slots_in_use", "gauge",
+                                   "Verification slots held now: hash verifications running.", nullptr,
+                                   "AuthProxyVerifySlotsInUse", "Verification slots in use"};
+constexpr Family kVerifySlotsPeak{"auth_proxy_verify_slots_peak", "gauge",
+                                  "The most verification slots held at once since the server started.", nullptr,
+                                  "AuthProxyVerifySlotsPeak", "Verification slots in use at most"};
+constexpr Family kVerifyWaiting{"auth_proxy_verify_waiting", "gauge",
+                                "Requests waiting now for a verification slot.", nullptr, "AuthProxyVerifyWaiting",
+                                "Waiting for a verification slot"};
+constexpr Family kVerifyWaits{"auth_proxy_verify_waits_total", "counter",
+                              "Requests that found every verification slot busy and waited, whether they got one "
+                              "or were shed.",
+                              nullptr, "AuthProxyVerifyWaits", "Waited for a verification slot"};
+constexpr Family kVerifyWaitSeconds{"auth_proxy_verify_wait_seconds_total", "counter",
+                                    "Time requests spent waiting for a verification slot.", nullptr,
+                                    "AuthProxyVerifyWaitSeconds", "Seconds spent waiting for a slot"};
+constexpr Family kVerifyShed{"auth_proxy_verify_shed_total", "counter",
+                             "Requests answered 503 because no verification slot came free within "
+                             "AuthProxyVerifyWait; no password was checked and no failure counted.",
+                             nullptr, "AuthProxyVerifyShed", "Shed (503)"};
 constexpr Family kFileUsable{"auth_proxy_user_file_usable", "gauge",
                              "1 if the user file is in use, 0 if it cannot be used (its scopes answer 500), as "
                              "the answering server process has it.",
@@ -179,6 +202,14 @@ std::vector<Series> series_of(const MetricsReport &report)
     add(out, kReloadFailures, Value{c.reload_failures, false});
     add(out, kLastReloadDuration, Value{c.last_reload_ns, true});
     add(out, kLastReloadTimestamp, Value{c.last_reload_unix_ns, true});
+    const VerifyLimitFigures &v = report.verify_limit;
+    add(out, kVerifySlots, Value{v.cap, false});
+    add(out, kVerifySlotsInUse, Value{v.in_use, false});
+    add(out, kVerifySlotsPeak, Value{v.peak, false});
+    add(out, kVerifyWaiting, Value{v.waiting, false});
+    add(out, kVerifyWaits, Value{v.waits, false});
+    add(out, kVerifyWaitSeconds, Value{v.wait_ns, true});
+    add(out, kVerifyShed, Value{v.shed, false});
     for (const FileFigures &file : report.files) {
         add_file(out, kFileUsable, file.path, file.usable ? 1 : 0);
     }

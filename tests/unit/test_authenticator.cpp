@@ -626,4 +626,127 @@ BOOST_AUTO_TEST_CASE(passwords_that_share_the_bytes_their_hash_reads_share_an_an
     }
 }
 
+namespace {
+
+/** The verification slots, over shared memory as the server has them, all held by the test. */
+struct BusySlots {
+    void *memory = ::mmap(nullptr, VerifyLimit::bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    VerifyLimit limit{memory, 1, CacheSecret{}};
+    VerifyLimit::Slot held = limit.acquire("someone-else", ClientAddress::parse("198.51.100.1"), 0s);
+
+    Harness &harness;
+
+    BusySlots(Harness &h, std::chrono::nanoseconds wait) : harness(h) { h.auth->limit_verifications(&limit, wait); }
+    ~BusySlots()
+    {
+        harness.auth->limit_verifications(nullptr, 0s);
+        held.release();
+        ::munmap(memory, VerifyLimit::bytes());
+    }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(with_every_slot_busy_a_verification_is_shed_unhashed_and_uncounted)
+{
+    struct Case {
+        const char *rule;
+        const char *user;
+        const char *password;
+    };
+    const std::vector<Case> cases = {
+        {"a wrong password", "alice", "nope"},
+        {"the right password, not cached yet", "alice", "alice-pw"},
+        {"an unknown user's dummy verification", "mallory", "x"},
+        {"an unusable entry's dummy verification", "plain", "not-a-hash"},
+    };
+    for (const Case &c : cases) {
+        BOOST_TEST_CONTEXT(c.rule)
+        {
+            ThrottlePolicy policy;
+            policy.address_limit = 2;
+            Harness h(policy);
+            {
+                BusySlots busy(h, 5ms);
+                for (int i = 0; i < 5; ++i) {
+                    const Verdict v = h.login(c.user, c.password + std::string(i, '!'));
+                    BOOST_TEST((v.outcome == Outcome::shed));
+                    BOOST_TEST(describe(v.reason) == describe(Reason::no_slot));
+                    BOOST_TEST(calls.empty(), "a shed request hashed a password");
+                    BOOST_TEST(!v.verified);
+                    BOOST_TEST(!v.dummy);
+                    BOOST_TEST(!v.counted.counted);
+                    BOOST_TEST(v.retry_after.count() == 1); // the wait, rounded up to a second
+                    BOOST_TEST((v.waited >= 5ms));
+                }
+                BOOST_TEST(busy.limit.figures().shed == 5u);
+            }
+            // None of the five was a guess: two wrong passwords still make the lockout, not one.
+            BOOST_TEST(!h.login("alice", "wrong-1").counted.address_locked_now);
+            BOOST_TEST(h.login("alice", "wrong-2").counted.address_locked_now);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(cache_hits_repeats_and_throttle_refusals_never_wait_for_a_slot)
+{
+    ThrottlePolicy policy;
+    policy.address_limit = 2;
+    Harness h(policy);
+    BOOST_TEST_REQUIRE((h.login("alice", "alice-pw").outcome == Outcome::admitted));
+    BOOST_TEST_REQUIRE((h.login("bob", "stale").outcome == Outcome::refused));
+    h.login("alice", "guess-1", "203.0.113.9");
+    BOOST_TEST_REQUIRE(h.login("alice", "guess-2", "203.0.113.9").counted.address_locked_now);
+
+    // A wait of an hour: any of these that waited would hang the test.
+    BusySlots busy(h, 3600s);
+    const Verdict cached = h.login("alice", "alice-pw");
+    BOOST_TEST((cached.outcome == Outcome::admitted));
+    BOOST_TEST(cached.cache_hit);
+    const Verdict repeat = h.login("bob", "stale");
+    BOOST_TEST(describe(repeat.reason) == describe(Reason::repeated_failure));
+    const Verdict locked = h.login("bob", "bob-pw", "203.0.113.9");
+    BOOST_TEST((locked.outcome == Outcome::throttled));
+    for (const Verdict &v : {cached, repeat, locked}) {
+        BOOST_TEST(v.waited.count() == 0);
+    }
+    BOOST_TEST(busy.limit.figures().waits == 0u);
+    BOOST_TEST(calls.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_shed_request_gives_back_the_throttle_room_kept_for_its_failure)
+{
+    Harness h; // 256 throttle counters
+    {
+        BusySlots busy(h, 0s);
+        for (int i = 0; i < 600; ++i) {
+            const std::string client = "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+            const Verdict v = h.login("alice", "guess", client.c_str());
+            BOOST_TEST_REQUIRE((v.outcome == Outcome::shed), "request " << i << ": " << describe(v.reason));
+        }
+    }
+    // Had each shed request kept its room, the table would be full for a minute.
+    const Verdict v = h.login("alice", "wrong", "192.0.2.77");
+    BOOST_TEST((v.outcome == Outcome::refused));
+    BOOST_TEST(v.counted.counted);
+}
+
+BOOST_AUTO_TEST_CASE(with_a_free_slot_a_verification_runs_and_gives_the_slot_back)
+{
+    Harness h;
+    void *memory = ::mmap(nullptr, VerifyLimit::bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    {
+        VerifyLimit limit(memory, 1, CacheSecret{});
+        h.auth->limit_verifications(&limit, 0s);
+        BOOST_TEST((h.login("alice", "alice-pw").outcome == Outcome::admitted));
+        BOOST_TEST((h.login("bob", "wrong").outcome == Outcome::refused));
+        BOOST_TEST((h.login("nobody", "x").outcome == Outcome::refused));
+        BOOST_TEST(limit.figures().in_use == 0u);
+        BOOST_TEST(limit.figures().peak == 1u);
+        BOOST_TEST(limit.figures().shed == 0u);
+        h.auth->limit_verifications(nullptr, 0s);
+    }
+    ::munmap(memory, VerifyLimit::bytes());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -5,6 +5,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <set>
 #include <string>
@@ -140,6 +142,26 @@ BOOST_AUTO_TEST_CASE(server_settings_default_when_unset)
     // An IPv6 /56 and /48 hold many subscribers: a few times an address's budget.
     BOOST_TEST(conf.throttle_prefix56_failures == 60);
     BOOST_TEST(conf.throttle_prefix48_failures == 200);
+    // Hashing leaves a core for everything else, and waits at most 2 s for it.
+    const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+    BOOST_TEST(conf.verify_limit == (cores > 1 ? cores - 1 : 1));
+    BOOST_TEST(conf.verify_wait_us == 2000000);
+}
+
+BOOST_AUTO_TEST_CASE(verification_limits_merge_on_their_own_and_zero_wait_is_a_value)
+{
+    ServerConfig base;
+    base.verify_limit = 4;
+    ServerConfig add;
+    add.verify_wait_us = 0; // shed at once
+    const ServerConfig merged = merge(base, add);
+    BOOST_TEST(merged.verify_limit == 4);
+    BOOST_TEST(merged.verify_wait_us == 0);
+    BOOST_TEST(with_defaults(merged).verify_wait_us == 0);
+    BOOST_TEST(merge(add, base).verify_limit == 4);
+    const ServerConfig unset = merge(ServerConfig{}, ServerConfig{});
+    BOOST_TEST(unset.verify_limit == -1);
+    BOOST_TEST(unset.verify_wait_us == -1);
 }
 
 BOOST_AUTO_TEST_CASE(prefix_limits_follow_the_address_limit_unless_set)

@@ -345,6 +345,13 @@ MetricsReport sample()
     r.counters.last_reload_unix_ns = 1796630400123456789; // 2026-12-07T08:00:00.123456789Z
     r.files.push_back(FileFigures{"/etc/apache2/users", 3, 4096, true});
     r.files.push_back(FileFigures{"/etc/apache2/broken", 0, 0, false});
+    r.verify_limit.cap = 3;
+    r.verify_limit.in_use = 2;
+    r.verify_limit.peak = 3;
+    r.verify_limit.waiting = 17;
+    r.verify_limit.waits = 40;
+    r.verify_limit.wait_ns = 2500000000;
+    r.verify_limit.shed = 6;
     return r;
 }
 
@@ -383,6 +390,12 @@ BOOST_AUTO_TEST_CASE(status_lines_have_stable_names_one_per_counter)
         {"AuthProxyThrottleFull", 5},
         {"AuthProxyReloads", 2},
         {"AuthProxyReloadFailures", 0},
+        {"AuthProxyVerifySlots", 3},
+        {"AuthProxyVerifySlotsInUse", 2},
+        {"AuthProxyVerifySlotsPeak", 3},
+        {"AuthProxyVerifyWaiting", 17},
+        {"AuthProxyVerifyWaits", 40},
+        {"AuthProxyVerifyShed", 6},
         {"AuthProxyUserFileUsable(/etc/apache2/users)", 1},
         {"AuthProxyUserFileUsable(/etc/apache2/broken)", 0},
         {"AuthProxyUsers(/etc/apache2/users)", 3},
@@ -396,6 +409,7 @@ BOOST_AUTO_TEST_CASE(status_lines_have_stable_names_one_per_counter)
     BOOST_TEST(contains(lines, "\nAuthProxyVerificationSecondsApr1Md5: 1.234567\n"));
     BOOST_TEST(contains(lines, "\nAuthProxyLastReloadDurationSeconds: 0.005000\n"));
     BOOST_TEST(contains(lines, "\nAuthProxyLastReloadTimestampSeconds: 1796630400.123456\n"));
+    BOOST_TEST(contains(lines, "\nAuthProxyVerifyWaitSeconds: 2.500000\n"));
     // HashFormat::unknown is never counted, so never shown.
     BOOST_TEST(!contains(lines, "VerificationsUnknown"));
     BOOST_TEST(!contains(lines, "SecondsUnknown"));
@@ -404,7 +418,8 @@ BOOST_AUTO_TEST_CASE(status_lines_have_stable_names_one_per_counter)
     for (const char c : lines) {
         count += c == '\n' ? 1 : 0;
     }
-    BOOST_TEST(count == rows.size() + 7 /* seconds per format */ + 2 /* last reload: duration, time */);
+    BOOST_TEST(count == rows.size() + 7 /* seconds per format */ + 2 /* last reload: duration, time */ +
+                            1 /* verification wait */);
 }
 
 BOOST_AUTO_TEST_CASE(a_file_name_cannot_end_a_status_key_or_line_early)
@@ -440,6 +455,13 @@ BOOST_AUTO_TEST_CASE(the_prometheus_page_has_help_and_type_once_per_family)
         {"auth_proxy_user_file_usable", "gauge"},
         {"auth_proxy_users", "gauge"},
         {"auth_proxy_index_bytes", "gauge"},
+        {"auth_proxy_verify_slots", "gauge"},
+        {"auth_proxy_verify_slots_in_use", "gauge"},
+        {"auth_proxy_verify_slots_peak", "gauge"},
+        {"auth_proxy_verify_waiting", "gauge"},
+        {"auth_proxy_verify_waits_total", "counter"},
+        {"auth_proxy_verify_wait_seconds_total", "counter"},
+        {"auth_proxy_verify_shed_total", "counter"},
     };
     for (const Row &f : families) {
         BOOST_TEST_CONTEXT(f.family)
@@ -462,6 +484,13 @@ BOOST_AUTO_TEST_CASE(the_prometheus_page_has_help_and_type_once_per_family)
         "\nauth_proxy_throttle_full_total 5\n",
         "\nauth_proxy_users{file=\"/etc/apache2/users\"} 3\n",
         "\nauth_proxy_index_bytes{file=\"/etc/apache2/users\"} 4096\n",
+        "\nauth_proxy_verify_slots 3\n",
+        "\nauth_proxy_verify_slots_in_use 2\n",
+        "\nauth_proxy_verify_slots_peak 3\n",
+        "\nauth_proxy_verify_waiting 17\n",
+        "\nauth_proxy_verify_waits_total 40\n",
+        "\nauth_proxy_verify_wait_seconds_total 2.500000\n",
+        "\nauth_proxy_verify_shed_total 6\n",
     };
     for (const std::string &line : samples) {
         BOOST_TEST(contains(text, line), line);
