@@ -52,6 +52,13 @@ FAMILIES = {
     "auth_proxy_user_file_usable": "gauge",
     "auth_proxy_users": "gauge",
     "auth_proxy_index_bytes": "gauge",
+    "auth_proxy_verify_slots": "gauge",
+    "auth_proxy_verify_slots_in_use": "gauge",
+    "auth_proxy_verify_slots_peak": "gauge",
+    "auth_proxy_verify_waiting": "gauge",
+    "auth_proxy_verify_waits_total": "counter",
+    "auth_proxy_verify_wait_seconds_total": "counter",
+    "auth_proxy_verify_shed_total": "counter",
 }
 
 
@@ -116,9 +123,11 @@ def file_key(users: str) -> str:
 
 
 def moves(before: dict, after: dict) -> dict:
-    """The counters that moved, by how much: times and per-file figures left out (checked apart)."""
+    """The counters that moved, by how much: times, per-file figures and the verification slots'
+    gauges left out (checked apart, and in test_verify_limit.py)."""
     return {k: after[k] - before[k] for k in after
-            if "Seconds" not in k and not k.endswith(")") and after[k] != before[k]}
+            if "Seconds" not in k and not k.endswith(")") and not k.startswith("AuthProxyVerifySlots")
+            and after[k] != before[k]}
 
 
 def wait_for(h, condition, timeout: float = 10.0) -> dict:
@@ -135,7 +144,8 @@ def wait_for(h, condition, timeout: float = 10.0) -> dict:
 def test_each_kind_of_request_moves_its_own_counter(make_httpd, backend, users):
     h = make_httpd(config(users, backend, "AuthProxyThrottleFailures 4\n"), extra_modules=["status", "remoteip"])
     start = counters(h)
-    assert set(v for k, v in start.items() if "(" not in k) == {0}, start
+    assert set(v for k, v in start.items() if "(" not in k and k != "AuthProxyVerifySlots") == {0}, start
+    assert start["AuthProxyVerifySlots"] == max(1, os.cpu_count() - 1)  # the default leaves a core free
     assert start["AuthProxyUsers" + file_key(users)] == 4
     assert start["AuthProxyIndexBytes" + file_key(users)] > os.path.getsize(users)
 
