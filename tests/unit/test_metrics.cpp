@@ -143,6 +143,20 @@ BOOST_AUTO_TEST_CASE(every_reason_but_none_is_a_counted_failure)
     BOOST_TEST(!failure_of(Reason::none, f));
 }
 
+BOOST_AUTO_TEST_CASE(a_shed_request_is_no_failure_and_moves_no_counter_of_the_snapshot)
+{
+    // Nothing was checked: the VerifyLimit counts it as shed, and that is all.
+    Failure f;
+    BOOST_TEST(!failure_of(Reason::no_slot, f));
+    SharedBlock block;
+    Metrics metrics(block.memory);
+    const std::string before = status_lines(MetricsReport{metrics.snapshot(), {}});
+    Verdict shed = verdict(Outcome::shed, Reason::no_slot);
+    shed.retry_after = std::chrono::seconds(2);
+    metrics.count(shed);
+    BOOST_TEST(status_lines(MetricsReport{metrics.snapshot(), {}}) == before);
+}
+
 BOOST_AUTO_TEST_CASE(verifications_count_by_format_with_their_time_and_stores_without_a_hash_do_not)
 {
     SharedBlock block;
