@@ -24,10 +24,13 @@
  * (SipHash with a random key), so nobody outside can aim collisions.
  *
  * Robustness: every slot and waiter entry is stamped with its process id.
- * A waiter that sees no slot freed for a while looks for entries whose
- * process is gone (kill(pid, 0) says ESRCH) and gives their slots back, so
- * a killed holder's slot returns once httpd has reaped it. Waiting sleeps
- * on a futex in the shared block, which every release wakes.
+ * When waiters see no slot freed for a while, one of them (one per 50 ms
+ * for the whole server) looks for entries whose process is gone
+ * (kill(pid, 0) says ESRCH) and gives their slots back, so a killed
+ * holder's slot returns once httpd has reaped it. (A pid reused before
+ * that look keeps the slot until its new process ends.) Waiting sleeps on
+ * a futex in the shared block, which every release wakes, so a waiter
+ * holds its thread, and nothing else, for at most the wait.
  */
 #pragma once
 
@@ -126,6 +129,8 @@ private:
     void count_out(std::uint64_t entry) noexcept;
     void give_back(std::uint32_t index, std::uint64_t entry) noexcept;
     void wake_all() noexcept;
+    /** reclaim_dead(), by one waiter of the server per interval. */
+    void reclaim_now_and_then() noexcept;
 
     Block *block_;
 };

@@ -85,6 +85,7 @@ struct VerifyLimit::Block {
     std::atomic<std::uint32_t> peak;
     std::atomic<std::uint32_t> waiting;
     std::atomic<std::uint32_t> waiter_end;  ///< no waiter entry at or past this index was ever used
+    std::atomic<std::uint64_t> last_reclaim; ///< steady-clock ns of the last look for dead processes
     std::atomic<std::uint64_t> key[2];      ///< SipHash key of the buckets
     std::atomic<std::uint64_t> waits;
     std::atomic<std::uint64_t> wait_ns;
@@ -195,8 +196,10 @@ bool VerifyLimit::try_take(std::uint64_t entry, Slot &slot) noexcept
 
 void VerifyLimit::wake_all() noexcept
 {
-    block_->released.fetch_add(1, std::memory_order_release);
-    if (block_->waiting.load(std::memory_order_acquire) != 0) {
+    // Sequentially consistent with the waiter's "waiting, then released":
+    // either it sees this release, or this sees it waiting.
+    block_->released.fetch_add(1, std::memory_order_seq_cst);
+    if (block_->waiting.load(std::memory_order_seq_cst) != 0) {
         ::syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(&block_->released), FUTEX_WAKE, INT_MAX, nullptr,
                   nullptr, 0);
     }
@@ -241,9 +244,9 @@ VerifyLimit::Slot VerifyLimit::acquire(std::string_view user, const ClientAddres
         std::uint32_t end = block_->waiter_end.load(std::memory_order_relaxed);
         while (end <= place && !block_->waiter_end.compare_exchange_weak(end, place + 1, std::memory_order_acq_rel)) {
         }
-        block_->waiting.fetch_add(1, std::memory_order_acq_rel);
+        block_->waiting.fetch_add(1, std::memory_order_seq_cst);
         for (;;) {
-            const std::uint32_t seen = block_->released.load(std::memory_order_acquire);
+            const std::uint32_t seen = block_->released.load(std::memory_order_seq_cst);
             if (eligible(entry) && try_take(entry, slot)) {
                 break;
             }
@@ -257,7 +260,7 @@ VerifyLimit::Slot VerifyLimit::acquire(std::string_view user, const ClientAddres
             const long rc = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(&block_->released), FUTEX_WAIT,
                                       seen, &ts, nullptr, 0);
             if (rc != 0 && errno == ETIMEDOUT) {
-                reclaim_dead();
+                reclaim_now_and_then();
             }
         }
         block_->waiters[place].store(0, std::memory_order_release);
@@ -273,6 +276,19 @@ VerifyLimit::Slot VerifyLimit::acquire(std::string_view user, const ClientAddres
         wake_all();
     }
     return slot;
+}
+
+void VerifyLimit::reclaim_now_and_then() noexcept
+{
+    // One look per interval for the whole server, not one per waiter: a
+    // flood's waiters all time out together, and each look costs a kill(2)
+    // per entry.
+    const std::uint64_t now = ns_of(Clock::now().time_since_epoch());
+    std::uint64_t last = block_->last_reclaim.load(std::memory_order_relaxed);
+    if (now - last >= ns_of(kReclaimEvery) &&
+        block_->last_reclaim.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+        reclaim_dead();
+    }
 }
 
 std::uint32_t VerifyLimit::reclaim_dead() noexcept
