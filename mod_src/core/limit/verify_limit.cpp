@@ -69,6 +69,21 @@ void decrement(std::atomic<std::uint32_t> &n) noexcept
     }
 }
 
+/** Sleeps while @p word holds @p seen, up to @p nap; false if the nap ran out. */
+bool futex_wait(std::atomic<std::uint32_t> &word, std::uint32_t seen, std::chrono::nanoseconds nap) noexcept
+{
+    timespec ts{static_cast<time_t>(nap.count() / 1000000000), static_cast<long>(nap.count() % 1000000000)};
+    // Not FUTEX_PRIVATE: the word is in memory shared between processes.
+    const long rc =
+        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(&word), FUTEX_WAIT, seen, &ts, nullptr, 0);
+    return rc == 0 || errno != ETIMEDOUT;
+}
+
+void futex_wake_all(std::atomic<std::uint32_t> &word) noexcept
+{
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(&word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
 std::uint64_t ns_of(Clock::duration d) noexcept
 {
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
@@ -200,8 +215,7 @@ void VerifyLimit::wake_all() noexcept
     // either it sees this release, or this sees it waiting.
     block_->released.fetch_add(1, std::memory_order_seq_cst);
     if (block_->waiting.load(std::memory_order_seq_cst) != 0) {
-        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(&block_->released), FUTEX_WAKE, INT_MAX, nullptr,
-                  nullptr, 0);
+        futex_wake_all(block_->released);
     }
 }
 
@@ -255,16 +269,17 @@ VerifyLimit::Slot VerifyLimit::acquire(std::string_view user, const ClientAddres
                 break;
             }
             const auto nap = std::min<Clock::duration>(deadline - now, kReclaimEvery);
-            const auto nap_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(nap).count();
-            timespec ts{static_cast<time_t>(nap_ns / 1000000000), static_cast<long>(nap_ns % 1000000000)};
-            const long rc = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t *>(&block_->released), FUTEX_WAIT,
-                                      seen, &ts, nullptr, 0);
-            if (rc != 0 && errno == ETIMEDOUT) {
+            if (!futex_wait(block_->released, seen, std::chrono::duration_cast<std::chrono::nanoseconds>(nap))) {
                 reclaim_now_and_then();
             }
         }
         block_->waiters[place].store(0, std::memory_order_release);
         block_->waiting.fetch_sub(1, std::memory_order_acq_rel);
+        // Slots freed together: the next waiter in line may have looked before this one left.
+        const std::uint32_t cap = block_->cap.load(std::memory_order_relaxed);
+        if (slot.held() && block_->in_use.load(std::memory_order_relaxed) < cap) {
+            wake_all();
+        }
     }
     slot.waited_ = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started);
     block_->waits.fetch_add(1, std::memory_order_relaxed);
