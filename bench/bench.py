@@ -54,6 +54,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cold-converge", type=float, default=90,
                    help="seconds of round-robin after which the cold run stops waiting for the cache to fill")
     p.add_argument("--reload-spacing", type=float, default=3, help="seconds between reloads under load")
+    p.add_argument("--flood-sizes", default="16,64", help="flood: concurrent wrong guesses of each run (default 16,64)")
+    p.add_argument("--flood-seconds", type=float, default=10, help="flood: seconds each latency run lasts (default 10)")
     p.add_argument("--mem-mpms", default="event,prefork")
     p.add_argument("--mem-formats", default="bcrypt10,sha")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.md"), help="where the report goes")
@@ -77,6 +79,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')}: unknown {bad}; choose from {list(allowed)}")
         setattr(a, name, vals)
     a.sizes = [int(x) for x in str(a.sizes).split(",") if x.strip()]
+    a.flood_sizes = [int(x) for x in str(a.flood_sizes).split(",") if x.strip()]
     if not 1 <= a.latency_samples < LATENCY_USERS or a.latency_cached < 1:
         p.error(f"--latency-samples: 1 to {LATENCY_USERS - 1} (each uncached sample is a new user of the file); "
                 "--latency-cached: at least 1")

@@ -90,11 +90,13 @@ AUTH_BLOCKS = {
 
 
 def front(work: Path, kind: str, backend: Server, module: str, user_file: Path | str | None = None, *,
-          mpm: str = "event", loglevel: str = "warn", global_extra: str = "") -> Server:
+          mpm: str = "event", loglevel: str = "warn", global_extra: str = "",
+          extra_modules: list[str] = ()) -> Server:
     """The httpd under test. /r/ reverse-proxies to the backend's first port;
     forward-proxy requests for the backend's second port are authenticated in
     <Proxy>, so the two modes never share a section."""
-    modules = ["authn_core", "authz_core", "authz_user", "auth_basic", "authn_file", "proxy", "proxy_http"]
+    modules = ["authn_core", "authz_core", "authz_user", "auth_basic", "authn_file", "proxy", "proxy_http",
+               *extra_modules]
     if kind == "floor":
         modules += ["authn_anon"]
     if kind == "socache":
