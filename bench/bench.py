@@ -60,6 +60,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mem-formats", default="bcrypt10,sha")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.md"), help="where the report goes")
     p.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs, user files)")
+    p.add_argument("--update", action="store_true",
+                   help="keep the report already in --out and replace only the sections this run measured "
+                        "(matched by their heading up to the first ':'), adding the rest at the end; "
+                        "its header says which sections came from which run")
     a = p.parse_args(argv)
     explicit = {x.split("=")[0] for x in argv if x.startswith("--")}
     if a.quick:
@@ -86,6 +90,37 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return a
 
 
+def blocks(md: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """A report's header lines, and its sections as (key, text): the key is
+    the "## " heading up to its first ':'."""
+    head, sections = [], []
+    for line in md.rstrip("\n").split("\n"):
+        if line.startswith("## "):
+            sections.append((line.split(":", 1)[0], line + "\n"))
+        elif sections:
+            key, text = sections[-1]
+            sections[-1] = (key, text + line + "\n")
+        else:
+            head.append(line)
+    return head, sections
+
+
+def merge_report(old: str, new: str) -> str:
+    """@p old with the sections of @p new in place of those of the same heading (new ones at the end); the
+    header is the old one, plus the new run's first lines, saying which sections it measured."""
+    old_head, old_sections = blocks(old)
+    new_head, new_sections = blocks(new)
+    fresh = dict(new_sections)
+    merged = [(k, fresh.pop(k, text)) for k, text in old_sections] + list(fresh.items())
+    names = ", ".join(f"\"{k[3:]}\"" for k, _ in new_sections)
+    run_lines = [line for line in new_head if line.startswith("- Run:") or line.startswith("- Machine:")]
+    note = [f"- Sections {names} were measured again by a later run (`--update`):"] + \
+           ["  " + line for line in run_lines]
+    head = old_head[:1] + [""] + [line for line in old_head[1:] if line.strip()] + note + [""]
+    return "\n".join(head) + "\n" + "".join(text if text.endswith("\n\n") else text + "\n"
+                                          for _, text in merged).rstrip("\n") + "\n"
+
+
 def main(argv: list[str]) -> int:
     a = parse_args(argv)
     module = os.environ.get("AUTH_PROXY_MODULE") or str(REPO / "build" / "mod_auth_proxy.so")
@@ -110,8 +145,10 @@ def main(argv: list[str]) -> int:
         md = report(run, started, " ".join(load_before))
     finally:
         run.close()
-    print(md)
     out = Path(a.out)
+    if a.update and out.exists():
+        md = merge_report(out.read_text(), md)
+    print(md)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(md)
     progress(f"report written to {out}")
