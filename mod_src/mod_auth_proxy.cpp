@@ -325,6 +325,20 @@ void warn_of_unopenable_user_files(Runtime &rt, server_rec *s)
     }
 }
 
+/** The MPM's request workers: threads per process times processes (prefork: processes). */
+std::uint64_t request_workers() noexcept
+{
+    int threads = 1;
+    int processes = 1;
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) {
+        threads = 1;
+    }
+    if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &processes) != APR_SUCCESS || processes < 1) {
+        processes = 1;
+    }
+    return static_cast<std::uint64_t>(threads) * static_cast<std::uint64_t>(processes);
+}
+
 /** What the parent needs to start the opener again; lives in pconf. */
 struct OpenerWatch {
     apr_pool_t *pconf;
@@ -503,7 +517,8 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *ptemp, server_rec *
         rt.authenticator = std::make_unique<Authenticator>(rt.cache.get(), rt.throttle.get());
         rt.verify_limit = std::make_unique<VerifyLimit>(retained_verify_limit_memory(),
                                                         static_cast<std::uint32_t>(settings.verify_limit),
-                                                        random_cache_secret());
+                                                        random_cache_secret(),
+                                                        VerifyLimit::default_room(request_workers()));
         rt.authenticator->limit_verifications(rt.verify_limit.get(),
                                               std::chrono::microseconds(settings.verify_wait_us));
 

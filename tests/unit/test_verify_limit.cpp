@@ -268,6 +268,58 @@ BOOST_AUTO_TEST_CASE(a_light_key_goes_before_a_flood_on_one_key)
     }
 }
 
+BOOST_AUTO_TEST_CASE(the_waiting_room_is_a_quarter_of_the_workers)
+{
+    BOOST_TEST(VerifyLimit::default_room(50) == 12u);
+    BOOST_TEST(VerifyLimit::default_room(150) == 37u);
+    BOOST_TEST(VerifyLimit::default_room(3) == 1u);
+    BOOST_TEST(VerifyLimit::default_room(1u << 30) == VerifyLimit::kMaxWaiters);
+}
+
+BOOST_AUTO_TEST_CASE(a_full_waiting_room_sheds_the_flood_at_once_and_lets_a_real_login_in)
+{
+    // One slot, held; a room of 3, filled by guesses for bob: a fourth guess
+    // is shed at once (it would hold one more worker), and carol, whose key
+    // is lighter, takes the place of one of them and gets the slot next.
+    SharedMemory memory(VerifyLimit::bytes());
+    VerifyLimit limit(memory.p, 1, CacheSecret{}, 3);
+    VerifyLimit::Slot held = limit.acquire("alice", address("192.0.2.1"), 0s);
+    BOOST_REQUIRE(held.held());
+    std::atomic<int> shed_guesses{0};
+    std::vector<std::thread> guessers;
+    for (int i = 0; i < 3; ++i) {
+        guessers.emplace_back([&, i] {
+            const VerifyLimit::Slot s = limit.acquire("bob", address("198.51.100." + std::to_string(i)), 30s);
+            shed_guesses += s.held() ? 0 : 1;
+        });
+    }
+    BOOST_REQUIRE(eventually([&] { return limit.figures().waiting == 3u; }));
+
+    const auto started = std::chrono::steady_clock::now();
+    const VerifyLimit::Slot extra = limit.acquire("bob", address("198.51.100.77"), 30s);
+    BOOST_TEST(!extra.held());
+    BOOST_TEST((std::chrono::steady_clock::now() - started < 5s)); // shed at once, not after the 30 s bound
+    BOOST_TEST(limit.figures().waiting == 3u);
+
+    std::atomic<bool> carol_in{false};
+    std::thread carol([&] {
+        VerifyLimit::Slot s = limit.acquire("carol", address("203.0.113.5"), 30s);
+        carol_in = s.held();
+    });
+    BOOST_REQUIRE(eventually([&] { return shed_guesses.load() == 1; })); // she took a guesser's place
+    BOOST_TEST(limit.figures().waiting == 3u);
+    held.release();
+    carol.join();
+    BOOST_TEST(carol_in.load());
+    for (std::thread &t : guessers) {
+        t.join();
+    }
+    const VerifyLimitFigures f = limit.figures();
+    BOOST_TEST(f.waiting == 0u);
+    BOOST_TEST(f.in_use == 0u);
+    BOOST_TEST(f.shed == 2u); // the extra guess and the one carol displaced
+}
+
 BOOST_AUTO_TEST_CASE(a_killed_holders_slot_comes_back)
 {
     SharedMemory memory(VerifyLimit::bytes());

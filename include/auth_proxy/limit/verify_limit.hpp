@@ -23,6 +23,14 @@
  * the wait bound sheds the excess. Counts are kept in keyed buckets
  * (SipHash with a random key), so nobody outside can aim collisions.
  *
+ * The waiting room is bounded too (default_room(): a quarter of the
+ * server's workers), because a waiter holds its worker: a flood larger than
+ * the workers would otherwise hold them all, and cached requests would
+ * queue for a worker, not a hash. When the room is full, a newcomer takes
+ * the place of the heaviest waiter if that one is heavier (it is shed at
+ * once), or is shed at once itself: a real login still gets in line ahead
+ * of a flood, and the flood's excess costs a fast 503, not a worker.
+ *
  * Robustness: every slot and waiter entry is stamped with its process id.
  * When waiters see no slot freed for a while, one of them (one per 50 ms
  * for the whole server) looks for entries whose process is gone
@@ -59,10 +67,10 @@ class VerifyLimit {
 public:
     /** The most slots a block holds: a cap above it is lowered to it. */
     static constexpr std::uint32_t kMaxSlots = 256;
-    /** Requests that can wait at once: past it, a request is shed at once (the waiting room is full). */
+    /** The largest waiting room: requests that can wait at once. */
     static constexpr std::uint32_t kMaxWaiters = 4096;
     /** Changes whenever the block's layout does. */
-    static constexpr std::uint32_t kLayout = 1;
+    static constexpr std::uint32_t kLayout = 2;
 
     /** Size of the block. */
     static std::size_t bytes() noexcept;
@@ -76,11 +84,21 @@ public:
     static std::uint32_t default_cap() noexcept;
 
     /**
+     * The waiting room for a server of @p workers request workers (threads,
+     * or processes under prefork): a quarter of them, at least one. A
+     * waiter holds its worker, so a flood may hold no more than this while
+     * the other workers serve everyone else.
+     */
+    static std::uint32_t default_room(std::uint64_t workers) noexcept;
+
+    /**
      * Over @p memory (bytes() bytes, zero-filled when new, shared by every
      * process forked after this call). Sets the block's cap to @p cap
-     * (1..kMaxSlots) and keys its buckets with @p secret.
+     * (1..kMaxSlots), its waiting room to @p room (1..kMaxWaiters) and keys
+     * its buckets with @p secret.
      */
-    VerifyLimit(void *memory, std::uint32_t cap, const CacheSecret &secret) noexcept;
+    VerifyLimit(void *memory, std::uint32_t cap, const CacheSecret &secret,
+                std::uint32_t room = kMaxWaiters) noexcept;
 
     /** A slot, held until destroyed; or, if !held(), none: the request is shed. */
     class Slot {
@@ -123,6 +141,12 @@ private:
 
     std::uint64_t entry_for(std::string_view user, const ClientAddress &client) const noexcept;
     bool try_take(std::uint64_t entry, Slot &slot) noexcept;
+    /**
+     * A place in the waiting room for @p entry: a free one while the room
+     * has one, else the place of the heaviest waiter if it is heavier than
+     * @p entry (that waiter is shed). False: shed at once.
+     */
+    bool enter_room(std::uint64_t entry, std::uint32_t &place) noexcept;
     bool eligible(std::uint64_t entry) const noexcept;
     std::uint32_t weight(std::uint64_t entry) const noexcept;
     void count_in(std::uint64_t entry) noexcept;

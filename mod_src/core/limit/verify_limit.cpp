@@ -95,6 +95,7 @@ std::uint64_t ns_of(Clock::duration d) noexcept
 /** The shared block. Only ever grows by a new kLayout. */
 struct VerifyLimit::Block {
     std::atomic<std::uint32_t> cap;
+    std::atomic<std::uint32_t> room;        ///< waiters at most
     std::atomic<std::uint32_t> released;    ///< futex word: moves on every release and reclaim
     std::atomic<std::uint32_t> in_use;      ///< raised after a slot is taken, lowered before it is freed
     std::atomic<std::uint32_t> peak;
@@ -122,10 +123,16 @@ std::uint32_t VerifyLimit::default_cap() noexcept
     return static_cast<std::uint32_t>(std::min<long>(cap, kMaxSlots));
 }
 
-VerifyLimit::VerifyLimit(void *memory, std::uint32_t cap, const CacheSecret &secret) noexcept
+std::uint32_t VerifyLimit::default_room(std::uint64_t workers) noexcept
+{
+    return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(workers / 4, 1, kMaxWaiters));
+}
+
+VerifyLimit::VerifyLimit(void *memory, std::uint32_t cap, const CacheSecret &secret, std::uint32_t room) noexcept
     : block_(static_cast<Block *>(memory))
 {
     block_->cap.store(std::clamp<std::uint32_t>(cap, 1, kMaxSlots), std::memory_order_relaxed);
+    block_->room.store(std::clamp<std::uint32_t>(room, 1, kMaxWaiters), std::memory_order_relaxed);
     std::uint64_t k[2] = {0, 0};
     for (std::size_t i = 0; i < 16; ++i) {
         k[i / 8] |= std::uint64_t{secret[i]} << (8 * (i % 8));
@@ -246,21 +253,12 @@ VerifyLimit::Slot VerifyLimit::acquire(std::string_view user, const ClientAddres
     const auto started = Clock::now();
     const auto deadline = started + wait;
     std::uint32_t place = kMaxWaiters;
-    for (std::uint32_t i = 0; i < kMaxWaiters; ++i) {
-        std::uint64_t free = 0;
-        if (block_->waiters[i].load(std::memory_order_relaxed) == 0 &&
-            block_->waiters[i].compare_exchange_strong(free, entry, std::memory_order_acq_rel)) {
-            place = i;
-            break;
-        }
-    }
-    if (place != kMaxWaiters) {
-        std::uint32_t end = block_->waiter_end.load(std::memory_order_relaxed);
-        while (end <= place && !block_->waiter_end.compare_exchange_weak(end, place + 1, std::memory_order_acq_rel)) {
-        }
-        block_->waiting.fetch_add(1, std::memory_order_seq_cst);
+    if (enter_room(entry, place)) {
         for (;;) {
             const std::uint32_t seen = block_->released.load(std::memory_order_seq_cst);
+            if (block_->waiters[place].load(std::memory_order_acquire) != entry) {
+                break; // a lighter newcomer took this place: shed
+            }
             if (eligible(entry) && try_take(entry, slot)) {
                 break;
             }
@@ -273,8 +271,11 @@ VerifyLimit::Slot VerifyLimit::acquire(std::string_view user, const ClientAddres
                 reclaim_now_and_then();
             }
         }
-        block_->waiters[place].store(0, std::memory_order_release);
-        block_->waiting.fetch_sub(1, std::memory_order_acq_rel);
+        std::uint64_t mine = entry;
+        if (block_->waiters[place].compare_exchange_strong(mine, 0, std::memory_order_acq_rel)) {
+            block_->waiting.fetch_sub(1, std::memory_order_acq_rel);
+        } // else the place is the newcomer's now, and counted as its
+
         // Slots freed together: the next waiter in line may have looked before this one left.
         const std::uint32_t cap = block_->cap.load(std::memory_order_relaxed);
         if (slot.held() && block_->in_use.load(std::memory_order_relaxed) < cap) {
@@ -291,6 +292,53 @@ VerifyLimit::Slot VerifyLimit::acquire(std::string_view user, const ClientAddres
         wake_all();
     }
     return slot;
+}
+
+bool VerifyLimit::enter_room(std::uint64_t entry, std::uint32_t &place) noexcept
+{
+    const std::uint32_t room = block_->room.load(std::memory_order_relaxed);
+    std::uint32_t waiting = block_->waiting.load(std::memory_order_seq_cst);
+    while (waiting < room) {
+        if (!block_->waiting.compare_exchange_weak(waiting, waiting + 1, std::memory_order_seq_cst)) {
+            continue;
+        }
+        // Leavers free their place before they leave the count: one is free.
+        for (std::uint32_t i = 0; i < kMaxWaiters; ++i) {
+            std::uint64_t free = 0;
+            if (block_->waiters[i].load(std::memory_order_relaxed) == 0 &&
+                block_->waiters[i].compare_exchange_strong(free, entry, std::memory_order_acq_rel)) {
+                place = i;
+                std::uint32_t end = block_->waiter_end.load(std::memory_order_relaxed);
+                while (end <= i && !block_->waiter_end.compare_exchange_weak(end, i + 1, std::memory_order_acq_rel)) {
+                }
+                return true;
+            }
+        }
+        decrement(block_->waiting);
+        return false;
+    }
+    // Full: the heaviest waiter gives way to a lighter newcomer.
+    const std::uint32_t mine = weight(entry);
+    const std::uint32_t end = std::min(block_->waiter_end.load(std::memory_order_acquire), kMaxWaiters);
+    std::uint32_t heaviest = mine;
+    std::uint32_t victim = kMaxWaiters;
+    std::uint64_t victim_entry = 0;
+    for (std::uint32_t i = 0; i < end; ++i) {
+        const std::uint64_t other = block_->waiters[i].load(std::memory_order_relaxed);
+        const std::uint32_t w = other != 0 ? weight(other) : 0;
+        if (w > heaviest) {
+            heaviest = w;
+            victim = i;
+            victim_entry = other;
+        }
+    }
+    if (victim == kMaxWaiters ||
+        !block_->waiters[victim].compare_exchange_strong(victim_entry, entry, std::memory_order_acq_rel)) {
+        return false;
+    }
+    place = victim;
+    wake_all(); // the one given way sees it and leaves
+    return true;
 }
 
 void VerifyLimit::reclaim_now_and_then() noexcept
