@@ -54,6 +54,7 @@ struct Runtime {
     std::unique_ptr<SharedKeySet> failures;
     std::unique_ptr<Throttle> throttle;
     std::unique_ptr<VerifyLimit> verify_limit; ///< over memory kept across graceful restarts
+    std::unique_ptr<HashPool> hash_pool;       ///< the low-priority threads hashes run on (started in each child)
     std::unique_ptr<Authenticator> authenticator;
     std::unique_ptr<FileWatcher> watcher;
     std::vector<ScopeRecord> scopes;

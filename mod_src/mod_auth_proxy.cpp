@@ -521,6 +521,9 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *ptemp, server_rec *
                                                         VerifyLimit::default_room(request_workers()));
         rt.authenticator->limit_verifications(rt.verify_limit.get(),
                                               std::chrono::microseconds(settings.verify_wait_us));
+        // No process can need more hash threads than hashes may run at once.
+        rt.hash_pool = std::make_unique<HashPool>(static_cast<std::size_t>(settings.verify_limit));
+        rt.authenticator->hash_on(rt.hash_pool.get());
 
         activate_proxy_basic_files(rt, s);
         if (!start_user_opener(rt, pconf, s)) {

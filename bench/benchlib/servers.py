@@ -91,7 +91,7 @@ AUTH_BLOCKS = {
 
 def front(work: Path, kind: str, backend: Server, module: str, user_file: Path | str | None = None, *,
           mpm: str = "event", loglevel: str = "warn", global_extra: str = "",
-          extra_modules: list[str] = ()) -> Server:
+          extra_modules: list[str] = (), threads: int = 25) -> Server:
     """The httpd under test. /r/ reverse-proxies to the backend's first port;
     forward-proxy requests for the backend's second port are authenticated in
     <Proxy>, so the two modes never share a section."""
@@ -118,7 +118,7 @@ ProxyRequests On
 {indent(auth)}
 </Proxy>
 """
-    return httpd(work, f"front-{kind}", modules, body, mpm=mpm, loglevel=loglevel,
+    return httpd(work, f"front-{kind}", modules, body, mpm=mpm, loglevel=loglevel, threads=threads,
                  auth_proxy=module if kind in ("proxy", "noauth", "proxy-ldap") else None)
 
 

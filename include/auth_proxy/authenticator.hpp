@@ -33,6 +33,7 @@
 #include "auth_proxy/throttle/client_address.hpp"
 #include "auth_proxy/cache/credential_cache.hpp"
 #include "auth_proxy/limit/verify_limit.hpp"
+#include "auth_proxy/verify/hash_pool.hpp"
 #include "auth_proxy/verify/password_hash.hpp"
 #include "auth_proxy/throttle/throttle.hpp"
 #include "auth_proxy/store/user_file.hpp"
@@ -154,6 +155,13 @@ public:
      */
     void limit_verifications(VerifyLimit *limit, std::chrono::nanoseconds wait) noexcept;
 
+    /**
+     * Runs every hash verification (the real ones and the dummies) on
+     * @p pool's low-priority threads (which must outlive this object);
+     * null: in the request's thread.
+     */
+    void hash_on(HashPool *pool) noexcept { pool_ = pool; }
+
     /** The verdict for @p request against @p count stores, asked in order. */
     Verdict authenticate(const Store *stores, std::size_t count, const AuthRequest &request,
                          CredentialBuffer &buffer) const;
@@ -192,6 +200,7 @@ private:
     VerifyFn verify_;
     SleepFn sleep_;
     VerifyLimit *limit_ = nullptr;
+    HashPool *pool_ = nullptr;
     std::chrono::nanoseconds wait_{0};
 };
 

@@ -4,7 +4,8 @@ Every guess comes from an address of its own in 127.0.0.0/8 (all of it is
 local on Linux), so no throttle limit is near. With AuthProxyVerifyLimit 1
 the server runs one bcrypt at a time whatever the flood, read from the
 metrics while it runs; a user whose credentials are cached gets 200
-throughout; guesses that find the slot busy past AuthProxyVerifyWait get
+throughout (the hashes run on threads at nice 19); guesses that find the
+slot busy past AuthProxyVerifyWait get
 503 with Retry-After, and are not failed logins: with a throttle that locks
 an address out after one failure, an address whose guess was shed is still
 let in, and one whose guess was checked is not.
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from harness import proxied_location
 from test_metrics import STATUS_PAGES, counters
+from test_shared_index import server_pids
 from test_throttle_sources import Server
 
 MPMS = ["event", "prefork"]
@@ -90,6 +93,20 @@ class CachedUser:
         self.thread.join()
 
 
+def niceness(h) -> tuple[set[int], set[int]]:
+    """The nice values of the server processes' main threads, and of their other threads."""
+    _, children = server_pids(h)
+    main, others = set(), set()
+    for pid in children:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue        # the thread ended meanwhile
+            (main if task.name == str(pid) else others).add(int(fields[16]))
+    return main, others
+
+
 @pytest.mark.parametrize("mpm", MPMS)
 def test_a_guess_flood_runs_one_hash_at_a_time_sheds_the_rest_uncounted_and_never_slows_the_cache(
         make_httpd, backend, users, mpm):
@@ -134,6 +151,11 @@ def test_a_guess_flood_runs_one_hash_at_a_time_sheds_the_rest_uncounted_and_neve
     assert after["AuthProxyVerifyWaiting"] == 0
     assert after["AuthProxyVerifyWaits"] >= len(shed)
     assert "APX01050" in srv.h.log()
+
+    # The hashes ran on threads at nice 19, in the server processes that answered them.
+    main, others = niceness(srv.h)
+    assert 19 in others, f"no server process has a thread at nice 19: {others}"
+    assert 19 not in main, "a server process's own thread was left at nice 19"
 
     # One failure locks an address out: a checked guess did, a shed one did not.
     for i in shed:

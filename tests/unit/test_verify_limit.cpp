@@ -268,11 +268,12 @@ BOOST_AUTO_TEST_CASE(a_light_key_goes_before_a_flood_on_one_key)
     }
 }
 
-BOOST_AUTO_TEST_CASE(the_waiting_room_is_a_quarter_of_the_workers)
+BOOST_AUTO_TEST_CASE(the_waiting_room_keeps_a_quarter_of_the_workers_free)
 {
-    BOOST_TEST(VerifyLimit::default_room(50) == 12u);
-    BOOST_TEST(VerifyLimit::default_room(150) == 37u);
-    BOOST_TEST(VerifyLimit::default_room(3) == 1u);
+    BOOST_TEST(VerifyLimit::default_room(50) == 38u);
+    BOOST_TEST(VerifyLimit::default_room(150) == 113u);
+    BOOST_TEST(VerifyLimit::default_room(3) == 2u);
+    BOOST_TEST(VerifyLimit::default_room(1) == 1u);
     BOOST_TEST(VerifyLimit::default_room(1u << 30) == VerifyLimit::kMaxWaiters);
 }
 

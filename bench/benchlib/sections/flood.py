@@ -24,6 +24,7 @@ TARGET_USER = "bob"                 # whom the flood guesses for
 COLD_USER, COLD_PASSWORD = "carol", "carol-cold-secret"
 FLOOD_CLIENT = Path(__file__).resolve().parent.parent / "flood_client.py"
 KINDS = ("proxy", "stock", "socache")
+WORKER_THREADS = 75                 # per process, 2 processes: Debian's default MaxRequestWorkers of 150
 
 LATENCY_LUA = r"""
 wrk.path = "%s"
@@ -88,7 +89,9 @@ class Flood:
                  "`net.ipv6.ip_nonlocal_bind=1`), so that no address comes near a throttle limit. One second into "
                  f"the flood, {COLD_USER} logs in for the first time (a new connection, her right password; "
                  "mod_auth_proxy may answer 503 + Retry-After, and she tries again after it): *cold login* is the "
-                 "time to her 200.", "",
+                 "time to her 200. Each httpd has 150 workers (2 processes × 75 threads), Debian's default "
+                 "`MaxRequestWorkers`; the guessers run at nice 19, standing in for machines that are not the "
+                 "server's.", "",
                  "| Server | Flood | p50 | p95 | p99 | req/s | vs idle (p95, req/s) | cold login | guesses answered |",
                  "|---|---|---|---|---|---|---|---|---|"]
         notes: list[str] = []
@@ -111,8 +114,9 @@ class Flood:
 
     def rows(self, kind: str, path: Path, sizes: list[int], seconds: float, notes: list[str]) -> list[str]:
         port6 = free_port()
+        # Debian's default number of workers (MaxRequestWorkers 150), here 2 processes x 75 threads.
         server = self.run.launch(self.run.front(kind, path, global_extra=f"Listen [::1]:{port6}\n{STATUS_BLOCK}",
-                                                extra_modules=["status", "authz_host"]))
+                                                extra_modules=["status", "authz_host"], threads=WORKER_THREADS))
         try:
             header = "Proxy-Authorization" if kind == "proxy" else "Authorization"
             alice = Target(server.port, f"/r/{STATIC}", header, basic(USER, PASSWORD))

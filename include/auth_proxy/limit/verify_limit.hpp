@@ -23,8 +23,8 @@
  * the wait bound sheds the excess. Counts are kept in keyed buckets
  * (SipHash with a random key), so nobody outside can aim collisions.
  *
- * The waiting room is bounded too (default_room(): a quarter of the
- * server's workers), because a waiter holds its worker: a flood larger than
+ * The waiting room is bounded too (default_room(): all but a quarter of
+ * the server's workers), because a waiter holds its worker: a flood larger than
  * the workers would otherwise hold them all, and cached requests would
  * queue for a worker, not a hash. When the room is full, a newcomer takes
  * the place of the heaviest waiter if that one is heavier (it is shed at
@@ -85,9 +85,9 @@ public:
 
     /**
      * The waiting room for a server of @p workers request workers (threads,
-     * or processes under prefork): a quarter of them, at least one. A
-     * waiter holds its worker, so a flood may hold no more than this while
-     * the other workers serve everyone else.
+     * or processes under prefork): all but a quarter of them, at least one.
+     * A waiter holds its worker, so a flood may hold no more than this
+     * while the quarter kept serves everyone else.
      */
     static std::uint32_t default_room(std::uint64_t workers) noexcept;
 

@@ -125,7 +125,8 @@ std::uint32_t VerifyLimit::default_cap() noexcept
 
 std::uint32_t VerifyLimit::default_room(std::uint64_t workers) noexcept
 {
-    return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(workers / 4, 1, kMaxWaiters));
+    const std::uint64_t kept = std::max<std::uint64_t>(1, workers / 4);
+    return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(workers > kept ? workers - kept : 1, 1, kMaxWaiters));
 }
 
 VerifyLimit::VerifyLimit(void *memory, std::uint32_t cap, const CacheSecret &secret, std::uint32_t room) noexcept
