@@ -87,7 +87,7 @@ class Flood:
                  f"Meanwhile a separate process sends wrong passwords for {TARGET_USER} from N threads, each guess on "
                  f"a new connection from a new IPv6 /48 of {PREFIX} routed to lo (`ip -6 route add local` and "
                  "`net.ipv6.ip_nonlocal_bind=1`), so that no address comes near a throttle limit. One second into "
-                 f"the flood, {COLD_USER} logs in for the first time (a new connection, her right password; "
+                 f"the flood, a user of its own ({COLD_USER}16, {COLD_USER}64) logs in for the first time (a new connection, her right password; "
                  "mod_auth_proxy may answer 503 + Retry-After, and she tries again after it): *cold login* is the "
                  "time to her 200. Each httpd has 150 workers (2 processes × 75 threads), Debian's default "
                  "`MaxRequestWorkers`; the guessers run at nice 19, standing in for machines that are not the "
@@ -107,8 +107,9 @@ class Flood:
         files = self.run.files
         p = files.dir / "flood.htpasswd"
         if not p.exists():
+            cold = [(f"{COLD_USER}{n}", COLD_PASSWORD) for n in self.run.args.flood_sizes]
             p.write_text("".join(files.hash_line("bcrypt12", u, pw) + "\n" for u, pw in
-                                 ((USER, PASSWORD), (TARGET_USER, "bob-real-secret"), (COLD_USER, COLD_PASSWORD))))
+                                 [(USER, PASSWORD), (TARGET_USER, "bob-real-secret")] + cold))
             p.chmod(0o644)
         return p
 
@@ -128,7 +129,7 @@ class Flood:
             for n in sizes:
                 flood = self.start_flood(port6, n, seconds + 2, header)
                 time.sleep(1)
-                cold = self.cold_login(server.port, header)
+                cold = self.cold_login(server.port, header, f"{COLD_USER}{n}")   # a user of her own per flood
                 during = self.latency(alice, seconds)
                 guesses = self.finish_flood(flood)
                 rows.append(self.row(kind, f"{n} guesses", during, idle, cold, guesses))
@@ -167,9 +168,9 @@ class Flood:
         return json.loads(out.strip().splitlines()[-1])
 
     @staticmethod
-    def cold_login(port: int, header: str) -> str:
+    def cold_login(port: int, header: str, user: str) -> str:
         """Time from the first try to the 200, retrying after a 503's Retry-After."""
-        t = Target(port, f"/r/{STATIC}", header, basic(COLD_USER, COLD_PASSWORD))
+        t = Target(port, f"/r/{STATIC}", header, basic(user, COLD_PASSWORD))
         started, tries = time.monotonic(), 0
         while True:
             tries += 1
