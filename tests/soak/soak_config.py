@@ -35,6 +35,15 @@ THROTTLE_OFF = """<IfDirective AuthProxyThrottle>
     AuthProxyThrottle Off
 </IfDirective>"""
 
+# With the throttle off, those clients are a guess flood from one address:
+# each wrong password costs a hash, more at once than a small machine's
+# default AuthProxyVerifyLimit lets run, and the excess would be shed with
+# 503 (test_verify_limit.py tests that). This soak is about file changes, so
+# every client gets a hash slot of its own.
+VERIFY_FOR_EVERY_CLIENT = f"""<IfDirective AuthProxyVerifyLimit>
+    AuthProxyVerifyLimit {CLIENTS}
+</IfDirective>"""
+
 
 def soak_body(backend, mpm: str, users: str | None, generation: int = 0) -> str:
     """The config after the harness preamble. ``users`` None: the same
@@ -44,6 +53,7 @@ def soak_body(backend, mpm: str, users: str | None, generation: int = 0) -> str:
     return f"""
 {MPM_SIZING[mpm]}
 {THROTTLE_OFF}
+{VERIFY_FOR_EVERY_CLIENT}
 Header always set X-Soak-Generation "{generation}"
 # Which child answered which request and how long it took (µs), for evidence.
 LogFormat "%{{X-Soak-Seq}}i %P %>s %D" soak
