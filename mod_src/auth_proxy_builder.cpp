@@ -25,13 +25,14 @@ namespace {
 
 /** What the maintenance callback needs to start a new builder; lives in pconf. */
 struct Builder {
+    Runtime *rt;
     apr_pool_t *pconf;
     server_rec *server;
     apr_proc_t proc;
 };
 
 /** The builder's life: watch, build, write, until the parent says stop (or dies). */
-[[noreturn]] void builder_main(server_rec *s, pid_t parent) noexcept
+[[noreturn]] void builder_main(Runtime &rt, server_rec *s, pid_t parent) noexcept
 {
     // Not a server process: it serves nothing and must not keep the ports
     // open, nor share the server's reaction to graceful signals.
@@ -50,7 +51,6 @@ struct Builder {
         _exit(0); // the parent died before PDEATHSIG was set
     }
     try {
-        Runtime &rt = runtime();
         rt.files.set_index_directory(&rt.index_dir, IndexRole::writer);
         const ServerConfig settings = effective_settings(s);
         const auto interval =
@@ -107,7 +107,7 @@ bool fork_builder(Builder &b) noexcept
     const pid_t parent = getpid();
     const apr_status_t rv = apr_proc_fork(&b.proc, b.pconf);
     if (rv == APR_INCHILD) {
-        builder_main(b.server, parent);
+        builder_main(*b.rt, b.server, parent);
     }
     if (rv != APR_INPARENT) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, b.server, APXLOGNO(03013)
@@ -121,15 +121,16 @@ bool fork_builder(Builder &b) noexcept
 
 } // namespace
 
-bool start_index_builder(apr_pool_t *pconf, server_rec *s) noexcept
+bool start_index_builder(Runtime &rt, apr_pool_t *pconf, server_rec *s) noexcept
 {
     auto *b = static_cast<Builder *>(apr_pcalloc(pconf, sizeof(Builder)));
+    b->rt = &rt;
     b->pconf = pconf;
     b->server = s;
     if (!fork_builder(*b)) {
         return false;
     }
-    runtime().builder = &b->proc;
+    rt.builder = &b->proc;
     return true;
 }
 

@@ -16,7 +16,9 @@
 
 namespace auth_proxy {
 
+struct Runtime;
+
 /** Forks the builder (post_config, in the parent). Logs and returns false if it cannot. */
-bool start_index_builder(apr_pool_t *pconf, server_rec *s) noexcept;
+bool start_index_builder(Runtime &rt, apr_pool_t *pconf, server_rec *s) noexcept;
 
 } // namespace auth_proxy

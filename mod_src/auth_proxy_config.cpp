@@ -3,6 +3,7 @@
 #include "auth_proxy_providers.hpp"
 #include "auth_proxy_runtime.hpp"
 
+#include "auth_proxy/scheme/registry.hpp"
 #include "auth_proxy/throttle/client_address.hpp"
 
 #include <ap_provider.h>
@@ -59,24 +60,26 @@ void record_scope(cmd_parms *cmd, DirConfig *conf)
 /**
  * AuthType is mod_authn_core's directive; httpd hands it to every module
  * that declares it (ap_walk_config_sub), so we see it too and remember
- * which scopes are ProxyBasic for the configtest check.
+ * which scopes are ours, and with which scheme, for the configtest check.
  */
 const char *set_auth_type(cmd_parms *cmd, void *dconf, const char *arg)
 {
     auto *conf = static_cast<DirConfig *>(dconf);
-    if (is_near_miss(arg, "ProxyBasic")) {
-        // Otherwise only the first request finds out (500, AH01796).
-        return apr_psprintf(cmd->pool, "AuthType %s: no module provides this auth type; did you mean ProxyBasic?",
-                            arg);
+    conf->scheme = scheme_for_auth_type(arg);
+    conf->auth_type_set = 1;
+    if (conf->scheme == nullptr) {
+        if (const Scheme *near = scheme_nearly_named(arg)) {
+            // Otherwise only the first request finds out (500, AH01796).
+            return apr_psprintf(cmd->pool, "AuthType %s: no module provides this auth type; did you mean %.*s?",
+                                arg, static_cast<int>(near->auth_type().size()), near->auth_type().data());
+        }
+        return nullptr;
     }
-    conf->proxy_basic = strcasecmp(arg, "ProxyBasic") == 0 ? 1 : 0;
-    if (conf->proxy_basic == 1) {
-        record_scope(cmd, conf);
-    }
+    record_scope(cmd, conf);
     return nullptr;
 }
 
-/** AuthName, mod_authn_core's too: seen here so that configtest can say a ProxyBasic scope lacks one. */
+/** AuthName, mod_authn_core's too: seen here so that configtest can say a scope of ours lacks one. */
 const char *set_auth_name(cmd_parms *cmd, void *dconf, const char *)
 {
     auto *conf = static_cast<DirConfig *>(dconf);
@@ -161,12 +164,12 @@ const char *set_user_file(cmd_parms *cmd, void *dconf, const char *arg)
     conf->user_file_path = path;
     Runtime &rt = runtime();
     if (cmd->pool != rt.pconf) {
-        // .htaccess: looked up when a ProxyBasic request uses it, so that
+        // .htaccess: looked up when a request of one of our schemes uses it, so that
         // files of other auth types never enter the registry.
         return nullptr;
     }
     try {
-        // A dormant entry: nothing is read until a ProxyBasic scope uses it.
+        // A dormant entry: nothing is read until a scope of ours uses it.
         conf->user_file = &rt.files.get(path);
     }
     catch (const std::exception &e) {
@@ -352,7 +355,7 @@ const char *set_cache_entries(cmd_parms *cmd, void *, const char *arg)
 
 const command_rec directives[] = {
     {"AuthType", handler(set_auth_type), nullptr, OR_AUTHCFG, TAKE1,
-     "an HTTP authorization type (e.g., \"ProxyBasic\")"},
+     "an HTTP authorization type (e.g., \"Basic\")"},
     {"AuthName", handler(set_auth_name), nullptr, OR_AUTHCFG, TAKE1,
      "the authentication realm (e.g. \"Members Only\")"},
     {"AuthUserFile", handler(set_user_file), nullptr, OR_AUTHCFG, TAKE1,

@@ -2,6 +2,7 @@
 
 #include "auth_proxy/authenticator.hpp"
 #include "auth_proxy/scheme/challenge.hpp"
+#include "auth_proxy/scheme/registry.hpp"
 #include "auth_proxy_config.hpp"
 #include "auth_proxy_log.hpp"
 #include "auth_proxy_providers.hpp"
@@ -26,11 +27,10 @@ namespace auth_proxy {
 
 namespace {
 
-constexpr const char *kAuthType = "ProxyBasic";
-
-bool is_proxy_basic(const char *type) noexcept
+/** The scheme of ours that @p type names; null: another module's (or none). */
+const Scheme *scheme_named(const char *type) noexcept
 {
-    return type != nullptr && strcasecmp(type, kAuthType) == 0;
+    return type != nullptr ? scheme_for_auth_type(type) : nullptr;
 }
 
 /**
@@ -46,12 +46,20 @@ bool is_proxied(const request_rec *r) noexcept
 constexpr const char *kProxyChallengeNote = "auth_proxy:Proxy-Authenticate";
 constexpr const char *kOriginChallengeNote = "auth_proxy:WWW-Authenticate";
 
-void set_challenge(request_rec *r, bool proxied)
+/** One challenge header per scheme of @p offered, in its order. */
+void set_challenge(request_rec *r, const SchemeSet &offered, bool proxied)
 {
+    const char *header = proxied ? "Proxy-Authenticate" : "WWW-Authenticate";
     const char *realm = ap_auth_name(r);
-    const std::string challenge = basic_challenge(realm != nullptr ? unescape_quotes(realm) : "");
-    apr_table_setn(r->err_headers_out, proxied ? "Proxy-Authenticate" : "WWW-Authenticate",
-                   apr_pstrmemdup(r->pool, challenge.data(), challenge.size()));
+    const std::string unescaped = realm != nullptr ? unescape_quotes(realm) : "";
+    apr_table_unset(r->err_headers_out, header);
+    std::string all; // for a subrequest's main request: the challenges, one a line
+    for (const Scheme *scheme : offered) {
+        const std::string challenge = scheme->challenge(unescaped);
+        apr_table_addn(r->err_headers_out, header, apr_pstrmemdup(r->pool, challenge.data(), challenge.size()));
+        all += all.empty() ? "" : "\n";
+        all += challenge;
+    }
     if (r->main != nullptr) {
         // A subrequest's headers reach the client only if the module that
         // made it copies them; mod_dir, for one, answers the main request
@@ -63,24 +71,41 @@ void set_challenge(request_rec *r, bool proxied)
             main = main->main;
         }
         apr_table_setn(main->notes, proxied ? kProxyChallengeNote : kOriginChallengeNote,
-                       apr_pstrmemdup(main->pool, challenge.data(), challenge.size()));
+                       apr_pstrmemdup(main->pool, all.data(), all.size()));
     }
 }
 
 /** 407 + Proxy-Authenticate for proxied requests, 401 + WWW-Authenticate otherwise. */
-int challenge(request_rec *r, bool proxied)
+int challenge(request_rec *r, const SchemeSet &offered, bool proxied)
 {
-    set_challenge(r, proxied);
+    set_challenge(r, offered, proxied);
     return proxied ? HTTP_PROXY_AUTHENTICATION_REQUIRED : HTTP_UNAUTHORIZED;
 }
 
-/** The ProxyBasic scope's user file (if any): set up at start, or (.htaccess) looked up now. */
-UserFile *user_file_of(const DirConfig *conf)
+/** The scope's user file (if any): set up at start, or (.htaccess) looked up now. */
+UserFile *user_file_of(Runtime &rt, const DirConfig *conf)
 {
     if (conf->user_file != nullptr) {
         return conf->user_file;
     }
-    return conf->user_file_path != nullptr ? &runtime().files.get(conf->user_file_path) : nullptr;
+    return conf->user_file_path != nullptr ? &rt.files.get(conf->user_file_path) : nullptr;
+}
+
+/** Whether a scheme of @p offered checks passwords against the scope's stores. */
+bool checks_passwords(const SchemeSet &offered) noexcept
+{
+    for (const Scheme *s : offered) {
+        if (s->checks_passwords()) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/** What a scope of @p scheme offers: with password stores named (the default is the user file), Basic too. */
+SchemeSet offered_schemes(const Scheme &scheme, const DirConfig *conf)
+{
+    return offered_by(scheme, conf->providers != nullptr || conf->user_file_path != nullptr);
 }
 
 /**
@@ -199,41 +224,39 @@ void log_refusal(request_rec *r, const Verdict &v, const char *header_name, cons
                       r->useragent_ip, user);
     }
     if (v.counted.address_locked_now || v.counted.user_locked_now) {
-        const ThrottlePolicy &policy = runtime().throttle->policy();
-        const std::uint32_t limit = !v.counted.address_locked_now      ? policy.user_limit
-                                    : v.counted.locked_prefix == 56 ? policy.prefix56_limit
-                                    : v.counted.locked_prefix == 48 ? policy.prefix48_limit
-                                                                    : policy.address_limit;
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APXLOGNO(01011)
                       "%s %s locked out for %ld s after %u distinct failed logins within %ld s (last user %s)",
                       v.counted.address_locked_now ? "client" : "user",
                       v.counted.address_locked_now ? locked_client(r, v) : user,
-                      static_cast<long>(policy.lockout.count()), limit, static_cast<long>(policy.window.count()),
+                      static_cast<long>(v.lockout.lasts.count()), v.lockout.limit,
+                      static_cast<long>(v.lockout.window.count()),
                       user);
     }
 }
 
-int authenticate(request_rec *r)
+int authenticate(request_rec *r, Runtime &rt)
 {
-    if (!is_proxy_basic(ap_auth_type(r))) {
+    const char *auth_type = ap_auth_type(r);
+    const Scheme *scheme = scheme_named(auth_type);
+    if (scheme == nullptr) {
         return DECLINED;
     }
     const DirConfig *conf = dir_conf(r->per_dir_config);
     const bool proxied = is_proxied(r);
+    const SchemeSet offered = offered_schemes(*scheme, conf);
 
     if (ap_auth_name(r) == nullptr) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01001)
-                      "AuthName not specified for AuthType ProxyBasic at %s; refusing the request",
-                      r->uri);
+                      "AuthName not specified for AuthType %s at %s; refusing the request", auth_type, r->uri);
         forget_proxy_credentials(r, proxied);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    Runtime &rt = runtime();
     StoreChain chain;
     std::string missing;
-    if (!chain.build(r, conf->providers, user_file_of(conf), server_logger(r->server), missing)) {
+    if (checks_passwords(offered) &&
+        !chain.build(r, rt, conf->providers, user_file_of(rt, conf), server_logger(r->server), missing)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01002)
-                      "%s for AuthType ProxyBasic at %s; refusing the request", missing.c_str(), r->uri);
+                      "%s for AuthType %s at %s; refusing the request", missing.c_str(), auth_type, r->uri);
         forget_proxy_credentials(r, proxied);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -247,8 +270,10 @@ int authenticate(request_rec *r)
     request.client = ClientAddress::parse(r->useragent_ip != nullptr ? r->useragent_ip : "");
     request.now = Now::current();
     request.scope = store_scope(r, *conf);
+    request.stores = chain.stores();
+    request.store_count = chain.size();
     CredentialBuffer buffer;
-    const Verdict v = rt.authenticator->authenticate(chain.stores(), chain.size(), request, buffer);
+    const Verdict v = rt.authenticator->authenticate(offered, request, buffer);
     if (rt.metrics) {
         rt.metrics->count(v);
     }
@@ -267,16 +292,17 @@ int authenticate(request_rec *r)
         if (r->user == nullptr || v.cache_hit || chain.is_file(v.store)) {
             r->user = apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
         }
-        r->ap_auth_type = const_cast<char *>(kAuthType);
+        // The scheme that admitted, in the spelling of its AuthType (a literal).
+        r->ap_auth_type = const_cast<char *>(v.scheme->auth_type().data());
         return OK;
     case Outcome::challenged:
         // The normal first step of every client: not worth an error line.
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "no %s header: sending a challenge", header_name);
-        return challenge(r, proxied);
+        return challenge(r, offered, proxied);
     case Outcome::refused:
         log_refusal(r, v, header_name, chain);
         forget_proxy_credentials(r, proxied);
-        return challenge(r, proxied);
+        return challenge(r, offered, proxied);
     case Outcome::throttled:
         log_refusal(r, v, header_name, chain);
         forget_proxy_credentials(r, proxied);
@@ -316,10 +342,10 @@ int authenticate(request_rec *r)
 
 } // namespace
 
-int check_authn(request_rec *r) noexcept
+int check_authn(request_rec *r, Runtime &rt) noexcept
 {
     try {
-        return authenticate(r);
+        return authenticate(r, rt);
     }
     catch (const std::exception &e) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01008)
@@ -334,12 +360,13 @@ int check_authn(request_rec *r) noexcept
 
 int note_auth_failure(request_rec *r, const char *auth_type) noexcept
 {
-    if (!is_proxy_basic(auth_type)) {
+    const Scheme *scheme = scheme_named(auth_type);
+    if (scheme == nullptr) {
         return DECLINED;
     }
     try {
         const bool proxied = is_proxied(r);
-        set_challenge(r, proxied);
+        set_challenge(r, offered_schemes(*scheme, dir_conf(r->per_dir_config)), proxied);
         // Refused by authorization: the request ends here, and its (valid)
         // proxy credentials must not reach a proxied ErrorDocument.
         forget_proxy_credentials(r, proxied);
@@ -372,9 +399,16 @@ void restore_challenge(request_rec *r) noexcept
         return;
     }
     const char *header = proxy ? "Proxy-Authenticate" : "WWW-Authenticate";
-    const char *challenge = apr_table_get(r->notes, proxy ? kProxyChallengeNote : kOriginChallengeNote);
-    if (challenge != nullptr && apr_table_get(r->err_headers_out, header) == nullptr) {
-        apr_table_setn(r->err_headers_out, header, challenge);
+    const char *challenges = apr_table_get(r->notes, proxy ? kProxyChallengeNote : kOriginChallengeNote);
+    if (challenges == nullptr || apr_table_get(r->err_headers_out, header) != nullptr) {
+        return;
+    }
+    // One a line, as set_challenge() noted them.
+    for (const char *line = challenges; *line != '\0';) {
+        const char *end = std::strchr(line, '\n');
+        const std::size_t n = end != nullptr ? static_cast<std::size_t>(end - line) : std::strlen(line);
+        apr_table_addn(r->err_headers_out, header, apr_pstrmemdup(r->pool, line, n));
+        line += end != nullptr ? n + 1 : n;
     }
 }
 
@@ -384,10 +418,10 @@ int keep_proxy_credentials(request_rec *r) noexcept
     // builder (mod_proxy_http, mod_proxy_wstunnel) and only when r->user is
     // set; mod_proxy_ajp and mod_proxy_http2 copy every request header, and
     // mod_proxy_fcgi, _scgi and _uwsgi pass it as HTTP_PROXY_AUTHORIZATION
-    // under CGIPassAuth. So in a ProxyBasic scope it goes here, before any
+    // under CGIPassAuth. So in a scope of ours it goes here, before any
     // handler, whatever admitted the request and whatever scheme follows,
     // unless the operator chains credentials with Proxy-Chain-Auth.
-    if (is_proxy_basic(ap_auth_type(r)) && apr_table_get(r->subprocess_env, "Proxy-Chain-Auth") == nullptr) {
+    if (scheme_named(ap_auth_type(r)) != nullptr && apr_table_get(r->subprocess_env, "Proxy-Chain-Auth") == nullptr) {
         apr_table_unset(r->headers_in, "Proxy-Authorization");
     }
     return DECLINED;

@@ -65,10 +65,10 @@ void log_failure(request_rec *r) noexcept
 
 } // namespace
 
-int status_section(request_rec *r, int flags) noexcept
+int status_section(request_rec *r, int flags, Runtime &rt) noexcept
 {
     try {
-        const MetricsReport report = current_report(runtime());
+        const MetricsReport report = current_report(rt);
         write(r, (flags & AP_STATUS_SHORT) ? status_lines(report)
                                            : status_html(report, !(flags & AP_STATUS_NOTABLE)));
     }
@@ -78,7 +78,7 @@ int status_section(request_rec *r, int flags) noexcept
     return OK;
 }
 
-int metrics_handler(request_rec *r) noexcept
+int metrics_handler(request_rec *r, Runtime &rt) noexcept
 {
     if (r->handler == nullptr || std::strcmp(r->handler, kHandler) != 0) {
         return DECLINED;
@@ -90,7 +90,7 @@ int metrics_handler(request_rec *r) noexcept
         return HTTP_METHOD_NOT_ALLOWED;
     }
     try {
-        const std::string text = prometheus_text(current_report(runtime()));
+        const std::string text = prometheus_text(current_report(rt));
         ap_set_content_type(r, kPrometheusContentType);
         ap_set_content_length(r, static_cast<apr_off_t>(text.size()));
         if (!r->header_only) {

@@ -10,10 +10,12 @@
 
 namespace auth_proxy {
 
-/** mod_status's status_hook: the counters, in the form @p flags ask for (AP_STATUS_*). */
-int status_section(request_rec *r, int flags) noexcept;
+struct Runtime;
 
-/** handler hook: the Prometheus page, for r->handler "auth-proxy-metrics", GET and HEAD only. */
-int metrics_handler(request_rec *r) noexcept;
+/** mod_status's status_hook: @p rt's counters, in the form @p flags ask for (AP_STATUS_*). */
+int status_section(request_rec *r, int flags, Runtime &rt) noexcept;
+
+/** handler hook: the Prometheus page of @p rt's counters, for r->handler "auth-proxy-metrics", GET and HEAD only. */
+int metrics_handler(request_rec *r, Runtime &rt) noexcept;
 
 } // namespace auth_proxy

@@ -47,17 +47,8 @@ CheckAnswer ProviderStore::check(std::string_view user, const char *password)
     }
 }
 
-AnswerTime *ProviderStore::answer_time() noexcept
-{
-    try {
-        return &runtime().answer_time(name_);
-    }
-    catch (...) {
-        return nullptr;
-    }
-}
-
-bool StoreChain::build(request_rec *r, const char *list, UserFile *file, const Logger &log, std::string &error)
+bool StoreChain::build(request_rec *r, Runtime &rt, const char *list, UserFile *file, const Logger &log,
+                       std::string &error)
 {
     auto add_file = [&]() {
         if (file == nullptr) {
@@ -91,7 +82,7 @@ bool StoreChain::build(request_rec *r, const char *list, UserFile *file, const L
                 error = std::string("authn provider ") + name + " is not registered";
                 return false;
             }
-            providers_[count_] = ProviderStore(r, name, provider);
+            providers_[count_] = ProviderStore(r, name, provider, &rt.answer_time(name));
             stores_[count_] = Store{nullptr, &providers_[count_]};
             ++count_;
         }

@@ -19,6 +19,8 @@
 
 namespace auth_proxy {
 
+struct Runtime;
+
 /** The registered authn provider @p name that can check passwords, or null. */
 const authn_provider *find_authn_provider(const char *name) noexcept;
 
@@ -30,19 +32,21 @@ const authn_provider *find_authn_provider(const char *name) noexcept;
 class ProviderStore final : public CheckingStore {
 public:
     ProviderStore() = default;
-    ProviderStore(request_rec *r, const char *name, const authn_provider *provider) noexcept
-        : r_(r), name_(name), provider_(provider)
+    /** @p times: how long this provider usually takes to answer, kept by the runtime; may be null. */
+    ProviderStore(request_rec *r, const char *name, const authn_provider *provider, AnswerTime *times) noexcept
+        : r_(r), name_(name), provider_(provider), times_(times)
     {
     }
 
     std::string_view name() const noexcept override { return name_; }
     CheckAnswer check(std::string_view user, const char *password) override;
-    AnswerTime *answer_time() noexcept override;
+    AnswerTime *answer_time() noexcept override { return times_; }
 
 private:
     request_rec *r_ = nullptr;
     const char *name_ = "";
     const authn_provider *provider_ = nullptr;
+    AnswerTime *times_ = nullptr;
 };
 
 /**
@@ -53,11 +57,13 @@ private:
 class StoreChain {
 public:
     /**
-     * Builds the chain of @p list (null: the default) for @p r. False and
-     * @p error if a store is missing: no AuthUserFile for "file", or a
-     * provider that is no longer registered.
+     * Builds the chain of @p list (null: the default) for @p r, with the
+     * providers' answer times from @p rt. False and @p error if a store is
+     * missing: no AuthUserFile for "file", or a provider that is no longer
+     * registered.
      */
-    bool build(request_rec *r, const char *list, UserFile *file, const Logger &log, std::string &error);
+    bool build(request_rec *r, Runtime &rt, const char *list, UserFile *file, const Logger &log,
+               std::string &error);
 
     /**
      * Marks the user file as changed if it is no longer the version its

@@ -138,44 +138,48 @@ void warn_of_unopenable_user_files(Runtime &rt, server_rec *s);
 
 /**
  * Runs for `apachectl configtest` too, for what would otherwise show only
- * at the first request: a ProxyBasic scope that no AuthUserFile reaches
- * (500 for everyone), one without AuthName (500), and ProxyBasic without
- * mod_proxy (nothing is proxied, so every request gets 401).
+ * at the first request: a scope of ours whose scheme checks passwords and
+ * that no AuthUserFile reaches (500 for everyone), one without AuthName
+ * (500), and one without mod_proxy (nothing is proxied, so every request
+ * gets 401).
  */
 int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexcept
 {
     try {
-        const Runtime &rt = runtime();
+        Runtime &rt = runtime();
         const bool proxy_loaded = ap_find_linked_module("mod_proxy.c") != nullptr;
         int status = OK;
         for (const ScopeRecord &scope : rt.scopes) {
-            if (scope.conf->proxy_basic != 1) {
+            const Scheme *scheme = scope.conf->scheme;
+            if (scheme == nullptr) {
                 continue;
             }
+            const std::string name(scheme->auth_type());
+            const char *type = name.c_str();
             const char *path = scope.path != nullptr ? scope.path : "server level";
-            if (scope.conf->user_file == nullptr && uses_user_file(providers_of(rt, scope, s)) &&
-                !user_file_reaches(rt, scope, s)) {
+            if (scheme->checks_passwords() && scope.conf->user_file == nullptr &&
+                uses_user_file(providers_of(rt, scope, s)) && !user_file_reaches(rt, scope, s)) {
                 ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03002)
-                             "AuthType ProxyBasic at %s (%s) has no AuthUserFile", scope.where, path);
+                             "AuthType %s at %s (%s) has no AuthUserFile", type, scope.where, path);
                 status = HTTP_INTERNAL_SERVER_ERROR;
             }
             if (!auth_name_reaches(rt, scope, s)) {
                 ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03020)
-                             "AuthType ProxyBasic at %s (%s) has no AuthName: add AuthName \"...\", the realm "
+                             "AuthType %s at %s (%s) has no AuthName: add AuthName \"...\", the realm "
                              "the challenge names",
-                             scope.where, path);
+                             type, scope.where, path);
                 status = HTTP_INTERNAL_SERVER_ERROR;
             }
             if (!proxy_loaded && !always_proxy(rt, scope, s)) {
                 ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03021)
-                             "AuthType ProxyBasic at %s (%s) needs mod_proxy: load mod_proxy and the module of "
+                             "AuthType %s at %s (%s) needs mod_proxy: load mod_proxy and the module of "
                              "its scheme (mod_proxy_http), or set AuthProxyChallenge proxy",
-                             scope.where, path);
+                             type, scope.where, path);
                 status = HTTP_INTERNAL_SERVER_ERROR;
             }
         }
         if (status == OK && ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST) {
-            warn_of_unopenable_user_files(runtime(), s);
+            warn_of_unopenable_user_files(rt, s);
         }
         return status;
     }
@@ -184,22 +188,28 @@ int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexce
     }
 }
 
-/** The sections a ProxyBasic scope covers: its own, and those inside it (by path) in the same server. */
-bool covered_by_proxy_basic(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
+/** Whether @p conf's AuthType is one of our schemes. */
+bool ours(const DirConfig &conf) noexcept
 {
-    if (scope.conf->proxy_basic != -1) {
-        return scope.conf->proxy_basic == 1;
+    return conf.auth_type_set == 1 && conf.scheme != nullptr;
+}
+
+/** The sections a scope of ours covers: its own, and those inside it (by path) in the same server. */
+bool covered_by_ours(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
+{
+    if (scope.conf->auth_type_set != -1) {
+        return ours(*scope.conf);
     }
-    return any_enclosing(rt, scope, main_server, [](const DirConfig &c) { return c.proxy_basic == 1; });
+    return any_enclosing(rt, scope, main_server, ours);
 }
 
 /**
- * Marks the user files ProxyBasic scopes use, as far as the configuration
+ * Marks the user files scopes of ours use, as far as the configuration
  * shows: only they are read, indexed, watched and logged about. A file that
- * only a ProxyBasic request reveals (.htaccess, unusual inheritance) is
+ * only a request of ours reveals (.htaccess, unusual inheritance) is
  * activated when that request first uses it.
  */
-void activate_proxy_basic_files(Runtime &rt, server_rec *main_server)
+void activate_our_files(Runtime &rt, server_rec *main_server)
 {
     auto activate = [](const DirConfig &conf) {
         if (conf.user_file != nullptr) {
@@ -209,12 +219,12 @@ void activate_proxy_basic_files(Runtime &rt, server_rec *main_server)
     };
     for (server_rec *s = main_server; s != nullptr; s = s->next) {
         const DirConfig *defaults = dir_conf(s->lookup_defaults);
-        if (defaults != nullptr && defaults->proxy_basic == 1) {
+        if (defaults != nullptr && ours(*defaults)) {
             activate(*defaults);
         }
     }
     for (const ScopeRecord &scope : rt.scopes) {
-        if (!covered_by_proxy_basic(rt, scope, main_server) || !uses_user_file(providers_of(rt, scope, main_server))) {
+        if (!covered_by_ours(rt, scope, main_server) || !uses_user_file(providers_of(rt, scope, main_server))) {
             continue;
         }
         if (scope.conf->user_file != nullptr) {
@@ -253,7 +263,7 @@ void prepare_index_directory(Runtime &rt, apr_pool_t *pconf, server_rec *s)
         return;
     }
     // What a crash or an older version left: temporary files, locks, and
-    // indexes of files no ProxyBasic scope uses any more.
+    // indexes of files no scope of ours uses any more.
     std::vector<std::string> keep;
     for (const std::string &path : rt.files.paths()) {
         keep.push_back(index_file_name(path));
@@ -282,14 +292,14 @@ std::string user_name()
 }
 
 /**
- * `apachectl configtest` only: says which ProxyBasic user files the User
+ * `apachectl configtest` only: says which of our scopes' user files the User
  * cannot open, as the server will find at start. A warning, not
  * a failure: the file may be put in place before the start, and without it
  * only its scopes fail (500), closed.
  */
 void warn_of_unopenable_user_files(Runtime &rt, server_rec *s)
 {
-    activate_proxy_basic_files(rt, s);
+    activate_our_files(rt, s);
     const std::string name = user_name();
     std::unique_ptr<FileOpener> opener;
     std::string error;
@@ -318,7 +328,7 @@ void warn_of_unopenable_user_files(Runtime &rt, server_rec *s)
         const OpenResult opened = opener->open(path);
         if (!opened.fd) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, nullptr, APXLOGNO(03023)
-                         "AuthUserFile %s cannot be opened by %s: %s; requests of its ProxyBasic scopes will get "
+                         "AuthUserFile %s cannot be opened by %s: %s; requests of the scopes that use it will get "
                          "500 until it can",
                          path.c_str(), name.c_str(), errno_text(opened.error).c_str());
         }
@@ -486,7 +496,7 @@ void make_throttle(Runtime &rt, const ServerConfig &settings, apr_pool_t *pconf,
 }
 
 /**
- * Builds the cache, the throttle and every ProxyBasic user file's index, in
+ * Builds the cache, the throttle and every user file of ours's index, in
  * the parent, before the fork.
  *
  * With an index directory the parent writes each file's index there and
@@ -525,7 +535,7 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *ptemp, server_rec *
         rt.hash_pool = std::make_unique<HashPool>(static_cast<std::size_t>(settings.verify_limit));
         rt.authenticator->hash_on(rt.hash_pool.get());
 
-        activate_proxy_basic_files(rt, s);
+        activate_our_files(rt, s);
         if (!start_user_opener(rt, pconf, s)) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -533,7 +543,7 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *ptemp, server_rec *
         rt.files.set_index_directory(&rt.index_dir, IndexRole::writer);
         rt.files.refresh_all(server_logger(s));
         if (settings.reload_interval_us > 0 && rt.index_dir.usable() && rt.files.active_count() > 0) {
-            rt.builder_running = start_index_builder(pconf, s);
+            rt.builder_running = start_index_builder(rt, pconf, s);
         }
         if (rt.builder_running) {
             rt.files.release_shared_indexes();
@@ -624,6 +634,22 @@ void child_init(apr_pool_t *pchild, server_rec *s) noexcept
     }
 }
 
+// The request-time hooks, each handed the process's runtime: the one place they find it.
+int authenticate_request(request_rec *r) noexcept
+{
+    return check_authn(r, runtime());
+}
+
+int show_status(request_rec *r, int flags) noexcept
+{
+    return status_section(r, flags, runtime());
+}
+
+int serve_metrics(request_rec *r) noexcept
+{
+    return metrics_handler(r, runtime());
+}
+
 void register_hooks(apr_pool_t *) noexcept
 {
     ap_hook_pre_config(pre_config, nullptr, nullptr, APR_HOOK_MIDDLE);
@@ -631,14 +657,14 @@ void register_hooks(apr_pool_t *) noexcept
     ap_hook_post_config(post_config, nullptr, nullptr, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
     ap_hook_monitor(monitor, nullptr, nullptr, APR_HOOK_MIDDLE);
-    ap_hook_check_authn(check_authn, nullptr, nullptr, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_check_authn(authenticate_request, nullptr, nullptr, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, nullptr, nullptr, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(restore_challenge, nullptr, nullptr, APR_HOOK_MIDDLE);
     // After mod_env/mod_rewrite set Proxy-Chain-Auth and mod_dir (LAST) redirected.
     ap_hook_fixups(keep_proxy_credentials, nullptr, nullptr, APR_HOOK_REALLY_LAST);
     // Optional: a no-op unless mod_status is loaded, in whichever order.
-    APR_OPTIONAL_HOOK(ap, status_hook, status_section, nullptr, nullptr, APR_HOOK_MIDDLE);
-    ap_hook_handler(metrics_handler, nullptr, nullptr, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, show_status, nullptr, nullptr, APR_HOOK_MIDDLE);
+    ap_hook_handler(serve_metrics, nullptr, nullptr, APR_HOOK_MIDDLE);
 }
 
 } // namespace

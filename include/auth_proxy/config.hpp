@@ -11,13 +11,15 @@
 
 namespace auth_proxy {
 
+class Scheme;
 class UserFile;
 
 /** Per-directory settings; each field is merged on its own. */
 struct DirConfig {
     const char *user_file_path = nullptr; ///< AuthUserFile, resolved against ServerRoot; null: unset
     UserFile *user_file = nullptr;        ///< the process-wide entry for user_file_path
-    int proxy_basic = -1;                 ///< AuthType here is ProxyBasic: 1, another: 0, unset: -1
+    const Scheme *scheme = nullptr;       ///< AuthType here, if it is one of ours (see auth_type_set)
+    int auth_type_set = -1;               ///< AuthType set here: 1 (ours or another module's), unset: -1
     int always_proxy = -1;                ///< AuthProxyChallenge proxy: 1, auto: 0, unset: -1
     const char *providers = nullptr;      ///< AuthProxyProvider names, space-separated; null: "file"
     int auth_name = -1;                   ///< AuthName set here: 1; unset: -1 (configtest wants one per scope)

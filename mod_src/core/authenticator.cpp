@@ -1,391 +1,53 @@
 #include "auth_proxy/authenticator.hpp"
 
-#include <algorithm>
-#include <string>
-#include <string.h> // explicit_bzero
-#include <thread>
+#include "auth_proxy/scheme/registry.hpp"
 
 namespace auth_proxy {
 
-const char *describe(Reason reason) noexcept
-{
-    switch (reason) {
-    case Reason::none: return "none";
-    case Reason::no_credentials: return "no credentials";
-    case Reason::malformed: return "malformed credentials";
-    case Reason::unknown_user: return "unknown user";
-    case Reason::unusable_entry: return "unusable entry";
-    case Reason::wrong_password: return "wrong password";
-    case Reason::repeated_failure: return "repeated failure";
-    case Reason::address_locked: return "address locked out";
-    case Reason::user_locked: return "user locked out";
-    case Reason::throttle_full: return "throttle table full";
-    case Reason::store_unusable: return "user file unusable";
-    case Reason::store_error: return "store error";
-    case Reason::no_slot: return "no verification slot";
-    }
-    return "unknown";
-}
-
-CredentialBuffer::~CredentialBuffer()
-{
-    explicit_bzero(bytes, sizeof bytes);
-}
-
-namespace {
-
-void sleep_for(std::chrono::nanoseconds t) noexcept
-{
-    std::this_thread::sleep_for(t);
-}
-
-/**
- * What a failure at a checking store is remembered under, in place of a
- * stored hash (none holds a NUL): the store and the scope it answered in.
- */
-std::string checker_tag(std::string_view name, const StoreScope &scope)
-{
-    std::string tag(1, '\0');
-    tag += name;
-    tag += '\0';
-    for (int i = 0; i < 8; ++i) {
-        tag += static_cast<char>(scope.id >> (8 * i));
-    }
-    return tag;
-}
-
-} // namespace
-
-/** The state of one authentication as the stores are asked. */
-struct Authenticator::Attempt {
-    const AuthRequest &request;
-    BasicCredentials creds;
-    bool throttling = false;
-    bool reserved = false; ///< the throttle keeps a place for this attempt's failure
-    int store = -1; ///< the store being asked
-    /** The longest a checking store that did not know the user fell short of its usual answer time. */
-    std::chrono::nanoseconds shortfall{0};
-};
-
 Authenticator::Authenticator(CredentialCache *cache, Throttle *throttle, VerifyFn verify, SleepFn sleep) noexcept
-    : cache_(cache), throttle_(throttle), verify_(verify), sleep_(sleep != nullptr ? sleep : sleep_for)
 {
+    services_.cache = cache;
+    services_.throttle = throttle;
+    services_.verify = verify;
+    services_.sleep = sleep;
 }
 
 void Authenticator::limit_verifications(VerifyLimit *limit, std::chrono::nanoseconds wait) noexcept
 {
-    limit_ = limit;
-    wait_ = wait;
+    services_.limit = limit;
+    services_.wait = wait;
 }
 
-bool Authenticator::take_slot(Attempt &a, Verdict &v, VerifyLimit::Slot &slot) const
+Verdict Authenticator::authenticate(const SchemeSet &offered, const AuthRequest &request,
+                                    CredentialBuffer &buffer) const
 {
-    if (limit_ == nullptr) {
-        return true;
+    if (request.header == nullptr) {
+        Verdict v;
+        v.outcome = Outcome::challenged;
+        v.reason = Reason::no_credentials;
+        return v;
     }
-    slot = limit_->acquire(a.creds.user, a.request.client, wait_);
-    v.waited = slot.waited();
-    if (slot.held()) {
-        return true;
+    const Scheme *scheme = offered.named_by(request.header);
+    if (scheme == nullptr) {
+        Verdict v;
+        v.outcome = Outcome::refused;
+        v.reason = Reason::malformed;
+        v.parse_error = CredentialError::wrong_scheme;
+        return v;
     }
-    // Not a guess: nothing was checked, so what was kept for its failure goes back.
-    if (a.reserved) {
-        throttle_->release(a.request.client, a.creds.user, a.request.now);
-        a.reserved = false;
-    }
-    v.outcome = Outcome::shed;
-    v.reason = Reason::no_slot;
-    const auto bound = std::chrono::ceil<std::chrono::seconds>(wait_);
-    v.retry_after = std::max(bound, std::chrono::seconds{1});
-    return false;
-}
-
-bool Authenticator::timed_verify(const char *password, const char *stored, Verdict &verdict) const
-{
-    const auto started = Clock::now();
-    bool match = false;
-    if (pool_ != nullptr) {
-        // Cached requests and the proxying go first: a hash takes the CPU they leave.
-        struct Call {
-            VerifyFn verify;
-            const char *password;
-            const char *stored;
-            HashFormat format;
-        };
-        const Call call{verify_, password, stored, verdict.format};
-        match = pool_->run([](const void *arg) noexcept {
-            const auto *c = static_cast<const Call *>(arg);
-            return c->verify(c->password, c->stored, c->format);
-        }, &call);
-    }
-    else {
-        match = verify_(password, stored, verdict.format);
-    }
-    verdict.hashing += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started);
-    return match;
-}
-
-void Authenticator::dummy_verification(const HtpasswdIndex &index, std::string_view password, Verdict &verdict) const
-{
-    verdict.format = index.typical_format();
-    verdict.cost = index.typical_cost();
-    const std::string dummy = dummy_hash(verdict.format, verdict.cost);
-    // password is NUL-terminated in the CredentialBuffer.
-    if (timed_verify(password.data(), dummy.c_str(), verdict)) {
-        // Cannot happen in practice (the dummy digest is a constant no input
-        // is known to produce); the answer is thrown away regardless.
-    }
-    verdict.dummy = true;
-}
-
-void Authenticator::refuse(Verdict &verdict, Reason reason, Attempt &a, const SetKey &failure, Recall recall) const
-{
-    verdict.outcome = Outcome::refused;
-    verdict.reason = reason;
-    if (a.throttling) {
-        verdict.counted = throttle_->note_failure(a.request.client, a.creds.user, failure, a.request.now, recall);
-    }
-}
-
-bool Authenticator::repeated(Attempt &a, const SetKey &failure, Verdict &v, Recall recall) const
-{
-    // The same failed credentials again (a browser resending a stale saved
-    // password): the answer is known, and it is not another guess.
-    if (!a.throttling || !throttle_->is_repeat(failure, a.request.now, recall)) {
-        return false;
-    }
-    v.outcome = Outcome::refused;
-    v.reason = Reason::repeated_failure;
-    return true;
-}
-
-bool Authenticator::no_room(Attempt &a, Verdict &v) const
-{
-    // A check whose failure could not be counted would be a free guess.
-    if (!a.throttling || a.reserved) {
-        return false;
-    }
-    const Throttle::Lock lock = throttle_->reserve(a.request.client, a.creds.user, a.request.now);
-    if (!lock.locked) {
-        a.reserved = true;
-        return false;
-    }
-    v.outcome = Outcome::throttled;
-    v.reason = Reason::throttle_full;
-    v.retry_after = lock.retry_after;
-    return true;
-}
-
-void Authenticator::admitted_after_check(Attempt &a, Verdict &v) const
-{
-    if (a.reserved) {
-        throttle_->release(a.request.client, a.creds.user, a.request.now);
-    }
-    v.outcome = Outcome::admitted;
-}
-
-Authenticator::Next Authenticator::ask_file(const HtpasswdIndex &index, Attempt &a, Verdict &v) const
-{
-    const HtpasswdIndex::Found entry = index.find(a.creds.user);
-    if (!entry) {
-        return Next::ask_the_next;
-    }
-    v.store = a.store;
-    const std::string_view stored(entry->hash);
-    const bool usable = hash_usability(stored, entry->format) == HashUsability::usable;
-
-    // What the hash reads of the password: more bytes cannot change its answer.
-    const std::string_view significant = significant_password_bytes(a.creds.password, entry->format);
-    CacheKey cache_key{};
-    const bool caching = usable && cache_ != nullptr && cache_->enabled();
-    if (caching) {
-        cache_key = cache_->key_for(a.creds.user, significant, stored);
-        if (cache_->contains(cache_key, a.request.now.steady)) {
-            v.outcome = Outcome::admitted;
-            v.cache_hit = true;
-            v.format = entry->format;
-            return Next::answered;
-        }
-    }
-    const SetKey failure =
-        a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, significant, stored) : SetKey{};
-    VerifyLimit::Slot slot;
-    if (repeated(a, failure, v, Recall::window) || no_room(a, v) || !take_slot(a, v, slot)) {
-        return Next::answered;
-    }
-    if (!usable) {
-        v.detail = describe_unusable(stored, entry->format);
-        dummy_verification(index, a.creds.password, v);
-        slot.release();
-        refuse(v, Reason::unusable_entry, a, failure);
-        return Next::answered;
-    }
-    v.format = entry->format;
-    v.cost = hash_cost(stored, entry->format);
-    v.verified = true;
-    const bool match = timed_verify(a.creds.password.data(), entry->hash, v);
-    slot.release();
-    if (!match) {
-        refuse(v, Reason::wrong_password, a, failure);
-        return Next::answered;
-    }
-    if (caching) {
-        cache_->remember(cache_key, a.request.now.steady); // successes only: a guesser always pays the hash
-    }
-    admitted_after_check(a, v);
-    return Next::answered;
-}
-
-Authenticator::Next Authenticator::ask_checker(CheckingStore &store, Attempt &a, Verdict &v) const
-{
-    // Where the scope is not known, every answer comes from the store itself.
-    const StoreScope &scope = a.request.scope;
-    const bool caching = scope.known && cache_ != nullptr && cache_->enabled();
-    CacheKey cache_key{};
-    if (caching) {
-        cache_key = cache_->key_for_store(store.name(), scope.id, a.creds.user, a.creds.password);
-        if (cache_->contains(cache_key, a.request.now.steady)) {
-            v.store = a.store;
-            v.outcome = Outcome::admitted;
-            v.cache_hit = true;
-            return Next::answered;
-        }
-    }
-    const SetKey failure = a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, a.creds.password,
-                                                                  checker_tag(store.name(), scope))
-                                        : SetKey{};
-    if ((scope.known && repeated(a, failure, v, Recall::brief)) || no_room(a, v)) {
-        v.store = a.store;
-        return Next::answered;
-    }
-    const auto started = Clock::now();
-    const CheckAnswer answer = store.check(a.creds.user, a.creds.password.data());
-    const auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started);
-    AnswerTime *times = store.answer_time();
-    switch (answer) {
-    case CheckAnswer::user_not_found:
-        if (times != nullptr && times->typical() > took) {
-            a.shortfall = std::max(a.shortfall, times->typical() - took);
-        }
-        return Next::ask_the_next;
-    case CheckAnswer::granted:
-    case CheckAnswer::granted_uncacheable:
-    case CheckAnswer::denied:
-        if (times != nullptr) {
-            times->record(took);
-        }
-        break;
-    case CheckAnswer::error:
-        v.store = a.store;
-        v.outcome = Outcome::failed;
-        v.reason = Reason::store_error;
-        v.detail = std::string(store.name());
-        return Next::answered;
-    }
-    v.store = a.store;
-    v.verified = true;
-    if (answer == CheckAnswer::denied) {
-        refuse(v, Reason::wrong_password, a, failure, Recall::brief);
-        return Next::answered;
-    }
-    if (caching && answer == CheckAnswer::granted) {
-        cache_->remember(cache_key, a.request.now.steady); // successes only
-    }
-    admitted_after_check(a, v);
-    return Next::answered;
-}
-
-void Authenticator::unknown_user(const HtpasswdIndex *typical, Attempt &a, Verdict &v) const
-{
-    // Repeats are told apart as for a user the file knows, by the bytes its
-    // typical hash would read: otherwise a name that exists would answer
-    // passwords sharing those bytes differently from one that does not.
-    const std::string_view significant =
-        typical != nullptr ? significant_password_bytes(a.creds.password, typical->typical_format())
-                           : a.creds.password;
-    const SetKey failure =
-        a.throttling ? throttle_->failure_key(a.request.client, a.creds.user, significant, "") : SetKey{};
-    if (repeated(a, failure, v, Recall::window) || no_room(a, v)) {
-        return;
-    }
-    // What a wrong password would have cost: the user file's kind of hash,
-    // or, with checking stores only, the time they take for a user they know.
-    if (typical != nullptr) {
-        VerifyLimit::Slot slot;
-        if (!take_slot(a, v, slot)) {
-            return;
-        }
-        dummy_verification(*typical, a.creds.password, v);
-    }
-    else if (a.shortfall > std::chrono::nanoseconds::zero()) {
-        sleep_(a.shortfall);
-        v.padded = a.shortfall;
-    }
-    refuse(v, Reason::unknown_user, a, failure);
+    Verdict v = scheme->authenticate(services_, request, buffer);
+    v.scheme = scheme;
+    return v;
 }
 
 Verdict Authenticator::authenticate(const Store *stores, std::size_t count, const AuthRequest &request,
                                     CredentialBuffer &buffer) const
 {
-    Verdict v;
-    if (request.header == nullptr) {
-        v.outcome = Outcome::challenged;
-        v.reason = Reason::no_credentials;
-        return v;
-    }
-    Attempt a{request, BasicCredentials{}};
-    v.parse_error = parse_basic_credentials(request.header, buffer.bytes, sizeof buffer.bytes, a.creds);
-    if (v.parse_error != CredentialError::none) {
-        v.outcome = Outcome::refused;
-        v.reason = Reason::malformed;
-        return v;
-    }
-    v.user = a.creds.user;
-
-    // A locked-out client learns nothing, not even whether this password is right.
-    if (throttle_ != nullptr) {
-        const Throttle::Lock lock = throttle_->check(request.client, a.creds.user, request.now);
-        if (lock.locked) {
-            v.outcome = Outcome::throttled;
-            v.reason = lock.table_full ? Reason::throttle_full
-                       : lock.by_user  ? Reason::user_locked
-                                       : Reason::address_locked;
-            v.retry_after = lock.retry_after;
-            v.locked_prefix = lock.prefix;
-            return v;
-        }
-        a.throttling = throttle_->applies_to(request.client);
-    }
-
-    const HtpasswdIndex *typical = nullptr;
-    std::shared_ptr<const UserFileState> read_now; // a changed user file, read for this user
-    for (std::size_t i = 0; i < count; ++i) {
-        a.store = static_cast<int>(i);
-        if (stores[i].file != nullptr) {
-            if (stores[i].changed != nullptr && !read_now) {
-                read_now = stores[i].changed->read_user(a.creds.user, stores[i].file);
-            }
-            const UserFileState &file = stores[i].changed != nullptr ? *read_now : *stores[i].file;
-            if (!file.index) {
-                v.store = a.store;
-                v.outcome = Outcome::failed;
-                v.reason = Reason::store_unusable;
-                v.detail = file.error;
-                return v;
-            }
-            if (typical == nullptr) {
-                typical = file.typical ? file.typical.get() : file.index.get();
-            }
-            if (ask_file(*file.index, a, v) == Next::answered) {
-                return v;
-            }
-        }
-        else if (stores[i].checker != nullptr && ask_checker(*stores[i].checker, a, v) == Next::answered) {
-            return v;
-        }
-    }
-    unknown_user(typical, a, v);
-    return v;
+    static const SchemeSet basic(*scheme_for_auth_type("ProxyBasic"));
+    AuthRequest with_stores = request;
+    with_stores.stores = stores;
+    with_stores.store_count = count;
+    return authenticate(basic, with_stores, buffer);
 }
 
 Verdict Authenticator::authenticate(const UserFileState &users, const AuthRequest &request,

@@ -37,7 +37,10 @@ DirConfig merge(const DirConfig &base, const DirConfig &add) noexcept
     const DirConfig &file_from = add.user_file_path != nullptr ? add : base;
     out.user_file_path = file_from.user_file_path;
     out.user_file = file_from.user_file;
-    out.proxy_basic = pick(add.proxy_basic, base.proxy_basic, -1);
+    // An AuthType and what it names travel together.
+    const DirConfig &type_from = add.auth_type_set != -1 ? add : base;
+    out.scheme = type_from.scheme;
+    out.auth_type_set = type_from.auth_type_set;
     out.always_proxy = pick(add.always_proxy, base.always_proxy, -1);
     out.providers = pick<const char *>(add.providers, base.providers, nullptr);
     out.auth_name = pick(add.auth_name, base.auth_name, -1);

@@ -9,7 +9,7 @@
 //  - as a token for decode_base64_strict() with tight output buffers.
 // Buffers are heap blocks of the exact size, so ASan sees any write past them.
 
-#include "auth_proxy/scheme/basic_credentials.hpp"
+#include "auth_proxy/scheme/basic/basic_credentials.hpp"
 
 #include "fuzz_support.hpp"
 

@@ -1,7 +1,7 @@
 // Specification of Basic credential parsing (RFC 7617) and of the strict
 // base64 decoder under it. One row per case; each row names the rule it shows.
 
-#include "auth_proxy/scheme/basic_credentials.hpp"
+#include "auth_proxy/scheme/basic/basic_credentials.hpp"
 
 #include "test_support.hpp"
 

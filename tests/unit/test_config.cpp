@@ -1,6 +1,7 @@
 // Every configuration field has a default and a merge rule (the two places a
 // forgotten field fails silently); these tests pin both down.
 #include "auth_proxy/config.hpp"
+#include "auth_proxy/scheme/registry.hpp"
 #include "auth_proxy/store/user_file.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -21,7 +22,8 @@ BOOST_AUTO_TEST_CASE(a_new_directory_config_sets_nothing)
     const DirConfig conf;
     BOOST_TEST(conf.user_file_path == nullptr);
     BOOST_TEST(conf.user_file == nullptr);
-    BOOST_TEST(conf.proxy_basic == -1);
+    BOOST_TEST(conf.scheme == nullptr);
+    BOOST_TEST(conf.auth_type_set == -1);
     BOOST_TEST(conf.always_proxy == -1);
     BOOST_TEST(conf.providers == nullptr); // the indexed AuthUserFile alone
 }
@@ -90,34 +92,38 @@ BOOST_AUTO_TEST_CASE(an_inner_scope_inherits_what_it_does_not_set)
     DirConfig outer;
     outer.user_file_path = "/outer";
     outer.user_file = &outer_file;
-    outer.proxy_basic = 1;
+    outer.scheme = scheme_for_auth_type("ProxyBasic");
+    outer.auth_type_set = 1;
     outer.always_proxy = 1;
 
     const DirConfig merged = merge(outer, DirConfig{});
     BOOST_TEST(merged.user_file_path == outer.user_file_path);
     BOOST_TEST(merged.user_file == &outer_file);
-    BOOST_TEST(merged.proxy_basic == 1);
+    BOOST_TEST(merged.scheme == outer.scheme);
+    BOOST_TEST(merged.auth_type_set == 1);
     BOOST_TEST(merged.always_proxy == 1);
 }
 
 BOOST_AUTO_TEST_CASE(an_inner_scope_overrides_what_it_sets)
 {
     UserFile outer_file("/outer"), inner_file("/inner");
-    DirConfig outer{"/outer", &outer_file, 1, 1};
-    DirConfig inner{"/inner", &inner_file, 0, 0};
+    // The outer scope is ProxyBasic, the inner one another module's AuthType.
+    DirConfig outer{"/outer", &outer_file, scheme_for_auth_type("ProxyBasic"), 1, 1};
+    DirConfig inner{"/inner", &inner_file, nullptr, 1, 0};
 
     const DirConfig merged = merge(outer, inner);
     BOOST_TEST(merged.user_file_path == inner.user_file_path);
     BOOST_TEST(merged.user_file == &inner_file);
-    BOOST_TEST(merged.proxy_basic == 0);
+    BOOST_TEST(merged.scheme == nullptr);
+    BOOST_TEST(merged.auth_type_set == 1);
     BOOST_TEST(merged.always_proxy == 0);
 }
 
 BOOST_AUTO_TEST_CASE(the_file_path_and_its_registry_entry_always_travel_together)
 {
     UserFile outer_file("/outer"), inner_file("/inner");
-    DirConfig outer{"/outer", &outer_file, -1};
-    DirConfig inner{"/inner", &inner_file, 1};
+    DirConfig outer{"/outer", &outer_file};
+    DirConfig inner{"/inner", &inner_file, scheme_for_auth_type("ProxyBasic"), 1};
     const DirConfig merged = merge(outer, inner);
     BOOST_TEST(merged.user_file->path() == std::string(merged.user_file_path));
     const DirConfig back = merge(inner, DirConfig{});

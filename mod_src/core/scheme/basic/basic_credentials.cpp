@@ -1,4 +1,6 @@
-#include "auth_proxy/scheme/basic_credentials.hpp"
+#include "auth_proxy/scheme/basic/basic_credentials.hpp"
+
+#include "auth_proxy/scheme/scheme.hpp"
 
 #include <array>
 #include <cstring>
@@ -25,22 +27,6 @@ constexpr std::array<std::uint8_t, 256> make_decode_table()
 constexpr auto kDecode = make_decode_table();
 
 bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
-
-bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept
-{
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) {
-            return false;
-        }
-    }
-    return true;
-}
 
 } // namespace
 
@@ -111,18 +97,11 @@ CredentialError parse_basic_credentials(std::string_view header, char *buffer,
                                         BasicCredentials &out) noexcept
 {
     out = BasicCredentials{};
-    std::size_t pos = 0;
-    while (pos < header.size() && is_blank(header[pos])) {
-        ++pos;
-    }
-    std::size_t scheme_end = pos;
-    while (scheme_end < header.size() && !is_blank(header[scheme_end])) {
-        ++scheme_end;
-    }
-    if (!equals_ignoring_case(header.substr(pos, scheme_end - pos), "Basic")) {
+    const std::string_view scheme = scheme_token(header);
+    if (!same_token(scheme, "Basic")) {
         return CredentialError::wrong_scheme;
     }
-    pos = scheme_end;
+    std::size_t pos = static_cast<std::size_t>(scheme.data() - header.data()) + scheme.size();
     while (pos < header.size() && is_blank(header[pos])) {
         ++pos;
     }
