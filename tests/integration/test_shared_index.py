@@ -179,7 +179,11 @@ def test_a_stopped_builder_holds_up_no_change_and_no_server_process_indexes_the_
             assert proxy_status(h, "user0000001", "pw") == 200, "a user still in the file was refused"
             time.sleep(0.1)
         log = h.log_since()
-        assert not re.search(r"APX020(03|08|32): ", log), f"a server process indexed the file itself:\n{log}"
+        # APX02003 is a process that parsed the file. (A child that prefork
+        # starts meanwhile maps the builder's last index and says so,
+        # APX02032: no parse, and the version it maps is behind, so it reads
+        # for one user like the others.)
+        assert not re.search(r"APX02003: ", log), f"a server process indexed the file itself:\n{log}"
     finally:
         os.kill(builder, signal.SIGCONT)
 
