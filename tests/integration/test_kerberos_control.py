@@ -1,0 +1,257 @@
+"""The control for Negotiate: Debian's mod_auth_gssapi as a forward proxy in
+the real httpd, against a real MIT KDC (kerberos.Kdc), with real clients.
+
+What it proves is what ProxyNegotiate has to match or beat: curl with a
+ticket gets through (plain requests and CONNECT), a client without a
+ticket or with an expired one gets 407 with `Proxy-Authenticate:
+Negotiate`, a python3-gssapi token made by hand is accepted once and
+refused when replayed, a token for another service is refused. And what
+the clients send: the service name each asks for (seen in the KDC's log),
+and what curl sends on a kept-alive connection (seen in httpd's access
+log, which records each request's Proxy-Authorization).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from harness import RawHttp, client_env, curl_verbose
+from kerberos import USERS, negotiate_header
+
+SERVICES = ["HTTP/localhost", "HTTP/127.0.0.1"]
+# One line per request: client port (the connection), requests before it on
+# that connection, user, request line, status, Proxy-Authorization.
+NEGOTIATE_LOG_FORMAT = r'"%{remote}p %k %u \"%r\" %>s \"%{Proxy-Authorization}i\""'
+
+
+@pytest.fixture
+def realm(kdc, server_root):
+    """alice and bob, the proxy's services, their keytab (readable by the
+    User: the control reads it in the children) and alice's ccache."""
+    for user, password in USERS.items():
+        kdc.add_user(user, password)
+    for service in SERVICES:
+        kdc.add_service(service)
+    keytab = kdc.keytab(os.path.join(server_root, "http.keytab"), *SERVICES)
+    os.chmod(keytab, 0o644)
+    kdc.alice = kdc.kinit("alice", USERS["alice"], os.path.join(server_root, "alice.ccache"))
+    kdc.http_keytab = keytab
+    return kdc
+
+
+def gssapi_scope(keytab, extra: str = "") -> str:
+    return (f'    AuthType GSSAPI\n    AuthName "Kerberos Proxy"\n    GssapiCredStore keytab:{keytab}\n'
+            f"{extra}    Require valid-user\n")
+
+
+def gssapi_forward_proxy(make_httpd, backend, keytab, extra: str = ""):
+    """mod_auth_gssapi guarding a forward proxy (and CONNECT) to the test backend only."""
+    scope = gssapi_scope(keytab, extra)
+    return make_httpd(f"""
+ProxyRequests On
+AllowCONNECT {backend.port}
+LogFormat {NEGOTIATE_LOG_FORMAT} negotiate
+CustomLog logs/negotiate_log negotiate
+<Proxy "*">
+    Require all denied
+</Proxy>
+<Proxy "http://127.0.0.1:{backend.port}/*">
+{scope}</Proxy>
+<Proxy "127.0.0.1:{backend.port}">
+{scope}</Proxy>
+""", auth_proxy_module=None, extra_modules=["auth_gssapi", "proxy_connect"],
+        settings={"LogLevel": "warn auth_gssapi:debug"})
+
+
+@pytest.fixture
+def control(make_httpd, backend, realm):
+    return gssapi_forward_proxy(make_httpd, backend, realm.http_keytab)
+
+
+def negotiate_curl(kdc, ccache, *args: str) -> subprocess.CompletedProcess:
+    """curl -v --proxy-negotiate -U : with KRB5CCNAME=@p ccache, as a user with a ticket runs it."""
+    return subprocess.run(["curl", "-s", "-S", "-v", "--max-time", "20", "--proxy-negotiate", "-U", ":", *args],
+                          capture_output=True, text=True, timeout=30, env=kdc.env(ccache, base=client_env()))
+
+
+def statuses(verbose: str) -> list:
+    return [int(m) for m in re.findall(r"^< HTTP/[\d.]+ (\d{3})", verbose, re.M)]
+
+
+def logged_requests(h, expected: int) -> list[dict]:
+    """The negotiate_log's lines, once it has @p expected of them (httpd writes after the response)."""
+    pattern = re.compile(r'^(\d+) (\d+) (\S+) "(.*?)" (\d{3}) "(.*)"$')
+    path = h.root / "logs" / "negotiate_log"
+    deadline = time.time() + 5
+    while len(lines := path.read_text().splitlines()) < expected and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(lines) == expected, lines
+    rows = []
+    for line in lines:
+        port, kept, user, request, status, auth = pattern.match(line).groups()
+        rows.append({"conn": port, "kept": int(kept), "user": user, "request": request, "status": int(status),
+                     "token": auth[len("Negotiate "):] if auth.startswith("Negotiate ") else None})
+    return rows
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(base64.b64decode(token)).hexdigest()
+
+
+def raw_get(conn: RawHttp, url: str, authorization: str | None = None):
+    extra = f"Proxy-Authorization: {authorization}\r\n" if authorization else ""
+    conn.send(f"GET {url} HTTP/1.1\r\nHost: {url.split('/')[2]}\r\n{extra}\r\n".encode())
+    return conn.read_response()
+
+
+# ------------------------------------------------------------ the KDC itself
+
+def test_the_realm_issues_tickets_and_keytabs(realm):
+    assert realm.has_valid_ticket(realm.alice)
+    assert realm.as_requests("alice@PROXY.TEST") == 1
+    held = set(realm.keytab_principals(realm.http_keytab))
+    assert held == {f"{s}@PROXY.TEST" for s in SERVICES}
+
+
+def test_a_wrong_password_gets_no_ticket(realm, server_root):
+    with pytest.raises(RuntimeError, match="Password incorrect|preauthentication failed"):
+        realm.kinit("bob", "wrong", os.path.join(server_root, "bob.ccache"))
+
+
+def test_a_short_ticket_expires_for_real(realm, server_root):
+    ccache = realm.expired_ccache("bob", USERS["bob"], os.path.join(server_root, "bob.ccache"))
+    assert not realm.has_valid_ticket(ccache)
+    assert realm.as_requests("bob@PROXY.TEST") == 1
+
+
+# ------------------------------------------------------------ curl
+
+def test_curl_with_a_ticket_gets_through_without_a_407_first(control, realm, backend):
+    proc = negotiate_curl(realm, realm.alice, "-x", control.url, f"{backend.url}/page")
+    assert proc.returncode == 0, proc.stderr
+    # curl told to use Negotiate alone sends a token with the first request.
+    assert statuses(proc.stderr) == [200]
+    assert "> Proxy-Authorization: Negotiate " in proc.stderr
+    assert [d["path"] for d in backend.received] == ["/page"]
+    assert "proxy-authorization" not in {k.lower() for k, _v in backend.received[0]["headers"]}
+    assert control.wait_for_access_log(rf'^127\.0\.0\.1 alice@PROXY\.TEST "GET {backend.url}/page HTTP/1\.1" 200$')
+
+
+def test_curl_without_a_ticket_gets_407_with_a_negotiate_challenge(control, realm, backend, server_root):
+    proc = negotiate_curl(realm, os.path.join(server_root, "empty.ccache"), "-x", control.url, f"{backend.url}/page")
+    assert statuses(proc.stderr) == [407]
+    assert re.search(r"^< Proxy-Authenticate: Negotiate\r?$", proc.stderr, re.M)
+    assert "> Proxy-Authorization:" not in proc.stderr
+    assert backend.received == []
+
+
+def test_curl_with_an_expired_ticket_gets_407_and_asks_the_kdc_nothing(control, realm, backend, server_root):
+    ccache = realm.expired_ccache("bob", USERS["bob"], os.path.join(server_root, "bob.ccache"))
+    before = realm.tgs_requests()
+    proc = negotiate_curl(realm, ccache, "-x", control.url, f"{backend.url}/page")
+    assert statuses(proc.stderr) == [407]
+    assert "> Proxy-Authorization:" not in proc.stderr
+    assert realm.tgs_requests() == before
+    assert "for HTTP/" not in realm.log_text()   # not even a refused TGS_REQ: the client library gave up
+    assert backend.received == []
+
+
+def test_curl_connect_tunnel_authenticates_the_connect_only(control, realm, backend):
+    proc = negotiate_curl(realm, realm.alice, "-p", "-x", control.url, f"{backend.url}/t1", f"{backend.url}/t2")
+    assert proc.returncode == 0, proc.stderr
+    assert statuses(proc.stderr) == [200, 200, 200]   # CONNECT, then two GETs inside the tunnel
+    assert proc.stderr.count("> Proxy-Authorization: Negotiate ") == 1
+    assert [d["path"] for d in backend.received] == ["/t1", "/t2"]
+    assert control.wait_for_access_log(rf'^127\.0\.0\.1 alice@PROXY\.TEST "CONNECT 127\.0\.0\.1:{backend.port} '
+                                       r'HTTP/1\.1" 200$')
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_curl_asks_for_http_at_the_proxy_host_as_given(control, realm, backend, host):
+    proc = negotiate_curl(realm, realm.alice, "-x", f"http://{host}:{control.port}", f"{backend.url}/page")
+    assert statuses(proc.stderr) == [200], proc.stderr
+    assert realm.tgs_requests() == [("alice@PROXY.TEST", f"HTTP/{host}@PROXY.TEST")]
+
+
+def test_curl_sends_a_new_token_with_every_request_of_a_kept_connection(control, realm, backend):
+    urls = [f"{backend.url}/k{i}" for i in range(5)]
+    proc = negotiate_curl(realm, realm.alice, "-x", control.url, *urls)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("Re-using existing connection") == 4
+    rows = logged_requests(control, 5)
+    assert len({r["conn"] for r in rows}) == 1
+    assert [r["kept"] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r["status"] for r in rows] == [200] * 5          # not one 407 round trip
+    assert all(r["token"] for r in rows)
+    assert len({digest(r["token"]) for r in rows}) == 5      # each token is new ...
+    assert len(realm.tgs_requests()) == 1                     # ... from one service ticket
+
+
+# ------------------------------------------------------------ python3-gssapi, by hand
+
+@pytest.fixture
+def gss_env(realm, monkeypatch):
+    """This process as alice's client: the realm's krb5.conf and her ccache."""
+    for name, value in realm.env(realm.alice).items():
+        if name.startswith("KRB5"):
+            monkeypatch.setenv(name, value)
+    return realm
+
+
+def test_python_gssapi_token_gets_through_once_and_its_replay_is_refused(control, gss_env, backend):
+    header = negotiate_header("127.0.0.1", gss_env.alice)
+    with RawHttp(control.port) as conn:
+        assert raw_get(conn, f"{backend.url}/first", header).status == 200
+    with RawHttp(control.port) as conn:
+        replayed = raw_get(conn, f"{backend.url}/replayed", header)
+    assert replayed.status == 407
+    # The challenge carries the acceptor's error token (a KRB-ERROR in a SPNEGO reject).
+    assert replayed.header("Proxy-Authenticate").startswith("Negotiate ")
+    assert control.wait_for_log(r"gss_accept_sec_context\(\) failed: .*\(Request is a replay\)")
+    assert backend.paths() == ["/first"]
+    assert gss_env.tgs_requests() == [("alice@PROXY.TEST", "HTTP/127.0.0.1@PROXY.TEST")]
+
+
+def test_python_gssapi_token_for_another_service_is_refused(control, gss_env, backend):
+    gss_env.add_service("HTTP/elsewhere.test")
+    with RawHttp(control.port) as conn:
+        r = raw_get(conn, f"{backend.url}/page", negotiate_header("elsewhere.test", gss_env.alice))
+    assert r.status == 407
+    assert backend.received == []
+
+
+def test_garbled_token_is_refused(control, gss_env, backend):
+    with RawHttp(control.port) as conn:
+        r = raw_get(conn, f"{backend.url}/page", "Negotiate " + base64.b64encode(b"not a token").decode())
+    assert r.status == 407
+    assert backend.received == []
+
+
+def test_per_request_control_challenges_a_kept_connection_again(control, gss_env, backend):
+    # Without GssapiConnectionBound, each request needs its own token.
+    with RawHttp(control.port) as conn:
+        assert raw_get(conn, f"{backend.url}/a", negotiate_header("127.0.0.1", gss_env.alice)).status == 200
+        again = raw_get(conn, f"{backend.url}/b")
+        assert again.status == 407
+        assert raw_get(conn, f"{backend.url}/c", negotiate_header("127.0.0.1", gss_env.alice)).status == 200
+    assert backend.paths() == ["/a", "/c"]
+
+
+def test_connection_bound_control_lets_a_kept_connection_through(make_httpd, gss_env, backend):
+    h = gssapi_forward_proxy(make_httpd, backend, gss_env.http_keytab, "    GssapiConnectionBound On\n")
+    with RawHttp(h.port) as conn:
+        assert raw_get(conn, f"{backend.url}/a", negotiate_header("127.0.0.1", gss_env.alice)).status == 200
+        assert raw_get(conn, f"{backend.url}/b").status == 200
+    with RawHttp(h.port) as conn:
+        assert raw_get(conn, f"{backend.url}/c").status == 407
+    assert backend.paths() == ["/a", "/b"]
+    rows = logged_requests(h, 3)
+    assert [(r["user"], r["status"], bool(r["token"])) for r in rows] == [
+        ("alice@PROXY.TEST", 200, True), ("alice@PROXY.TEST", 200, False), ("-", 407, False)]
