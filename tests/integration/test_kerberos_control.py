@@ -200,6 +200,39 @@ def test_curl_sends_a_new_token_with_every_request_of_a_kept_connection(control,
     assert len(realm.tgs_requests()) == 1                     # ... from one service ticket
 
 
+def test_curl_anyauth_is_challenged_again_on_every_request_of_a_kept_connection(control, realm, backend):
+    # --proxy-anyauth: curl waits for the 407, then answers it; on the next
+    # request it starts again without credentials.
+    urls = [f"{backend.url}/k{i}" for i in range(4)]
+    proc = negotiate_curl(realm, realm.alice, "--proxy-anyauth", "-x", control.url, *urls)
+    assert proc.returncode == 0, proc.stderr
+    assert statuses(proc.stderr) == [407, 200] * 4
+    rows = logged_requests(control, 8)
+    assert len({r["conn"] for r in rows}) == 1
+    assert [(r["status"], bool(r["token"])) for r in rows] == [(407, False), (200, True)] * 4
+    assert len({digest(r["token"]) for r in rows if r["token"]}) == 4
+
+
+def test_curl_anyauth_sends_nothing_more_to_a_connection_bound_proxy(make_httpd, realm, backend):
+    h = gssapi_forward_proxy(make_httpd, backend, realm.http_keytab, "    GssapiConnectionBound On\n")
+    urls = [f"{backend.url}/k{i}" for i in range(4)]
+    proc = negotiate_curl(realm, realm.alice, "--proxy-anyauth", "-x", h.url, *urls)
+    assert proc.returncode == 0, proc.stderr
+    assert statuses(proc.stderr) == [407, 200, 200, 200, 200]
+    rows = logged_requests(h, 5)
+    assert len({r["conn"] for r in rows}) == 1
+    assert [(r["status"], r["user"], bool(r["token"])) for r in rows] == [
+        (407, "-", False), (200, "alice@PROXY.TEST", True), *[(200, "alice@PROXY.TEST", False)] * 3]
+
+
+def test_curl_negotiate_still_sends_a_token_per_request_to_a_connection_bound_proxy(make_httpd, realm, backend):
+    h = gssapi_forward_proxy(make_httpd, backend, realm.http_keytab, "    GssapiConnectionBound On\n")
+    proc = negotiate_curl(realm, realm.alice, "-x", h.url, *[f"{backend.url}/k{i}" for i in range(3)])
+    assert statuses(proc.stderr) == [200, 200, 200]
+    rows = logged_requests(h, 3)
+    assert len({digest(r["token"]) for r in rows}) == 3
+
+
 # ------------------------------------------------------------ python3-gssapi, by hand
 
 @pytest.fixture
@@ -279,16 +312,23 @@ def chromium_pages(kdc, ccache, proxy, urls: list[str]) -> list[dict]:
     return json.loads(proc.stdout)["pages"]
 
 
-def rows_for(h, backend, paths: list[str]) -> list[dict]:
-    """The negotiate_log rows of GETs for @p paths (the browser's own favicon
-    and background requests left out), once the last of them is logged."""
-    wanted = [f"GET {backend.url}{p} HTTP/1.1" for p in paths]
+def backend_rows(h, backend, last_path: str) -> list[dict]:
+    """The negotiate_log rows of every GET for the backend (the browser's
+    favicon requests included, its background requests to other hosts left
+    out), once @p last_path has been answered with 200."""
+    prefix, last = f"GET {backend.url}/", f"GET {backend.url}{last_path} HTTP/1.1"
     deadline = time.time() + 10
     while True:
-        rows = [r for r in logged_requests(h, None) if r["request"] in wanted]
-        if any(r["request"] == wanted[-1] and r["status"] == 200 for r in rows) or time.time() > deadline:
+        rows = [r for r in logged_requests(h, None) if r["request"].startswith(prefix)]
+        if any(r["request"] == last and r["status"] == 200 for r in rows) or time.time() > deadline:
             return rows
-        time.sleep(0.05)
+
+
+def per_connection(rows: list[dict]) -> dict:
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["conn"], []).append(r)
+    return out
 
 
 # Chromium 156 leaves the first challenge after its start unanswered (its net
@@ -303,12 +343,15 @@ def test_chromium_answers_each_challenge_from_its_ticket_with_no_prompt(control,
     pages = chromium_pages(realm, realm.alice, control, [f"{backend.url}{p}" for p in [WARM_UP, *paths]])
     assert [(p["status"], p["error"]) for p in pages[1:]] == [(200, None)] * 3
     assert [json.loads(p["text"])["path"] for p in pages[1:]] == paths
-    rows = rows_for(control, backend, paths)
+    rows = backend_rows(control, backend, paths[-1])
     # A per-request proxy: chromium sends nothing until challenged, then a new
     # token on the same connection, for every page.
-    assert [(r["status"], bool(r["token"])) for r in rows] == [(407, False), (200, True)] * 3
-    assert all(a["conn"] == b["conn"] for a, b in zip(rows[::2], rows[1::2]))
-    assert len({digest(r["token"]) for r in rows if r["token"]}) == 3
+    for path in paths:
+        mine = [r for r in rows if r["request"] == f"GET {backend.url}{path} HTTP/1.1"]
+        assert [(r["status"], bool(r["token"])) for r in mine] == [(407, False), (200, True)]
+        assert mine[0]["conn"] == mine[1]["conn"]
+    tokens = [digest(r["token"]) for r in rows if r["token"]]
+    assert len(set(tokens)) == len(tokens)
     assert ("alice@PROXY.TEST", "HTTP/127.0.0.1@PROXY.TEST") in realm.tgs_requests()
 
 
@@ -317,10 +360,18 @@ def test_chromium_sends_nothing_more_on_a_connection_bound_proxy(make_httpd, rea
     paths = [f"/page{i}" for i in range(4)]
     pages = chromium_pages(realm, realm.alice, h, [f"{backend.url}{p}" for p in [WARM_UP, *paths]])
     assert [(p["status"], p["error"]) for p in pages[1:]] == [(200, None)] * 4
-    rows = rows_for(h, backend, paths)
-    first = rows.index(next(r for r in rows if r["status"] == 200))
-    assert rows[first]["token"]
-    later = rows[first + 1:]
-    assert [(r["status"], r["user"], r["token"]) for r in later] == [(200, "alice@PROXY.TEST", None)] * len(later)
-    assert {r["conn"] for r in later} <= {rows[first]["conn"]}
-    assert len(later) >= 2
+    rows = backend_rows(h, backend, paths[-1])
+    # On each connection: challenged until one token is accepted, then
+    # nothing more is sent and everything is let through.
+    warm = 0
+    for conn, mine in per_connection(rows).items():
+        shape = [(r["status"], bool(r["token"])) for r in mine]
+        if (200, True) not in shape:
+            assert all(r["status"] == 407 for r in mine), (conn, shape)
+            continue
+        first = shape.index((200, True))
+        assert all(st == (407, False) for st in shape[:first]), (conn, shape)
+        assert all(st == (200, False) for st in shape[first + 1:]), (conn, shape)
+        assert all(r["user"] == "alice@PROXY.TEST" for r in mine[first:])
+        warm += len(shape) - first - 1
+    assert warm >= 3   # at least the pages after the first on a connection
