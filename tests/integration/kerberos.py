@@ -132,7 +132,10 @@ class Kdc:
 
     # -- life cycle
     def start(self) -> "Kdc":
-        self._run(["kdb5_util", "create", "-s", "-r", self.realm, "-P", MASTER_PASSWORD])
+        """Creates the database on the first start; a later start (after
+        stop(), for a KDC outage) serves the same principals and keys."""
+        if not self.stash.exists():
+            self._run(["kdb5_util", "create", "-s", "-r", self.realm, "-P", MASTER_PASSWORD])
         self.log = open(self.dir / "krb5kdc.out", "ab")
         # -n: in the foreground, so the pid is ours to stop; -P: its pid file all the same.
         self.proc = subprocess.Popen(["krb5kdc", "-n", "-r", self.realm, "-P", str(self.pid_file)],
@@ -242,16 +245,6 @@ class Kdc:
         """(client, service) of every service ticket the KDC issued, in order:
         which SPN each client asked for."""
         return re.findall(r"TGS_REQ .*: ISSUE: .*, (\S+) for (\S+)$", self.log_text(), re.M)
-
-    def wait_for_tgs(self, service: str, timeout: float = 5.0) -> bool:
-        """True once the KDC log shows a service ticket issued for @p service."""
-        deadline = time.time() + timeout
-        while True:
-            if any(s == service for _c, s in self.tgs_requests()):
-                return True
-            if time.time() >= deadline:
-                return False
-            time.sleep(0.05)
 
 
 # ---------------------------------------------------------------- python3-gssapi client

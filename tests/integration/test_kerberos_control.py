@@ -5,10 +5,14 @@ What it proves is what ProxyNegotiate has to match or beat: curl with a
 ticket gets through (plain requests and CONNECT), a client without a
 ticket or with an expired one gets 407 with `Proxy-Authenticate:
 Negotiate`, a python3-gssapi token made by hand is accepted once and
-refused when replayed, a token for another service is refused. And what
-the clients send: the service name each asks for (seen in the KDC's log),
-and what curl sends on a kept-alive connection (seen in httpd's access
-log, which records each request's Proxy-Authorization).
+refused when replayed, a token for another service or a garbled one is
+refused, and Chromium logs in from a ccache with no prompt.
+
+And what the clients send (docs/kerberos-notes.md): the service name each
+asks for, seen in the KDC's log, and what curl and Chromium send on a
+kept-alive connection to a per-request and to a connection-bound proxy,
+seen in httpd's access log, which records each request's connection and
+Proxy-Authorization.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import RawHttp, client_env, curl_verbose
+from harness import RawHttp, client_env
 from kerberos import USERS, negotiate_header
 
 SERVICES = ["HTTP/localhost", "HTTP/127.0.0.1"]
@@ -36,18 +40,27 @@ NEGOTIATE_LOG_FORMAT = r'"%{remote}p %k %u \"%r\" %>s \"%{Proxy-Authorization}i\
 
 
 @pytest.fixture
-def realm(kdc, server_root):
-    """alice and bob, the proxy's services, their keytab (readable by the
-    User: the control reads it in the children) and alice's ccache."""
+def principals(kdc):
+    """alice and bob, and the proxy's services, in the realm."""
     for user, password in USERS.items():
         kdc.add_user(user, password)
     for service in SERVICES:
         kdc.add_service(service)
-    keytab = kdc.keytab(os.path.join(server_root, "http.keytab"), *SERVICES)
-    os.chmod(keytab, 0o644)
-    kdc.alice = kdc.kinit("alice", USERS["alice"], os.path.join(server_root, "alice.ccache"))
-    kdc.http_keytab = keytab
-    return kdc
+
+
+@pytest.fixture
+def keytab(kdc, principals, server_root):
+    """The proxy's services' keytab (readable by the User: the control
+    reads it in httpd's children)."""
+    path = kdc.keytab(os.path.join(server_root, "http.keytab"), *SERVICES)
+    os.chmod(path, 0o644)
+    return path
+
+
+@pytest.fixture
+def alice(kdc, principals, server_root):
+    """alice's ccache, with the TGT kinit got her."""
+    return kdc.kinit("alice", USERS["alice"], os.path.join(server_root, "alice.ccache"))
 
 
 def gssapi_scope(keytab, extra: str = "") -> str:
@@ -75,8 +88,8 @@ CustomLog logs/negotiate_log negotiate
 
 
 @pytest.fixture
-def control(make_httpd, backend, realm):
-    return gssapi_forward_proxy(make_httpd, backend, realm.http_keytab)
+def control(make_httpd, backend, keytab):
+    return gssapi_forward_proxy(make_httpd, backend, keytab)
 
 
 def negotiate_curl(kdc, ccache, *args: str) -> subprocess.CompletedProcess:
@@ -119,28 +132,46 @@ def raw_get(conn: RawHttp, url: str, authorization: str | None = None):
 
 # ------------------------------------------------------------ the KDC itself
 
-def test_the_realm_issues_tickets_and_keytabs(realm):
-    assert realm.has_valid_ticket(realm.alice)
-    assert realm.as_requests("alice@PROXY.TEST") == 1
-    held = set(realm.keytab_principals(realm.http_keytab))
+def test_the_realm_issues_tickets_and_keytabs(keytab, kdc, alice):
+    assert kdc.has_valid_ticket(alice)
+    assert kdc.as_requests("alice@PROXY.TEST") == 1
+    held = set(kdc.keytab_principals(keytab))
     assert held == {f"{s}@PROXY.TEST" for s in SERVICES}
 
 
-def test_a_wrong_password_gets_no_ticket(realm, server_root):
+def test_a_wrong_password_gets_no_ticket(kdc, principals, server_root):
     with pytest.raises(RuntimeError, match="Password incorrect|preauthentication failed"):
-        realm.kinit("bob", "wrong", os.path.join(server_root, "bob.ccache"))
+        kdc.kinit("bob", "wrong", os.path.join(server_root, "bob.ccache"))
 
 
-def test_a_short_ticket_expires_for_real(realm, server_root):
-    ccache = realm.expired_ccache("bob", USERS["bob"], os.path.join(server_root, "bob.ccache"))
-    assert not realm.has_valid_ticket(ccache)
-    assert realm.as_requests("bob@PROXY.TEST") == 1
+def test_a_short_ticket_expires_for_real(kdc, principals, server_root):
+    ccache = kdc.expired_ccache("bob", USERS["bob"], os.path.join(server_root, "bob.ccache"))
+    assert not kdc.has_valid_ticket(ccache)
+    assert kdc.as_requests("bob@PROXY.TEST") == 1
+
+
+def test_a_principals_maximum_life_caps_its_tickets(kdc, server_root):
+    kdc.add_user("carol", "carol-secret", maxlife="3 seconds")
+    ccache = kdc.kinit("carol", "carol-secret", os.path.join(server_root, "carol.ccache"))   # asks for 10 h
+    deadline = time.time() + 20
+    while kdc.has_valid_ticket(ccache):
+        assert time.time() < deadline, "carol's ticket outlived her maximum life"
+        time.sleep(0.2)
+
+
+def test_a_stopped_kdc_starts_again_with_the_same_principals(kdc, principals, server_root):
+    kdc.stop()
+    assert not kdc.running()
+    with pytest.raises(RuntimeError, match="Cannot contact any KDC"):
+        kdc.kinit("bob", USERS["bob"], os.path.join(server_root, "bob.ccache"))
+    kdc.start()
+    assert kdc.has_valid_ticket(kdc.kinit("bob", USERS["bob"], os.path.join(server_root, "bob.ccache")))
 
 
 # ------------------------------------------------------------ curl
 
-def test_curl_with_a_ticket_gets_through_without_a_407_first(control, realm, backend):
-    proc = negotiate_curl(realm, realm.alice, "-x", control.url, f"{backend.url}/page")
+def test_curl_with_a_ticket_gets_through_without_a_407_first(control, kdc, alice, backend):
+    proc = negotiate_curl(kdc, alice, "-x", control.url, f"{backend.url}/page")
     assert proc.returncode == 0, proc.stderr
     # curl told to use Negotiate alone sends a token with the first request.
     assert statuses(proc.stderr) == [200]
@@ -150,27 +181,27 @@ def test_curl_with_a_ticket_gets_through_without_a_407_first(control, realm, bac
     assert control.wait_for_access_log(rf'^127\.0\.0\.1 alice@PROXY\.TEST "GET {backend.url}/page HTTP/1\.1" 200$')
 
 
-def test_curl_without_a_ticket_gets_407_with_a_negotiate_challenge(control, realm, backend, server_root):
-    proc = negotiate_curl(realm, os.path.join(server_root, "empty.ccache"), "-x", control.url, f"{backend.url}/page")
+def test_curl_without_a_ticket_gets_407_with_a_negotiate_challenge(control, kdc, backend, server_root):
+    proc = negotiate_curl(kdc, os.path.join(server_root, "empty.ccache"), "-x", control.url, f"{backend.url}/page")
     assert statuses(proc.stderr) == [407]
     assert re.search(r"^< Proxy-Authenticate: Negotiate\r?$", proc.stderr, re.M)
     assert "> Proxy-Authorization:" not in proc.stderr
     assert backend.received == []
 
 
-def test_curl_with_an_expired_ticket_gets_407_and_asks_the_kdc_nothing(control, realm, backend, server_root):
-    ccache = realm.expired_ccache("bob", USERS["bob"], os.path.join(server_root, "bob.ccache"))
-    before = realm.tgs_requests()
-    proc = negotiate_curl(realm, ccache, "-x", control.url, f"{backend.url}/page")
+def test_curl_with_an_expired_ticket_gets_407_and_asks_the_kdc_nothing(control, kdc, backend, server_root):
+    ccache = kdc.expired_ccache("bob", USERS["bob"], os.path.join(server_root, "bob.ccache"))
+    before = kdc.tgs_requests()
+    proc = negotiate_curl(kdc, ccache, "-x", control.url, f"{backend.url}/page")
     assert statuses(proc.stderr) == [407]
     assert "> Proxy-Authorization:" not in proc.stderr
-    assert realm.tgs_requests() == before
-    assert "for HTTP/" not in realm.log_text()   # not even a refused TGS_REQ: the client library gave up
+    assert kdc.tgs_requests() == before
+    assert "for HTTP/" not in kdc.log_text()   # not even a refused TGS_REQ: the client library gave up
     assert backend.received == []
 
 
-def test_curl_connect_tunnel_authenticates_the_connect_only(control, realm, backend):
-    proc = negotiate_curl(realm, realm.alice, "-p", "-x", control.url, f"{backend.url}/t1", f"{backend.url}/t2")
+def test_curl_connect_tunnel_authenticates_the_connect_only(control, kdc, alice, backend):
+    proc = negotiate_curl(kdc, alice, "-p", "-x", control.url, f"{backend.url}/t1", f"{backend.url}/t2")
     assert proc.returncode == 0, proc.stderr
     assert statuses(proc.stderr) == [200, 200, 200]   # CONNECT, then two GETs inside the tunnel
     assert proc.stderr.count("> Proxy-Authorization: Negotiate ") == 1
@@ -180,15 +211,15 @@ def test_curl_connect_tunnel_authenticates_the_connect_only(control, realm, back
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_curl_asks_for_http_at_the_proxy_host_as_given(control, realm, backend, host):
-    proc = negotiate_curl(realm, realm.alice, "-x", f"http://{host}:{control.port}", f"{backend.url}/page")
+def test_curl_asks_for_http_at_the_proxy_host_as_given(control, kdc, alice, backend, host):
+    proc = negotiate_curl(kdc, alice, "-x", f"http://{host}:{control.port}", f"{backend.url}/page")
     assert statuses(proc.stderr) == [200], proc.stderr
-    assert realm.tgs_requests() == [("alice@PROXY.TEST", f"HTTP/{host}@PROXY.TEST")]
+    assert kdc.tgs_requests() == [("alice@PROXY.TEST", f"HTTP/{host}@PROXY.TEST")]
 
 
-def test_curl_sends_a_new_token_with_every_request_of_a_kept_connection(control, realm, backend):
+def test_curl_sends_a_new_token_with_every_request_of_a_kept_connection(control, kdc, alice, backend):
     urls = [f"{backend.url}/k{i}" for i in range(5)]
-    proc = negotiate_curl(realm, realm.alice, "-x", control.url, *urls)
+    proc = negotiate_curl(kdc, alice, "-x", control.url, *urls)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("Re-using existing connection") == 4
     rows = logged_requests(control, 5)
@@ -197,14 +228,14 @@ def test_curl_sends_a_new_token_with_every_request_of_a_kept_connection(control,
     assert [r["status"] for r in rows] == [200] * 5          # not one 407 round trip
     assert all(r["token"] for r in rows)
     assert len({digest(r["token"]) for r in rows}) == 5      # each token is new ...
-    assert len(realm.tgs_requests()) == 1                     # ... from one service ticket
+    assert len(kdc.tgs_requests()) == 1                     # ... from one service ticket
 
 
-def test_curl_anyauth_is_challenged_again_on_every_request_of_a_kept_connection(control, realm, backend):
+def test_curl_anyauth_is_challenged_again_on_every_request_of_a_kept_connection(control, kdc, alice, backend):
     # --proxy-anyauth: curl waits for the 407, then answers it; on the next
     # request it starts again without credentials.
     urls = [f"{backend.url}/k{i}" for i in range(4)]
-    proc = negotiate_curl(realm, realm.alice, "--proxy-anyauth", "-x", control.url, *urls)
+    proc = negotiate_curl(kdc, alice, "--proxy-anyauth", "-x", control.url, *urls)
     assert proc.returncode == 0, proc.stderr
     assert statuses(proc.stderr) == [407, 200] * 4
     rows = logged_requests(control, 8)
@@ -213,10 +244,10 @@ def test_curl_anyauth_is_challenged_again_on_every_request_of_a_kept_connection(
     assert len({digest(r["token"]) for r in rows if r["token"]}) == 4
 
 
-def test_curl_anyauth_sends_nothing_more_to_a_connection_bound_proxy(make_httpd, realm, backend):
-    h = gssapi_forward_proxy(make_httpd, backend, realm.http_keytab, "    GssapiConnectionBound On\n")
+def test_curl_anyauth_sends_nothing_more_to_a_connection_bound_proxy(make_httpd, keytab, kdc, alice, backend):
+    h = gssapi_forward_proxy(make_httpd, backend, keytab, "    GssapiConnectionBound On\n")
     urls = [f"{backend.url}/k{i}" for i in range(4)]
-    proc = negotiate_curl(realm, realm.alice, "--proxy-anyauth", "-x", h.url, *urls)
+    proc = negotiate_curl(kdc, alice, "--proxy-anyauth", "-x", h.url, *urls)
     assert proc.returncode == 0, proc.stderr
     assert statuses(proc.stderr) == [407, 200, 200, 200, 200]
     rows = logged_requests(h, 5)
@@ -225,27 +256,42 @@ def test_curl_anyauth_sends_nothing_more_to_a_connection_bound_proxy(make_httpd,
         (407, "-", False), (200, "alice@PROXY.TEST", True), *[(200, "alice@PROXY.TEST", False)] * 3]
 
 
-def test_curl_negotiate_still_sends_a_token_per_request_to_a_connection_bound_proxy(make_httpd, realm, backend):
-    h = gssapi_forward_proxy(make_httpd, backend, realm.http_keytab, "    GssapiConnectionBound On\n")
-    proc = negotiate_curl(realm, realm.alice, "-x", h.url, *[f"{backend.url}/k{i}" for i in range(3)])
+def test_curl_negotiate_sends_tokens_to_a_connection_bound_proxy_too(make_httpd, keytab, kdc, alice, backend):
+    h = gssapi_forward_proxy(make_httpd, backend, keytab, "    GssapiConnectionBound On\n")
+    proc = negotiate_curl(kdc, alice, "-x", h.url, *[f"{backend.url}/k{i}" for i in range(3)])
     assert statuses(proc.stderr) == [200, 200, 200]
     rows = logged_requests(h, 3)
     assert len({digest(r["token"]) for r in rows}) == 3
 
 
+def test_with_the_kdc_stopped_only_a_cached_service_ticket_gets_through(control, kdc, alice, backend, server_root):
+    # The acceptor needs only its keytab; a client needs the KDC once per service.
+    assert statuses(negotiate_curl(kdc, alice, "-x", control.url, f"{backend.url}/warm").stderr) == [200]
+    # Stored under the name asked for: host-based, so the realm is left empty.
+    assert "HTTP/127.0.0.1@" in kdc.service_tickets(alice)
+    bob = kdc.kinit("bob", USERS["bob"], os.path.join(server_root, "bob.ccache"))   # a TGT only
+    kdc.stop()
+    assert statuses(negotiate_curl(kdc, alice, "-x", control.url, f"{backend.url}/alice").stderr) == [200]
+    refused = negotiate_curl(kdc, bob, "-x", control.url, f"{backend.url}/bob")
+    assert statuses(refused.stderr) == [407]
+    assert "> Proxy-Authorization:" not in refused.stderr
+    kdc.start()
+    assert statuses(negotiate_curl(kdc, bob, "-x", control.url, f"{backend.url}/bob").stderr) == [200]
+    assert backend.paths() == ["/warm", "/alice", "/bob"]
+
+
 # ------------------------------------------------------------ python3-gssapi, by hand
 
 @pytest.fixture
-def gss_env(realm, monkeypatch):
+def gss_env(kdc, alice, monkeypatch):
     """This process as alice's client: the realm's krb5.conf and her ccache."""
-    for name, value in realm.env(realm.alice).items():
+    for name, value in kdc.env(alice).items():
         if name.startswith("KRB5"):
             monkeypatch.setenv(name, value)
-    return realm
 
 
-def test_python_gssapi_token_gets_through_once_and_its_replay_is_refused(control, gss_env, backend):
-    header = negotiate_header("127.0.0.1", gss_env.alice)
+def test_python_gssapi_token_gets_through_once_and_its_replay_is_refused(control, gss_env, kdc, alice, backend):
+    header = negotiate_header("127.0.0.1", alice)
     with RawHttp(control.port) as conn:
         assert raw_get(conn, f"{backend.url}/first", header).status == 200
     with RawHttp(control.port) as conn:
@@ -255,13 +301,13 @@ def test_python_gssapi_token_gets_through_once_and_its_replay_is_refused(control
     assert replayed.header("Proxy-Authenticate").startswith("Negotiate ")
     assert control.wait_for_log(r"gss_accept_sec_context\(\) failed: .*\(Request is a replay\)")
     assert backend.paths() == ["/first"]
-    assert gss_env.tgs_requests() == [("alice@PROXY.TEST", "HTTP/127.0.0.1@PROXY.TEST")]
+    assert kdc.tgs_requests() == [("alice@PROXY.TEST", "HTTP/127.0.0.1@PROXY.TEST")]
 
 
-def test_python_gssapi_token_for_another_service_is_refused(control, gss_env, backend):
-    gss_env.add_service("HTTP/elsewhere.test")
+def test_python_gssapi_token_for_another_service_is_refused(control, gss_env, kdc, alice, backend):
+    kdc.add_service("HTTP/elsewhere.test")
     with RawHttp(control.port) as conn:
-        r = raw_get(conn, f"{backend.url}/page", negotiate_header("elsewhere.test", gss_env.alice))
+        r = raw_get(conn, f"{backend.url}/page", negotiate_header("elsewhere.test", alice))
     assert r.status == 407
     assert backend.received == []
 
@@ -273,20 +319,20 @@ def test_garbled_token_is_refused(control, gss_env, backend):
     assert backend.received == []
 
 
-def test_per_request_control_challenges_a_kept_connection_again(control, gss_env, backend):
+def test_per_request_control_challenges_a_kept_connection_again(control, gss_env, alice, backend):
     # Without GssapiConnectionBound, each request needs its own token.
     with RawHttp(control.port) as conn:
-        assert raw_get(conn, f"{backend.url}/a", negotiate_header("127.0.0.1", gss_env.alice)).status == 200
+        assert raw_get(conn, f"{backend.url}/a", negotiate_header("127.0.0.1", alice)).status == 200
         again = raw_get(conn, f"{backend.url}/b")
         assert again.status == 407
-        assert raw_get(conn, f"{backend.url}/c", negotiate_header("127.0.0.1", gss_env.alice)).status == 200
+        assert raw_get(conn, f"{backend.url}/c", negotiate_header("127.0.0.1", alice)).status == 200
     assert backend.paths() == ["/a", "/c"]
 
 
-def test_connection_bound_control_lets_a_kept_connection_through(make_httpd, gss_env, backend):
-    h = gssapi_forward_proxy(make_httpd, backend, gss_env.http_keytab, "    GssapiConnectionBound On\n")
+def test_connection_bound_control_lets_a_kept_connection_through(make_httpd, keytab, gss_env, alice, backend):
+    h = gssapi_forward_proxy(make_httpd, backend, keytab, "    GssapiConnectionBound On\n")
     with RawHttp(h.port) as conn:
-        assert raw_get(conn, f"{backend.url}/a", negotiate_header("127.0.0.1", gss_env.alice)).status == 200
+        assert raw_get(conn, f"{backend.url}/a", negotiate_header("127.0.0.1", alice)).status == 200
         assert raw_get(conn, f"{backend.url}/b").status == 200
     with RawHttp(h.port) as conn:
         assert raw_get(conn, f"{backend.url}/c").status == 407
@@ -338,9 +384,9 @@ def per_connection(rows: list[dict]) -> dict:
 WARM_UP = "/warm-up"
 
 
-def test_chromium_answers_each_challenge_from_its_ticket_with_no_prompt(control, realm, backend):
+def test_chromium_answers_each_challenge_from_its_ticket_with_no_prompt(control, kdc, alice, backend):
     paths = [f"/page{i}" for i in range(3)]
-    pages = chromium_pages(realm, realm.alice, control, [f"{backend.url}{p}" for p in [WARM_UP, *paths]])
+    pages = chromium_pages(kdc, alice, control, [f"{backend.url}{p}" for p in [WARM_UP, *paths]])
     assert [(p["status"], p["error"]) for p in pages[1:]] == [(200, None)] * 3
     assert [json.loads(p["text"])["path"] for p in pages[1:]] == paths
     rows = backend_rows(control, backend, paths[-1])
@@ -352,13 +398,13 @@ def test_chromium_answers_each_challenge_from_its_ticket_with_no_prompt(control,
         assert mine[0]["conn"] == mine[1]["conn"]
     tokens = [digest(r["token"]) for r in rows if r["token"]]
     assert len(set(tokens)) == len(tokens)
-    assert ("alice@PROXY.TEST", "HTTP/127.0.0.1@PROXY.TEST") in realm.tgs_requests()
+    assert ("alice@PROXY.TEST", "HTTP/127.0.0.1@PROXY.TEST") in kdc.tgs_requests()
 
 
-def test_chromium_sends_nothing_more_on_a_connection_bound_proxy(make_httpd, realm, backend):
-    h = gssapi_forward_proxy(make_httpd, backend, realm.http_keytab, "    GssapiConnectionBound On\n")
+def test_chromium_sends_nothing_more_on_a_connection_bound_proxy(make_httpd, keytab, kdc, alice, backend):
+    h = gssapi_forward_proxy(make_httpd, backend, keytab, "    GssapiConnectionBound On\n")
     paths = [f"/page{i}" for i in range(4)]
-    pages = chromium_pages(realm, realm.alice, h, [f"{backend.url}{p}" for p in [WARM_UP, *paths]])
+    pages = chromium_pages(kdc, alice, h, [f"{backend.url}{p}" for p in [WARM_UP, *paths]])
     assert [(p["status"], p["error"]) for p in pages[1:]] == [(200, None)] * 4
     rows = backend_rows(h, backend, paths[-1])
     # On each connection: challenged until one token is accepted, then
