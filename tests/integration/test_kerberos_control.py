@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from harness import RawHttp, client_env
-from kerberos import USERS, negotiate_header
+from kerberos import USERS, Kdc, negotiate_header
 
 SERVICES = ["HTTP/localhost", "HTTP/127.0.0.1"]
 BROWSER_DIR = Path(__file__).parent / "browser"
@@ -215,6 +216,28 @@ def test_curl_asks_for_http_at_the_proxy_host_as_given(control, kdc, alice, back
     proc = negotiate_curl(kdc, alice, "-x", f"http://{host}:{control.port}", f"{backend.url}/page")
     assert statuses(proc.stderr) == [200], proc.stderr
     assert kdc.tgs_requests() == [("alice@PROXY.TEST", f"HTTP/{host}@PROXY.TEST")]
+
+
+def test_with_mits_defaults_clients_ask_for_the_reverse_name_of_an_address(server_root, backend, monkeypatch):
+    # No krb5.conf settings: rdns and dns_canonicalize_hostname are on, so
+    # MIT's library looks 127.0.0.1 up (getnameinfo) and asks for that name.
+    expected = f"HTTP/{socket.gethostbyaddr('127.0.0.1')[0]}@PROXY.TEST"
+    kdc = Kdc(os.path.join(server_root, "kdc-canonical"), canonicalize=True).start()
+    try:
+        kdc.add_user("alice", USERS["alice"])
+        kdc.add_service(expected.split("@")[0])
+        # A ccache each, so that the second client cannot reuse the first one's service ticket.
+        for_curl, for_python = (kdc.kinit("alice", USERS["alice"], os.path.join(server_root, f"alice-{client}.ccache"))
+                                for client in ("curl", "python"))
+        # Any listener will do as the "proxy": curl makes its token before it has an answer.
+        negotiate_curl(kdc, for_curl, "-x", f"http://127.0.0.1:{backend.port}", f"{backend.url}/page")
+        for name, value in kdc.env(for_python).items():
+            if name.startswith("KRB5"):
+                monkeypatch.setenv(name, value)
+        negotiate_header("127.0.0.1", for_python)
+        assert kdc.tgs_requests() == [("alice@PROXY.TEST", expected)] * 2
+    finally:
+        kdc.stop()
 
 
 def test_curl_sends_a_new_token_with_every_request_of_a_kept_connection(control, kdc, alice, backend):
