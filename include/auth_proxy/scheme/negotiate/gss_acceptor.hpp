@@ -11,6 +11,8 @@
 
 namespace auth_proxy {
 
+struct InitialToken;
+
 /** What became of a token. Everything but accepted is a refusal. */
 enum class AcceptStatus {
     accepted,        ///< a valid Kerberos ticket for a key we hold; principal (and user) set
@@ -46,9 +48,10 @@ struct AcceptorOptions {
 };
 
 /**
- * Accepts single-leg Negotiate tokens for any key of one keytab (acceptor
+ * Accepts single-round Negotiate tokens for any key of one keytab (acceptor
  * name GSS_C_NO_NAME, so every HTTP/<host> in the keytab is served, as
- * mod_auth_gssapi does). SPNEGO is limited to Kerberos: NTLM is never
+ * mod_auth_gssapi does). The SPNEGO wrapping is read and written here
+ * (spnego.hpp) and only Kerberos goes through the GSS-API, so NTLM is never
  * negotiated, even where gss-ntlmssp is installed.
  *
  * Thread-safe. MIT holds a credential's lock for the whole of an accept,
@@ -79,6 +82,11 @@ public:
 private:
     struct Credentials;
     explicit GssAcceptor(AcceptorOptions options);
+
+    /** Refuses a token that holds no Kerberos token to accept; false if it holds one. */
+    static bool refuse_unwrapped(const InitialToken &initial, AcceptResult &result);
+    /** Accepts the Kerberos token @p token with one of our credentials. */
+    void accept_kerberos(std::string_view token, AcceptResult &result);
 
     AcceptorOptions options_;
     std::string default_realm_;

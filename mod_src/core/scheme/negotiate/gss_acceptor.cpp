@@ -1,6 +1,7 @@
 #include "auth_proxy/scheme/negotiate/gss_acceptor.hpp"
 
 #include "auth_proxy/posix.hpp"
+#include "auth_proxy/scheme/negotiate/spnego.hpp"
 #include "krb5_handles.hpp"
 
 #include <gssapi/gssapi_ext.h>
@@ -14,9 +15,6 @@
 namespace auth_proxy {
 
 namespace {
-
-// 1.3.6.1.5.5.2, which gssapi.h does not name.
-gss_OID_desc spnego_oid = {6, const_cast<char *>("\x2b\x06\x01\x05\x05\x02")};
 
 /** Maps a refusal to its status: by the Kerberos code where there is one, else by the GSS-API class. */
 AcceptStatus classify_failure(OM_uint32 major, OM_uint32 minor) noexcept
@@ -148,7 +146,7 @@ struct GssAcceptor::Credentials {
     std::mutex mutex;
     std::vector<gss::Credential> idle;
 
-    /** A new credential for every key of the keytab, SPNEGO limited to Kerberos. */
+    /** A new Kerberos credential for every key of the keytab (SPNEGO is unwrapped in spnego.cpp). */
     static gss::Credential acquire(const AcceptorOptions &options, std::string &error)
     {
         std::vector<gss_key_value_element_desc> elements;
@@ -157,21 +155,14 @@ struct GssAcceptor::Credentials {
             elements.push_back({"rcache", options.rcache.c_str()});
         }
         const gss_key_value_set_desc store = {static_cast<OM_uint32>(elements.size()), elements.data()};
-        gss_OID_desc mechs[] = {*gss_mech_krb5, spnego_oid};
-        gss_OID_set_desc mech_set = {2, mechs};
+        gss_OID_set_desc mech_set = {1, gss_mech_krb5};
         gss::Credential cred;
         OM_uint32 minor = 0;
-        OM_uint32 major = gss_acquire_cred_from(&minor, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mech_set,
+        const OM_uint32 major = gss_acquire_cred_from(&minor, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mech_set,
                                                 GSS_C_ACCEPT, &store, cred.out(), nullptr, nullptr);
         if (GSS_ERROR(major)) {
             error = "cannot acquire acceptor credentials from " + options.keytab + ": " +
                     gss::status_text(major, minor, GSS_C_NO_OID);
-            return gss::Credential();
-        }
-        gss_OID_set_desc kerberos_only = {1, gss_mech_krb5};
-        major = gss_set_neg_mechs(&minor, cred.get(), &kerberos_only);
-        if (GSS_ERROR(major)) {
-            error = "cannot limit SPNEGO to Kerberos: " + gss::status_text(major, minor, GSS_C_NO_OID);
             return gss::Credential();
         }
         return cred;
@@ -271,36 +262,17 @@ AcceptResult GssAcceptor::accept(std::string_view token) noexcept
 {
     AcceptResult result;
     try {
-        std::string error;
-        gss::Credential cred = credentials_->take(options_, error);
-        if (cred.get() == GSS_C_NO_CREDENTIAL) {
-            result.detail = error;
+        const InitialToken initial = read_initial_token(token);
+        if (refuse_unwrapped(initial, result)) {
             return result;
         }
-        gss_buffer_desc input = {token.size(), const_cast<char *>(token.data())};
-        gss::SecurityContext context;
-        gss::Name client;
-        gss::Buffer output;
-        gss_OID mech = GSS_C_NO_OID;
-        OM_uint32 minor = 0;
-        // No delegated credentials are asked for: a proxy has no use for them.
-        const OM_uint32 major =
-            gss_accept_sec_context(&minor, context.out(), cred.get(), &input, GSS_C_NO_CHANNEL_BINDINGS,
-                                   client.out(), &mech, output.out(), nullptr, nullptr, nullptr);
-        credentials_->give_back(std::move(cred));
-        result.output_token = std::string(output.view());
-        if (major == GSS_S_COMPLETE) {
-            result.status = AcceptStatus::accepted;
-            name_client(result, client.get(), options_, default_realm_);
-        }
-        else if (major == GSS_S_CONTINUE_NEEDED) {
-            result.status = AcceptStatus::continue_needed;
-            result.detail = "the client's first token asks for another round (a mechanism other than "
-                            "Kerberos first); one round only is supported";
-        }
-        else {
-            result.status = classify_failure(major, minor);
-            result.detail = gss::status_text(major, minor, GSS_C_NO_OID);
+        accept_kerberos(initial.kerberos_token, result);
+        if (initial.kind == InitialTokenKind::spnego_kerberos) {
+            // Kerberos's answer (AP-REP, or a KRB-ERROR) goes back inside SPNEGO.
+            const bool completed = result.status == AcceptStatus::accepted;
+            result.output_token = spnego_response(completed ? NegState::accept_completed : NegState::reject,
+                                                  completed ? initial.mech_oid : std::string_view(),
+                                                  result.output_token);
         }
     }
     catch (const std::exception &e) {
@@ -312,6 +284,67 @@ AcceptResult GssAcceptor::accept(std::string_view token) noexcept
         result.detail = "unknown error";
     }
     return result;
+}
+
+bool GssAcceptor::refuse_unwrapped(const InitialToken &initial, AcceptResult &result)
+{
+    switch (initial.kind) {
+    case InitialTokenKind::kerberos:
+    case InitialTokenKind::spnego_kerberos: return false;
+    case InitialTokenKind::spnego_other:
+        result.status = AcceptStatus::continue_needed;
+        result.detail = "the SPNEGO token prefers another mechanism to Kerberos, or sends no Kerberos token; "
+                        "only a single round with Kerberos first is supported";
+        return true;
+    case InitialTokenKind::spnego_no_kerberos:
+        result.status = AcceptStatus::bad_token;
+        result.detail = "the SPNEGO token offers no Kerberos mechanism (NTLM only?)";
+        result.output_token = spnego_response(NegState::reject, {}, {});
+        return true;
+    case InitialTokenKind::ntlm:
+        result.status = AcceptStatus::bad_token;
+        result.detail = "an NTLM message: NTLM is not supported";
+        return true;
+    case InitialTokenKind::malformed: break;
+    }
+    result.status = AcceptStatus::bad_token;
+    result.detail = "neither a SPNEGO nor a Kerberos token";
+    return true;
+}
+
+void GssAcceptor::accept_kerberos(std::string_view token, AcceptResult &result)
+{
+    std::string error;
+    gss::Credential cred = credentials_->take(options_, error);
+    if (cred.get() == GSS_C_NO_CREDENTIAL) {
+        result.status = AcceptStatus::error;
+        result.detail = error;
+        return;
+    }
+    gss_buffer_desc input = {token.size(), const_cast<char *>(token.data())};
+    gss::SecurityContext context;
+    gss::Name client;
+    gss::Buffer output;
+    OM_uint32 minor = 0;
+    // No delegated credentials are asked for: a proxy has no use for them.
+    const OM_uint32 major = gss_accept_sec_context(&minor, context.out(), cred.get(), &input,
+                                                   GSS_C_NO_CHANNEL_BINDINGS, client.out(), nullptr,
+                                                   output.out(), nullptr, nullptr, nullptr);
+    credentials_->give_back(std::move(cred));
+    result.output_token = std::string(output.view());
+    if (major == GSS_S_COMPLETE) {
+        result.status = AcceptStatus::accepted;
+        name_client(result, client.get(), options_, default_realm_);
+    }
+    else if (major == GSS_S_CONTINUE_NEEDED) {
+        // Kerberos itself needs one round; this is a DCE-style or otherwise unexpected token.
+        result.status = AcceptStatus::continue_needed;
+        result.detail = "the Kerberos token asks for another round; only one is supported";
+    }
+    else {
+        result.status = classify_failure(major, minor);
+        result.detail = gss::status_text(major, minor, gss_mech_krb5);
+    }
 }
 
 } // namespace auth_proxy

@@ -53,7 +53,10 @@ std::string status_text(OM_uint32 major, OM_uint32 minor, gss_OID mech) noexcept
 {
     try {
         std::string text;
-        append_messages(text, major, GSS_C_GSS_CODE, GSS_C_NO_OID);
+        // "Unspecified GSS failure. Minor code may provide more information" says nothing the minor text does not.
+        if (GSS_ROUTINE_ERROR(major) != GSS_S_FAILURE || minor == 0) {
+            append_messages(text, major, GSS_C_GSS_CODE, GSS_C_NO_OID);
+        }
         if (minor != 0) {
             text += text.empty() ? "" : ": ";
             append_messages(text, minor, GSS_C_MECH_CODE, mech);
