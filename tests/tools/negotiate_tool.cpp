@@ -10,9 +10,9 @@
 //     --timing adds a last line with the mean time of accept().
 //
 //   negotiate_tool token --ccache PATH --service NAME
-//     Prints a raw Kerberos GSS-API token (base64) made from the service
-//     ticket for NAME (e.g. HTTP/127.0.0.1) found in the ccache, with the
-//     ticket's own times, expired or not. MIT's client library refuses to
+//     Prints {"token": <base64>, "endtime": <the ticket's end, Unix time>}:
+//     a raw Kerberos GSS-API token made from the service ticket for NAME
+//     (e.g. HTTP/127.0.0.1) found in the ccache, expired or not. MIT's client library refuses to
 //     use an expired ticket, so this is how a test gets an "expired" token.
 
 #include "auth_proxy/scheme/negotiate/gss_acceptor.hpp"
@@ -22,6 +22,7 @@
 #include <krb5.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <grp.h>
@@ -228,6 +229,10 @@ int make_token(const std::vector<std::string> &args)
     if (!found) {
         return fail("no ticket for " + prefix + " in the ccache");
     }
+    // The library checks the ccache's copy of the ticket's times, not the ticket's own (which only the
+    // service can decrypt): moving the copy's end lets it send what a client with a slow clock would.
+    const krb5_timestamp endtime = creds.times.endtime;
+    creds.times.endtime = static_cast<krb5_timestamp>(std::time(nullptr) + 3600);
     krb5_auth_context auth = nullptr;
     krb5_data ap_req = {};
     krb5_auth_con_init(context, &auth);
@@ -241,7 +246,8 @@ int make_token(const std::vector<std::string> &args)
     const std::string inner = std::string("\x06\x09\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01\x00", 13) +
                               std::string(ap_req.data, ap_req.length);
     const std::string token = "\x60" + der_length(inner.size()) + inner;
-    print_line(negotiate_challenge(token).substr(10));
+    print_line("{\"token\": " + json_string(negotiate_challenge(token).substr(10)) +
+               ", \"endtime\": " + std::to_string(endtime) + "}");
     return 0;
 }
 
