@@ -229,6 +229,19 @@ def test_a_replay_is_refused_by_another_process_sharing_the_replay_cache(kdc, ke
     assert second.accept(negotiate_header("127.0.0.1", alice))["status"] == "accepted"
 
 
+def test_threads_of_one_process_share_the_replay_cache(kdc, keytab, alice, rcache_dir):
+    """Each thread accepts with a credential of its own (MIT locks a credential for a whole accept);
+    the replay cache still lets exactly one of them take a token that all of them get at once."""
+    replayed = [negotiate_header("127.0.0.1", alice)] * 12
+    distinct = [negotiate_header("127.0.0.1", alice) for _ in range(12)]
+    out = subprocess.run([TOOL, "accept", "--keytab", str(keytab), "--rcache", rcache(rcache_dir),
+                          "--threads", "4"], input="\n".join(replayed + distinct) + "\n",
+                         env=server_env(kdc), capture_output=True, text=True, timeout=120, check=True)
+    statuses = [json.loads(line)["status"] for line in out.stdout.splitlines()[1:]]
+    assert sorted(statuses[:12]) == ["accepted"] + ["replay"] * 11
+    assert statuses[12:] == ["accepted"] * 12
+
+
 # ---------------------------------------------------------------- other refusals
 
 def test_a_token_for_another_service_is_wrong_service(kdc, keytab, alice, rcache_dir, acceptors):

@@ -1,13 +1,15 @@
 // negotiate_tool: the Negotiate core outside httpd, for test_negotiate_core.py.
 //
 //   negotiate_tool accept --keytab PATH [--rcache NAME] [--local-name on|off]
-//                         [--user NAME] [--fork] [--timing]
+//                         [--user NAME] [--fork] [--threads N] [--timing]
 //     Loads the keytab into memory (ServiceKeys), then, as httpd's children
 //     would, optionally drops to the user NAME and/or forks, and accepts
 //     tokens: one per stdin line, either "Negotiate <base64>" or the bare
 //     base64. Prints a JSON line when ready ({"ready": true, ...}) or on a
 //     set-up failure ({"error": "..."}, exit 1), then one JSON line per token.
-//     --timing adds a last line with the mean time of accept().
+//     --threads N reads every line first, then accepts them from N threads
+//     at once and answers in input order. --timing adds a last line with
+//     the mean time of accept() and the rate.
 //
 //   negotiate_tool token --ccache PATH --service NAME
 //     Prints {"token": <base64>, "endtime": <the ticket's end, Unix time>}:
@@ -21,6 +23,7 @@
 
 #include <krb5.h>
 
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -31,6 +34,7 @@
 #include <pwd.h>
 #include <string>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -121,6 +125,62 @@ std::string accept_line(GssAcceptor &acceptor, const std::string &line, double &
            ", \"detail\": " + json_string(result.detail) + ", \"output\": " + json_string(output) + "}";
 }
 
+std::string strip_cr(std::string line)
+{
+    if (!line.empty() && line.back() == '\r') {
+        line.pop_back();
+    }
+    return line;
+}
+
+/** The mean time in accept() (@p busy, summed over threads) and the rate over @p wall seconds. */
+void print_timing(std::size_t accepts, double busy, double wall)
+{
+    const double n = static_cast<double>(accepts);
+    print_line("{\"accepts\": " + std::to_string(accepts) +
+               ", \"us_per_accept\": " + std::to_string(accepts == 0 ? 0.0 : busy * 1e6 / n) +
+               ", \"accepts_per_second\": " + std::to_string(wall > 0 ? n / wall : 0.0) + "}");
+}
+
+/**
+ * Reads every line first, then accepts them from @p threads threads at once (as an event MPM's
+ * workers would) and prints the answers in input order.
+ */
+int accept_batch(GssAcceptor &acceptor, int threads, bool timing)
+{
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(std::cin, line);) {
+        lines.push_back(strip_cr(line));
+    }
+    std::vector<std::string> answers(lines.size());
+    std::vector<double> busy(static_cast<std::size_t>(threads), 0.0);
+    std::atomic<std::size_t> next{0};
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+        workers.emplace_back([&, t] {
+            for (std::size_t i; (i = next++) < lines.size();) {
+                answers[i] = accept_line(acceptor, lines[i], busy[static_cast<std::size_t>(t)]);
+            }
+        });
+    }
+    for (std::thread &worker : workers) {
+        worker.join();
+    }
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (const std::string &answer : answers) {
+        print_line(answer);
+    }
+    if (timing) {
+        double total = 0;
+        for (const double b : busy) {
+            total += b;
+        }
+        print_timing(lines.size(), total, wall);
+    }
+    return 0;
+}
+
 int accept_tokens(const std::vector<std::string> &args)
 {
     std::string error;
@@ -159,19 +219,19 @@ int accept_tokens(const std::vector<std::string> &args)
                std::to_string(::getuid()) + ", \"keytab\": " + json_string(keys->keytab_name()) +
                ", \"principals\": [" + principals + "], \"keys\": " + std::to_string(keys->key_count()) +
                ", \"summary\": " + json_string(keys->summary()) + "}");
+    const int threads = std::stoi(option(args, "--threads", "0"));
+    if (threads > 0) {
+        return accept_batch(*acceptor, threads, flag(args, "--timing"));
+    }
     double seconds = 0;
     std::size_t accepts = 0;
     std::string line;
     while (std::getline(std::cin, line)) {
-        if (!line.empty() && line.back() == '\r') {
-            line.pop_back();
-        }
-        print_line(accept_line(*acceptor, line, seconds));
+        print_line(accept_line(*acceptor, strip_cr(line), seconds));
         ++accepts;
     }
     if (flag(args, "--timing")) {
-        const double us = accepts == 0 ? 0.0 : seconds * 1e6 / static_cast<double>(accepts);
-        print_line("{\"accepts\": " + std::to_string(accepts) + ", \"us_per_accept\": " + std::to_string(us) + "}");
+        print_timing(accepts, seconds, seconds);
     }
     return 0;
 }
@@ -264,7 +324,7 @@ int main(int argc, char **argv)
     }
     std::fprintf(stderr,
                  "usage: %s accept --keytab PATH [--rcache NAME] [--local-name on|off] [--user NAME] [--fork] "
-                 "[--timing]\n       %s token --ccache PATH --service NAME\n",
+                 "[--threads N] [--timing]\n       %s token --ccache PATH --service NAME\n",
                  argv[0], argv[0]);
     return 2;
 }
