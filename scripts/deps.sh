@@ -16,4 +16,4 @@ ensure_packages() {
 }
 
 # What building the module needs.
-BUILD_PACKAGES=(g++ cmake make pkg-config apache2 apache2-dev apache2-utils libaprutil1-dev)
+BUILD_PACKAGES=(g++ cmake make pkg-config apache2 apache2-dev apache2-utils libaprutil1-dev libkrb5-dev)

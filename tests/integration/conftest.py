@@ -9,6 +9,7 @@ import tempfile
 import pytest
 
 from harness import FAST_BCRYPT, Backend, Httpd, htpasswd
+from kerberos import Kdc
 
 
 @pytest.fixture
@@ -25,6 +26,19 @@ def server_root():
     os.chmod(path, 0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def kdc(server_root, monkeypatch):
+    """A started MIT KDC for realm PROXY.TEST (kerberos.Kdc) under server_root,
+    stopped by its pid after the test. Its krb5.conf and a replay cache of
+    its own are in this process's environment, so every httpd the test
+    starts (make_httpd copies the environment) accepts tickets of the realm."""
+    k = Kdc(os.path.join(server_root, "kdc")).start()
+    for name, value in k.server_env(os.path.join(server_root, "rcache")).items():
+        monkeypatch.setenv(name, value)
+    yield k
+    k.stop()
 
 
 @pytest.fixture

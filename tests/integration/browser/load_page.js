@@ -5,6 +5,12 @@
 //
 //   node load_page.js '{"proxy": "http://127.0.0.1:P", "username": "u",
 //                       "password": "p", "url": "http://127.0.0.1:B/page"}'
+//
+// With "urls" in place of "url", loads each in turn, each in a new tab of
+// one browser context (so they share its kept-alive proxy connections), and
+// prints {"pages": [...]}, one such result per URL. Without "username", the browser answers the
+// proxy's challenge on its own (Negotiate from the ticket in KRB5CCNAME).
+// "args": further chromium switches.
 'use strict';
 
 const { chromium } = require('playwright-core');
@@ -20,23 +26,35 @@ async function main() {
       '--disable-sync', '--disable-default-apps', '--metrics-recording-only',
       // Chromium never proxies loopback unless told to: the backend is on 127.0.0.1.
       '--proxy-bypass-list=<-loopback>',
+      ...(opts.args || []),
     ],
     proxy: { server: opts.proxy, username: opts.username, password: opts.password, bypass: '<-loopback>' },
   });
-  const result = { status: null, text: null, error: null };
+  const pages = [];
   try {
-    const page = await browser.newPage();
-    try {
-      const response = await page.goto(opts.url, { timeout: opts.timeoutMs || 20000 });
-      result.status = response ? response.status() : null;
-      result.text = await page.evaluate(() => document.body ? document.body.innerText : '');
-    } catch (e) {
-      result.error = String(e.message || e).split('\n')[0];
+    const context = await browser.newContext();
+    for (const url of opts.urls || [opts.url]) {
+      // A tab each, so that a failed load's error page cannot interrupt the next.
+      const page = await context.newPage();
+      pages.push(await load(page, url, opts.timeoutMs || 20000));
+      await page.close();
     }
   } finally {
     await browser.close();
   }
-  process.stdout.write(JSON.stringify(result) + '\n');
+  process.stdout.write(JSON.stringify(opts.urls ? { pages } : pages[0]) + '\n');
+}
+
+async function load(page, url, timeout) {
+  const result = { status: null, text: null, error: null };
+  try {
+    const response = await page.goto(url, { timeout });
+    result.status = response ? response.status() : null;
+    result.text = await page.evaluate(() => document.body ? document.body.innerText : '');
+  } catch (e) {
+    result.error = String(e.message || e).split('\n')[0];
+  }
+  return result;
 }
 
 main().catch((e) => {
