@@ -179,6 +179,35 @@ const char *set_user_file(cmd_parms *cmd, void *dconf, const char *arg)
     return nullptr;
 }
 
+/**
+ * AuthProxyKeytab: read by the parent, as root, at start (see
+ * ServiceKeys), so only the main configuration may name one: never a
+ * .htaccess file, whose author could have root read a file for them.
+ */
+const char *set_keytab(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    auto *conf = static_cast<DirConfig *>(dconf);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    if (path == nullptr) {
+        return apr_pstrcat(cmd->pool, "Invalid AuthProxyKeytab path ", arg, nullptr);
+    }
+    conf->keytab_path = path;
+    record_scope(cmd, conf);
+    return nullptr;
+}
+
+const char *set_local_name(cmd_parms *, void *dconf, int on)
+{
+    static_cast<DirConfig *>(dconf)->local_name = on ? 1 : 0;
+    return nullptr;
+}
+
+const char *set_connection_bound(cmd_parms *, void *dconf, int on)
+{
+    static_cast<DirConfig *>(dconf)->connection_bound = on ? 1 : 0;
+    return nullptr;
+}
+
 const char *set_seconds(cmd_parms *cmd, const char *arg, std::int64_t &out)
 {
     if (!parse_seconds(arg, out)) {
@@ -366,6 +395,14 @@ const command_rec directives[] = {
     {"AuthProxyChallenge", handler(set_challenge), nullptr, OR_AUTHCFG, TAKE1,
      "auto: 407/Proxy-Authorization for proxied requests, 401/Authorization for others (default); "
      "proxy: 407/Proxy-Authorization for every request of the scope"},
+    {"AuthProxyKeytab", handler(set_keytab), nullptr, ACCESS_CONF, TAKE1,
+     "the keytab holding the proxy's HTTP/<host> keys for AuthType ProxyNegotiate, read as root at start"},
+    {"AuthProxyLocalName", handler(set_local_name), nullptr, OR_AUTHCFG, FLAG,
+     "On: a Kerberos principal of the default realm is the user by its local name (alice@REALM is alice); "
+     "Off: the user is the whole principal (default On)"},
+    {"AuthProxyConnectionBound", handler(set_connection_bound), nullptr, OR_AUTHCFG, FLAG,
+     "On: a connection whose Negotiate token was accepted stays authenticated for its later requests without "
+     "one (HTTP/1.x); Off: every request needs its own token (default On)"},
     {"AuthProxyReloadInterval", handler(set_reload_interval), nullptr, RSRC_CONF, TAKE1,
      "seconds between checks of the user files, besides inotify notices (0: never reload; default 0.5)"},
     {"AuthProxyCacheTimeout", handler(set_cache_timeout), nullptr, RSRC_CONF, TAKE1,

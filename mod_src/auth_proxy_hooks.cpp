@@ -4,6 +4,7 @@
 #include "auth_proxy/scheme/challenge.hpp"
 #include "auth_proxy/scheme/registry.hpp"
 #include "auth_proxy_config.hpp"
+#include "auth_proxy_connection.hpp"
 #include "auth_proxy_log.hpp"
 #include "auth_proxy_providers.hpp"
 #include "auth_proxy_runtime.hpp"
@@ -102,6 +103,17 @@ bool checks_passwords(const SchemeSet &offered) noexcept
     return false;
 }
 
+/** Whether a scheme of @p offered accepts tickets with the scope's service keys. */
+bool uses_service_keys(const SchemeSet &offered) noexcept
+{
+    for (const Scheme *s : offered) {
+        if (s->uses_service_keys()) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /** What a scope of @p scheme offers: with password stores named (the default is the user file), Basic too. */
 SchemeSet offered_schemes(const Scheme &scheme, const DirConfig *conf)
 {
@@ -159,11 +171,37 @@ const char *locked_client(request_rec *r, const Verdict &v)
  */
 void log_refusal(request_rec *r, const Verdict &v, const char *header_name, const StoreChain &chain)
 {
-    const char *user = apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
+    // A token names its user only once it is accepted: "-" until then, which
+    // fail2ban's apache-auth filter reads like any other user.
+    const char *user = v.user.empty() ? "-" : apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
     switch (v.reason) {
     case Reason::malformed:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01003)
-                      "malformed %s header for \"%s\": %s", header_name, r->uri, describe(v.parse_error));
+                      "malformed %s header for \"%s\": %s", header_name, r->uri,
+                      v.detail.empty() ? describe(v.parse_error) : v.detail.c_str());
+        break;
+    case Reason::replayed:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "user %s: authentication failure for \"%s\": a token seen before, replayed (APX01061)",
+                      user, r->uri);
+        break;
+    case Reason::ticket_expired:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "user %s: authentication failure for \"%s\": ticket expired or clocks too far apart: %s "
+                      "(APX01062)",
+                      user, r->uri, v.detail.c_str());
+        break;
+    case Reason::wrong_service:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "user %s: authentication failure for \"%s\": a ticket for a service whose key AuthProxyKeytab "
+                      "does not hold: %s (APX01063)",
+                      user, r->uri, v.detail.c_str());
+        break;
+    case Reason::no_local_name:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "user %s: authentication failure for \"%s\": the principal has no local name: %s "
+                      "(AuthProxyLocalName) (APX01064)",
+                      user, r->uri, v.detail.c_str());
         break;
     case Reason::unknown_user:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "user %s not found in %s: \"%s\" (APX01005)", user,
@@ -245,7 +283,8 @@ int authenticate(request_rec *r, Runtime &rt)
     const bool proxied = is_proxied(r);
     const SchemeSet offered = offered_schemes(*scheme, conf);
 
-    if (ap_auth_name(r) == nullptr) {
+    // The realm is what a password scheme's challenge names (Negotiate has none).
+    if (checks_passwords(offered) && ap_auth_name(r) == nullptr) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01001)
                       "AuthName not specified for AuthType %s at %s; refusing the request", auth_type, r->uri);
         forget_proxy_credentials(r, proxied);
@@ -263,6 +302,18 @@ int authenticate(request_rec *r, Runtime &rt)
     if (rt.watcher) {
         chain.follow_changes(); // files are reloaded: a change counts once it is on disk
     }
+    GssAcceptor *acceptor = nullptr;
+    if (uses_service_keys(offered) && conf->keytab_path != nullptr) {
+        std::string error;
+        acceptor = rt.acceptor(conf->keytab_path, conf->local_name != 0, error);
+        if (acceptor == nullptr) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01065)
+                          "Kerberos acceptor for AuthType %s at %s: %s; refusing the request", auth_type, r->uri,
+                          error.c_str());
+            forget_proxy_credentials(r, proxied);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
 
     const char *header_name = proxied ? "Proxy-Authorization" : "Authorization";
     AuthRequest request;
@@ -272,6 +323,23 @@ int authenticate(request_rec *r, Runtime &rt)
     request.scope = store_scope(r, *conf);
     request.stores = chain.stores();
     request.store_count = chain.size();
+    request.acceptor = acceptor;
+    const bool binding = conf->connection_bound != 0;
+    if (request.header == nullptr && binding) {
+        if (const Binding *b = binding_for(r, acceptor)) {
+            // The connection was authenticated by a token this scope's keys accepted.
+            r->user = apr_pstrdup(r->pool, b->user);
+            r->ap_auth_type = const_cast<char *>(b->scheme->auth_type().data());
+            if (rt.metrics) {
+                Verdict bound;
+                bound.outcome = Outcome::admitted;
+                rt.metrics->count(bound);
+            }
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "user %s: admitted by the connection's earlier token",
+                          r->user);
+            return OK;
+        }
+    }
     CredentialBuffer buffer;
     const Verdict v = rt.authenticator->authenticate(offered, request, buffer);
     if (rt.metrics) {
@@ -280,7 +348,13 @@ int authenticate(request_rec *r, Runtime &rt)
 
     switch (v.outcome) {
     case Outcome::admitted:
-        if (v.verified && chain.is_file(v.store)) {
+        if (!v.scheme->checks_passwords()) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01060) "user %s: %.*s credentials of %s accepted",
+                          buffer.bytes, static_cast<int>(v.scheme->token().size()), v.scheme->token().data(),
+                          v.detail.c_str());
+            r->user = apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
+        }
+        else if (v.verified && chain.is_file(v.store)) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APXLOGNO(01010)
                           "user %s: password verified against its %s hash", buffer.bytes, format_name(v.format));
         }
@@ -289,21 +363,26 @@ int authenticate(request_rec *r, Runtime &rt)
                           "user %s: authn provider %s granted the password", buffer.bytes,
                           chain.name_of(v.store).c_str());
         }
-        if (r->user == nullptr || v.cache_hit || chain.is_file(v.store)) {
+        if (v.scheme->checks_passwords() && (r->user == nullptr || v.cache_hit || chain.is_file(v.store))) {
             r->user = apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
         }
         // The scheme that admitted, in the spelling of its AuthType (a literal).
         r->ap_auth_type = const_cast<char *>(v.scheme->auth_type().data());
+        if (binding && v.scheme->binds_connection()) {
+            bind_connection(r, *v.scheme, acceptor, r->user);
+        }
         return OK;
     case Outcome::challenged:
         // The normal first step of every client: not worth an error line.
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "no %s header: sending a challenge", header_name);
         return challenge(r, offered, proxied);
     case Outcome::refused:
+        unbind_connection(r);
         log_refusal(r, v, header_name, chain);
         forget_proxy_credentials(r, proxied);
         return challenge(r, offered, proxied);
     case Outcome::throttled:
+        unbind_connection(r);
         log_refusal(r, v, header_name, chain);
         forget_proxy_credentials(r, proxied);
         apr_table_setn(r->err_headers_out, "Retry-After",
@@ -326,12 +405,17 @@ int authenticate(request_rec *r, Runtime &rt)
     case Outcome::failed:
         break;
     }
-    const char *user = apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
+    const char *user = v.user.empty() ? "-" : apr_pstrmemdup(r->pool, v.user.data(), v.user.size());
     if (v.reason == Reason::store_error) {
         // The provider has said why in its own line.
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01016)
                       "authn provider %s could not check user %s for \"%s\"; refusing the request",
                       v.detail.c_str(), user, r->uri);
+    }
+    else if (v.reason == Reason::acceptor_error) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01065)
+                      "Kerberos acceptor for AuthType %s at %s: %s; refusing the request", ap_auth_type(r), r->uri,
+                      v.detail.c_str());
     }
     else {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01004) "%s; refusing user %s", v.detail.c_str(), user);

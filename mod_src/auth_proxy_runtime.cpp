@@ -7,6 +7,7 @@
 #include <httpd.h>
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -130,6 +131,34 @@ AnswerTime &Runtime::answer_time(const std::string &name)
         slot = std::make_unique<AnswerTime>();
     }
     return *slot;
+}
+
+GssAcceptor *Runtime::acceptor(const std::string &keytab_path, bool local_name, std::string &error)
+{
+    std::lock_guard<std::mutex> lock(acceptors_mutex_);
+    if (acceptors_pid_ != ::getpid()) {
+        // Made before a fork: GSS-API state is not ours to share with a child.
+        for (auto &kept : acceptors_) {
+            static_cast<void>(kept.second.release());
+        }
+        acceptors_.clear();
+        acceptors_pid_ = ::getpid();
+    }
+    auto &slot = acceptors_[{keytab_path, local_name}];
+    if (slot) {
+        return slot.get();
+    }
+    const auto keys = keytabs.find(keytab_path);
+    if (keys == keytabs.end() || !keys->second) {
+        error = "the keytab " + keytab_path + " was not read at start";
+        return nullptr;
+    }
+    AcceptorOptions options;
+    options.keytab = keys->second->keytab_name();
+    options.rcache = replay_cache;
+    options.local_name = local_name;
+    slot = GssAcceptor::create(options, error);
+    return slot.get();
 }
 
 Runtime &runtime()

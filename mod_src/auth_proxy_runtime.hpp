@@ -11,6 +11,8 @@
 #include "auth_proxy/config.hpp"
 #include "auth_proxy/log.hpp"
 #include "auth_proxy/metrics.hpp"
+#include "auth_proxy/scheme/negotiate/gss_acceptor.hpp"
+#include "auth_proxy/scheme/negotiate/service_keys.hpp"
 #include "auth_proxy/store/file_opener.hpp"
 #include "auth_proxy/store/file_watcher.hpp"
 #include "auth_proxy/store/index_directory.hpp"
@@ -58,13 +60,29 @@ struct Runtime {
     std::unique_ptr<Authenticator> authenticator;
     std::unique_ptr<FileWatcher> watcher;
     std::vector<ScopeRecord> scopes;
+    /**
+     * The keys of every AuthProxyKeytab, by path: read by the parent (as
+     * root) at start into MEMORY: keytabs, which the children inherit.
+     */
+    std::map<std::string, std::unique_ptr<ServiceKeys>> keytabs;
+    std::string replay_cache; ///< "file2:<path>": shared by every acceptor of every server process
 
     /** How long the authn provider @p name takes to answer for a known user (made on first use). */
     AnswerTime &answer_time(const std::string &name);
 
+    /**
+     * This process's acceptor of the keys of @p keytab_path, mapping names
+     * if @p local_name (made on first use, in the child); null and @p error
+     * if the keys were not loaded or the acceptor cannot be made.
+     */
+    GssAcceptor *acceptor(const std::string &keytab_path, bool local_name, std::string &error);
+
 private:
     std::mutex answer_times_mutex_;
     std::map<std::string, std::unique_ptr<AnswerTime>> answer_times_;
+    std::mutex acceptors_mutex_;
+    pid_t acceptors_pid_ = 0; ///< the process the acceptors were made in: none crosses a fork
+    std::map<std::pair<std::string, bool>, std::unique_ptr<GssAcceptor>> acceptors_;
 };
 
 /** Creates the runtime for a new configuration cycle (pre_config). */

@@ -10,6 +10,7 @@
 #include "auth_proxy_builder.hpp"
 #include "auth_proxy_config.hpp"
 #include "auth_proxy_hooks.hpp"
+#include "auth_proxy_keytabs.hpp"
 #include "auth_proxy_log.hpp"
 #include "auth_proxy_metrics.hpp"
 #include "auth_proxy_runtime.hpp"
@@ -113,6 +114,13 @@ bool user_file_reaches(const Runtime &rt, const ScopeRecord &scope, server_rec *
     return any_enclosing(rt, scope, main_server, [](const DirConfig &c) { return c.user_file != nullptr; });
 }
 
+/** True if @p scope names AuthProxyKeytab or inherits one. */
+bool keytab_reaches(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
+{
+    return scope.conf->keytab_path != nullptr ||
+           any_enclosing(rt, scope, main_server, [](const DirConfig &c) { return c.keytab_path != nullptr; });
+}
+
 /** True if @p scope sets AuthName or inherits one. */
 bool auth_name_reaches(const Runtime &rt, const ScopeRecord &scope, server_rec *main_server)
 {
@@ -163,7 +171,17 @@ int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexce
                              "AuthType %s at %s (%s) has no AuthUserFile", type, scope.where, path);
                 status = HTTP_INTERNAL_SERVER_ERROR;
             }
-            if (!auth_name_reaches(rt, scope, s)) {
+            if (scheme->uses_service_keys() && !keytab_reaches(rt, scope, s)) {
+                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03033)
+                             "AuthType %s at %s (%s) has no AuthProxyKeytab: name the keytab with the proxy's "
+                             "HTTP/<host> keys",
+                             type, scope.where, path);
+                status = HTTP_INTERNAL_SERVER_ERROR;
+            }
+            // The realm is what a password scheme's challenge names (Negotiate has none).
+            const bool password_schemes = scheme->checks_passwords() || user_file_reaches(rt, scope, s) ||
+                                          scope.conf->providers != nullptr;
+            if (password_schemes && !auth_name_reaches(rt, scope, s)) {
                 ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03020)
                              "AuthType %s at %s (%s) has no AuthName: add AuthName \"...\", the realm "
                              "the challenge names",
@@ -536,6 +554,9 @@ int post_config(apr_pool_t *pconf, apr_pool_t *, apr_pool_t *ptemp, server_rec *
         rt.authenticator->hash_on(rt.hash_pool.get());
 
         activate_our_files(rt, s);
+        if (!load_keytabs(rt, pconf, s)) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
         if (!start_user_opener(rt, pconf, s)) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }

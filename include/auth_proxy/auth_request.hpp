@@ -15,6 +15,8 @@
 
 namespace auth_proxy {
 
+class GssAcceptor;
+
 /** One store of a scope, in the order AuthProxyProvider lists them: exactly one of the two is set. */
 struct Store {
     const UserFileState *file = nullptr; ///< the indexed AuthUserFile
@@ -50,6 +52,7 @@ struct AuthRequest {
     StoreScope scope;
     const Store *stores = nullptr; ///< the scope's password stores, asked in order
     std::size_t store_count = 0;
+    GssAcceptor *acceptor = nullptr; ///< the scope's Kerberos acceptor (AuthProxyKeytab); null: none
 };
 
 } // namespace auth_proxy

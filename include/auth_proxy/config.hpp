@@ -23,6 +23,9 @@ struct DirConfig {
     int always_proxy = -1;                ///< AuthProxyChallenge proxy: 1, auto: 0, unset: -1
     const char *providers = nullptr;      ///< AuthProxyProvider names, space-separated; null: "file"
     int auth_name = -1;                   ///< AuthName set here: 1; unset: -1 (configtest wants one per scope)
+    const char *keytab_path = nullptr;    ///< AuthProxyKeytab, resolved against ServerRoot; null: unset
+    int local_name = -1;                  ///< AuthProxyLocalName On: 1, Off: 0, unset: -1 (On)
+    int connection_bound = -1;            ///< AuthProxyConnectionBound On: 1, Off: 0, unset: -1 (On)
     std::uint64_t scope = 0;              ///< names the sections merged into this one, in order (see mix_scopes())
 };
 

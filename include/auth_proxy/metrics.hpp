@@ -37,9 +37,10 @@ enum class Failure {
     unusable_entry,
     throttled,      ///< refused with 429: the address (or user) is locked out, or the throttle has no room
     file_unusable,  ///< the user file cannot be used: 500
-    store_error,    ///< a checking store (an authn provider) could not answer: 500
+    store_error,    ///< a checking store (an authn provider) or the Kerberos acceptor could not answer: 500
+    ticket_refused, ///< a valid-looking Kerberos token refused: replayed, expired, for another service, unmapped
 };
-constexpr std::size_t kFailureKinds = 9;
+constexpr std::size_t kFailureKinds = 10;
 
 /** The Failure that @p reason counts as; false for Reason::none (nothing failed). */
 bool failure_of(Reason reason, Failure &out) noexcept;
@@ -76,7 +77,7 @@ struct MetricsSnapshot {
 class Metrics {
 public:
     /** Changes whenever the block's layout does: a block of another layout is not reused. */
-    static constexpr std::uint32_t kLayout = 3;
+    static constexpr std::uint32_t kLayout = 4;
 
     /** Size of the block. */
     static std::size_t bytes() noexcept;

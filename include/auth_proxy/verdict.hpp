@@ -19,13 +19,6 @@ namespace auth_proxy {
 
 class Scheme;
 
-/** The throttle rule a failure crossed, for the operator's log line. */
-struct Lockout {
-    std::uint32_t limit = 0;        ///< distinct failures that lock out
-    std::chrono::seconds window{0}; ///< within which they count
-    std::chrono::seconds lasts{0};  ///< how long the lockout lasts
-};
-
 /** What became of the request. */
 enum class Outcome {
     admitted,   ///< the user is authenticated
@@ -51,6 +44,11 @@ enum class Reason {
     store_unusable,   ///< the user file cannot be used, see Verdict::detail
     store_error,      ///< a checking store could not answer (it logs why itself)
     no_slot,          ///< every verification slot stayed busy for the whole wait: shed
+    replayed,         ///< Negotiate: a token seen before, by any server process
+    ticket_expired,   ///< Negotiate: the ticket expired, or the clocks are too far apart
+    wrong_service,    ///< Negotiate: a ticket for a service the keytab holds no key of
+    no_local_name,    ///< Negotiate: the principal maps to no local name (another realm, an instance)
+    acceptor_error,   ///< Negotiate: the acceptor could not work (see Verdict::detail): 500
 };
 
 const char *describe(Reason reason) noexcept;

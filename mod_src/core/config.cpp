@@ -44,6 +44,9 @@ DirConfig merge(const DirConfig &base, const DirConfig &add) noexcept
     out.always_proxy = pick(add.always_proxy, base.always_proxy, -1);
     out.providers = pick<const char *>(add.providers, base.providers, nullptr);
     out.auth_name = pick(add.auth_name, base.auth_name, -1);
+    out.keytab_path = pick<const char *>(add.keytab_path, base.keytab_path, nullptr);
+    out.local_name = pick(add.local_name, base.local_name, -1);
+    out.connection_bound = pick(add.connection_bound, base.connection_bound, -1);
     out.scope = mix_scopes(base.scope, add.scope);
     return out;
 }

@@ -12,7 +12,7 @@ namespace {
 using Counter = std::atomic<std::uint64_t>;
 
 static_assert(Counter::is_always_lock_free, "the counters are shared between processes: no hidden lock");
-static_assert(static_cast<std::size_t>(Failure::store_error) + 1 == kFailureKinds, "kFailureKinds is stale");
+static_assert(static_cast<std::size_t>(Failure::ticket_refused) + 1 == kFailureKinds, "kFailureKinds is stale");
 
 /**
  * What each user file last showed a process: the version indexed, or the
@@ -93,6 +93,11 @@ bool failure_of(Reason reason, Failure &out) noexcept
     case Reason::store_unusable: out = Failure::file_unusable; return true;
     case Reason::store_error: out = Failure::store_error; return true;
     case Reason::no_slot: return false; // nothing was checked: the VerifyLimit counts it as shed
+    case Reason::replayed:
+    case Reason::ticket_expired:
+    case Reason::wrong_service:
+    case Reason::no_local_name: out = Failure::ticket_refused; return true;
+    case Reason::acceptor_error: out = Failure::store_error; return true;
     }
     return false;
 }

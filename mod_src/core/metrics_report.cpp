@@ -112,6 +112,7 @@ constexpr Case kFailureCases[kFailureKinds] = {
     {"throttled", "Throttled", "locked out (429)"},
     {"file_unusable", "FileUnusable", "user file unusable (500)"},
     {"store_error", "StoreError", "store error (500)"},
+    {"ticket_refused", "TicketRefused", "Kerberos ticket refused"},
 };
 
 /** Indexed by HashFormat; HashFormat::unknown is never counted, so never shown. */

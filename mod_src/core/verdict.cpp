@@ -20,6 +20,11 @@ const char *describe(Reason reason) noexcept
     case Reason::store_unusable: return "user file unusable";
     case Reason::store_error: return "store error";
     case Reason::no_slot: return "no verification slot";
+    case Reason::replayed: return "replayed token";
+    case Reason::ticket_expired: return "ticket expired";
+    case Reason::wrong_service: return "ticket for another service";
+    case Reason::no_local_name: return "no local name";
+    case Reason::acceptor_error: return "Kerberos acceptor error";
     }
     return "unknown";
 }

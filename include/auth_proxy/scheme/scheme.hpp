@@ -58,6 +58,14 @@ public:
      * scheme; a scope of this scheme without stores cannot admit anyone.
      */
     virtual bool checks_passwords() const noexcept = 0;
+    /** Whether it accepts tickets with the scope's service keys (AuthProxyKeytab), which it then needs. */
+    virtual bool uses_service_keys() const noexcept { return false; }
+    /**
+     * Whether a connection it authenticated may stay authenticated for its
+     * later requests (AuthProxyConnectionBound): a scheme whose clients
+     * authenticate a connection once, and send nothing after.
+     */
+    virtual bool binds_connection() const noexcept { return false; }
     /** The value of one challenge header for @p realm (unescaped). */
     virtual std::string challenge(std::string_view realm) const = 0;
     /**

@@ -47,6 +47,13 @@ struct ThrottlePolicy {
     AddressList exempt;               ///< never counted, never locked out
 };
 
+/** A throttle rule a failure crossed, for the operator's log line. */
+struct Lockout {
+    std::uint32_t limit = 0;        ///< distinct failures that lock out
+    std::chrono::seconds window{0}; ///< within which they count
+    std::chrono::seconds lasts{0};  ///< how long the lockout lasts
+};
+
 /** Both clocks a decision needs: steady for the in-memory sets, wall time for counters other hosts read. */
 struct Now {
     Clock::time_point steady;
@@ -276,6 +283,9 @@ public:
      */
     Counted note_failure(const ClientAddress &client, std::string_view user, const SetKey &failure, const Now &now,
                          Recall recall = Recall::window);
+
+    /** The rule @p counted crossed (address_locked_now or user_locked_now set); zeros if none. */
+    Lockout rule_crossed(const Counted &counted) const noexcept;
 
     /** A counter a failure from one client is counted under. */
     struct Subject {

@@ -2,6 +2,7 @@
 
 #include "auth_proxy/config.hpp"
 #include "auth_proxy/scheme/basic/basic_scheme.hpp"
+#include "auth_proxy/scheme/negotiate/negotiate_scheme.hpp"
 
 #include <iterator>
 
@@ -10,10 +11,12 @@ namespace auth_proxy {
 namespace {
 
 const BasicScheme basic;
+const NegotiateScheme negotiate;
 
 /** Every scheme, one line each; the order of the challenges where a scope offers several. */
 const Scheme *const kSchemes[] = {
     &basic,
+    &negotiate,
 };
 
 } // namespace

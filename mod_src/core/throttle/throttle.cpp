@@ -629,4 +629,19 @@ Throttle::Counted Throttle::note_failure(const ClientAddress &client, std::strin
     return counted;
 }
 
+Lockout Throttle::rule_crossed(const Counted &counted) const noexcept
+{
+    Lockout rule;
+    if (!counted.address_locked_now && !counted.user_locked_now) {
+        return rule;
+    }
+    rule.limit = !counted.address_locked_now     ? policy_.user_limit
+                 : counted.locked_prefix == 56 ? policy_.prefix56_limit
+                 : counted.locked_prefix == 48 ? policy_.prefix48_limit
+                                               : policy_.address_limit;
+    rule.window = policy_.window;
+    rule.lasts = policy_.lockout;
+    return rule;
+}
+
 } // namespace auth_proxy

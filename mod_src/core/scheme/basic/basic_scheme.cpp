@@ -112,17 +112,8 @@ void BasicScheme::refuse(Verdict &verdict, Reason reason, Attempt &a, const SetK
     if (!a.throttling) {
         return;
     }
-    const Throttle::Counted &c = verdict.counted =
-        a.s.throttle->note_failure(a.request.client, a.creds.user, failure, a.request.now, recall);
-    if (c.address_locked_now || c.user_locked_now) {
-        const ThrottlePolicy &policy = a.s.throttle->policy();
-        verdict.lockout.limit = !c.address_locked_now     ? policy.user_limit
-                                : c.locked_prefix == 56 ? policy.prefix56_limit
-                                : c.locked_prefix == 48 ? policy.prefix48_limit
-                                                        : policy.address_limit;
-        verdict.lockout.window = policy.window;
-        verdict.lockout.lasts = policy.lockout;
-    }
+    verdict.counted = a.s.throttle->note_failure(a.request.client, a.creds.user, failure, a.request.now, recall);
+    verdict.lockout = a.s.throttle->rule_crossed(verdict.counted);
 }
 
 bool BasicScheme::repeated(Attempt &a, const SetKey &failure, Verdict &v, Recall recall)

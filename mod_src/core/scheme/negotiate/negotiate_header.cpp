@@ -1,6 +1,6 @@
 #include "auth_proxy/scheme/negotiate/negotiate_header.hpp"
 
-#include "auth_proxy/scheme/basic_credentials.hpp"
+#include "auth_proxy/scheme/basic/basic_credentials.hpp"
 
 #include <strings.h>
 
