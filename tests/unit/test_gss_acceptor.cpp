@@ -160,7 +160,9 @@ BOOST_AUTO_TEST_CASE(tokens_without_a_valid_ticket_are_refused)
     const std::string krb5_oid = der(0x06, "\x2a\x86\x48\x86\xf7\x12\x01\x02\x02");
     const std::string ntlm_oid = der(0x06, "\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a");
     const std::string spnego_oid = der(0x06, "\x2b\x06\x01\x05\x05\x02");
-    const std::string ntlm_first = der(0x60, spnego_oid + der(0xa0, der(0x30, der(0xa0, der(0x30, ntlm_oid + krb5_oid)))));
+    const std::string ntlm_first =
+        der(0x60, spnego_oid + der(0xa0, der(0x30, der(0xa0, der(0x30, ntlm_oid + krb5_oid)))));
+    const std::string garbled = der(0x60, krb5_oid + std::string("\x01\x00", 2) + der(0x6e, "garbage"));
     struct Row {
         const char *rule;
         std::string token;
@@ -171,11 +173,12 @@ BOOST_AUTO_TEST_CASE(tokens_without_a_valid_ticket_are_refused)
         {"garbage", "not a token at all", AcceptStatus::bad_token, "neither a SPNEGO nor a Kerberos token"},
         {"NTLM", std::string("NTLMSSP\0\x01\0\0\0", 12), AcceptStatus::bad_token, "NTLM"},
         {"SPNEGO preferring NTLM", ntlm_first, AcceptStatus::continue_needed, "single round"},
-        {"Kerberos framing around garbage", der(0x60, krb5_oid + std::string("\x01\x00", 2) + der(0x6e, "garbage")),
-         AcceptStatus::bad_token, "neither a SPNEGO nor a Kerberos token"},
+        {"Kerberos framing around garbage", garbled, AcceptStatus::bad_token,
+         "neither a SPNEGO nor a Kerberos token"},
         // Well-formed tickets with made-up ciphertext: MIT's own checks decide, with Kerberos's codes.
         {"a ticket for our service that our key does not decrypt",
-         test_support::made_up_kerberos_token("proxy.test"), AcceptStatus::bad_token, "cannot decrypt ticket"},
+         test_support::made_up_kerberos_token("proxy.test"), AcceptStatus::bad_token,
+         "cannot decrypt ticket"},
         {"a ticket for a service not in the keytab", test_support::made_up_kerberos_token("other.test"),
          AcceptStatus::wrong_service, "HTTP/other.test@PROXY.TEST"},
     };

@@ -72,10 +72,12 @@ BOOST_AUTO_TEST_CASE(first_token_table)
     const std::string krb = kerberos_token();
     const std::string big = kerberos_token(12000); // a ticket with a large PAC: long-form lengths
     const std::string init = neg_token_init({kKrb5}, krb);
+    const std::string garbled = der(0x60, oid(kKrb5) + std::string("\x01\x00", 2) + der(0x6e, "junk"));
     const std::vector<Case> cases = {
         {"a raw Kerberos token is given whole to Kerberos", krb, K::kerberos, krb},
         {"SPNEGO with Kerberos first and its token", init, K::spnego_kerberos, krb, kKrb5},
-        {"SPNEGO with Windows's Kerberos OID first: that OID is answered", neg_token_init({kMsKrb5, kKrb5, kNtlm}, krb),
+        {"SPNEGO with Windows's Kerberos OID first: that OID is answered",
+         neg_token_init({kMsKrb5, kKrb5, kNtlm}, krb),
          K::spnego_kerberos, krb, kMsKrb5},
         {"a 12 KB token (long-form lengths)", neg_token_init({kKrb5}, big), K::spnego_kerberos, big, kKrb5},
         {"reqFlags and a mechListMIC are skipped", neg_token_init({kKrb5}, krb, der(0x03, "\x00\x30"), "mic"),
@@ -89,7 +91,8 @@ BOOST_AUTO_TEST_CASE(first_token_table)
         {"one byte", "\x60", K::malformed},
         {"truncated: the length runs past the end", init.substr(0, init.size() - 1), K::malformed},
         {"a byte after the token", init + "x", K::malformed},
-        {"an indefinite length (BER, not DER)", std::string("\x60\x80", 2) + oid(kSpnego) + std::string(2, '\0'),
+        {"an indefinite length (BER, not DER)",
+         std::string("\x60\x80", 2) + oid(kSpnego) + std::string(2, '\0'),
          K::malformed},
         {"a NegTokenResp is never a first token",
          der(0x60, oid(kSpnego) + der(0xa1, der(0x30, der(0xa0, "\x0a\x01\x00")))), K::malformed},
@@ -99,18 +102,18 @@ BOOST_AUTO_TEST_CASE(first_token_table)
         {"an empty mechanism list", neg_token_init({}, krb), K::malformed},
         {"garbage", "this is not a token", K::malformed},
         // The Kerberos token's own shape: MIT would call these internal errors, so they stop here.
-        {"Kerberos framing around garbage", der(0x60, oid(kKrb5) + std::string("\x01\x00", 2) + der(0x6e, "junk")),
-         K::malformed},
+        {"Kerberos framing around garbage", garbled, K::malformed},
         {"no token id after the Kerberos OID", der(0x60, oid(kKrb5) + krb.substr(15)), K::malformed},
         {"a Kerberos token id other than AP-REQ (01 00)", replaced(krb, std::string("\x01\x00\x6e", 3),
                                                                     std::string("\x02\x00\x6e", 3)),
          K::malformed},
-        {"pvno 4", replaced(krb, std::string("\xa0\x03\x02\x01\x05\xa1", 6), std::string("\xa0\x03\x02\x01\x04\xa1", 6)),
+        {"pvno 4", replaced(krb, std::string("\xa0\x03\x02\x01\x05\xa1", 6),
+                            std::string("\xa0\x03\x02\x01\x04\xa1", 6)),
          K::malformed},
-        {"an AP-REP where the AP-REQ goes", replaced(krb, std::string("\x02\x01\x0e", 3), std::string("\x02\x01\x0f", 3)),
-         K::malformed},
+        {"an AP-REP where the AP-REQ goes",
+         replaced(krb, std::string("\x02\x01\x0e", 3), std::string("\x02\x01\x0f", 3)), K::malformed},
         {"SPNEGO around a garbled Kerberos token",
-         neg_token_init({kKrb5}, der(0x60, oid(kKrb5) + std::string("\x01\x00", 2) + der(0x6e, "junk"))), K::malformed},
+         neg_token_init({kKrb5}, garbled), K::malformed},
     };
     for (const Case &c : cases) {
         BOOST_TEST_CONTEXT(c.rule)

@@ -20,7 +20,10 @@ class DerReader {
 public:
     explicit DerReader(std::string_view in) noexcept : in_(in) {}
 
-    bool at(unsigned char tag) const noexcept { return !in_.empty() && static_cast<unsigned char>(in_[0]) == tag; }
+    bool at(unsigned char tag) const noexcept
+    {
+        return !in_.empty() && static_cast<unsigned char>(in_[0]) == tag;
+    }
     bool done() const noexcept { return in_.empty(); }
     std::string_view rest() const noexcept { return in_; }
 
@@ -88,7 +91,8 @@ bool is_kerberos_ap_req(std::string_view token) noexcept
         return false;
     }
     DerReader header(body);
-    if (!header.read(0x06, oid) || !is_kerberos(oid) || header.rest().substr(0, 2) != std::string_view("\x01\x00", 2)) {
+    const std::string_view ap_req_id("\x01\x00", 2);
+    if (!header.read(0x06, oid) || !is_kerberos(oid) || header.rest().substr(0, 2) != ap_req_id) {
         return false;
     }
     DerReader message(header.rest().substr(2));
