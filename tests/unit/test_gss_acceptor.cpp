@@ -137,25 +137,27 @@ BOOST_AUTO_TEST_CASE(local_names_need_a_default_realm)
     BOOST_TEST(static_cast<bool>(GssAcceptor::create(off, error)), error);
 }
 
-BOOST_AUTO_TEST_CASE(the_default_realm_comes_from_krb5_conf)
-{
+/** An acceptor for made-up keys of HTTP/proxy.test, realm PROXY.TEST, replay cache off. */
+struct MadeUpAcceptor {
     test_support::TempDir dir;
-    const Krb5Config conf(dir, kConf);
-    const auto keys = made_up_keys(dir);
-    std::string error;
-    const auto acceptor = GssAcceptor::create(options_for(*keys), error);
-    BOOST_TEST_REQUIRE(static_cast<bool>(acceptor), error);
+    Krb5Config conf{dir, kConf};
+    std::unique_ptr<ServiceKeys> keys = made_up_keys(dir);
+    std::unique_ptr<GssAcceptor> acceptor;
+    MadeUpAcceptor()
+    {
+        std::string error;
+        acceptor = GssAcceptor::create(options_for(*keys), error);
+        BOOST_TEST_REQUIRE(static_cast<bool>(acceptor), error);
+    }
+};
+
+BOOST_FIXTURE_TEST_CASE(the_default_realm_comes_from_krb5_conf, MadeUpAcceptor)
+{
     BOOST_TEST(acceptor->default_realm() == "PROXY.TEST");
 }
 
-BOOST_AUTO_TEST_CASE(tokens_without_a_valid_ticket_are_refused)
+BOOST_FIXTURE_TEST_CASE(tokens_without_a_valid_ticket_are_refused, MadeUpAcceptor)
 {
-    test_support::TempDir dir;
-    const Krb5Config conf(dir, kConf);
-    const auto keys = made_up_keys(dir);
-    std::string error;
-    const auto acceptor = GssAcceptor::create(options_for(*keys), error);
-    BOOST_TEST_REQUIRE(static_cast<bool>(acceptor), error);
 
     const std::string krb5_oid = der(0x06, "\x2a\x86\x48\x86\xf7\x12\x01\x02\x02");
     const std::string ntlm_oid = der(0x06, "\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a");
