@@ -153,6 +153,37 @@ def test_with_local_name_off_the_user_is_the_full_principal(kdc, keytab, alice, 
     assert (result["status"], result["user"]) == ("accepted", f"alice@{REALM}")
 
 
+def _der(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    octets = (n.bit_length() + 7) // 8
+    length = bytes([n]) if n < 128 else bytes([0x80 | octets]) + n.to_bytes(octets, "big")
+    return bytes([tag]) + length + content
+
+
+def raw_kerberos_token(kdc, ccache, service: str = "HTTP/127.0.0.1") -> dict:
+    """{"token", "endtime"}: a raw Kerberos token from the service ticket in @p ccache (negotiate_tool token)."""
+    out = subprocess.run([TOOL, "token", "--ccache", str(ccache), "--service", service],
+                         env=kdc.env(ccache), capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(out.stdout)
+
+
+def test_a_windows_shaped_spnego_token_is_answered_with_its_oid(kdc, keytab, alice, rcache_dir, acceptors):
+    """Windows lists Microsoft's Kerberos OID (1.2.840.48018.1.2.2) first and expects it back;
+    a raw Kerberos token (no SPNEGO), as some clients send, is accepted too."""
+    subprocess.run(["kvno", "HTTP/127.0.0.1"], env=kdc.env(alice), check=True, capture_output=True, timeout=60)
+    ms_oid = b"\x06\x09\x2a\x86\x48\x82\xf7\x12\x01\x02\x02"
+    krb5_oid = b"\x06\x09\x2a\x86\x48\x86\xf7\x12\x01\x02\x02"
+    tool = acceptors(keytab, server_env(kdc), "--rcache", rcache(rcache_dir))
+    kerberos = base64.b64decode(raw_kerberos_token(kdc, alice)["token"])
+    init = _der(0x30, _der(0xA0, _der(0x30, ms_oid + krb5_oid)) + _der(0xA2, _der(0x04, kerberos)))
+    windows = _der(0x60, b"\x06\x06\x2b\x06\x01\x05\x05\x02" + _der(0xA0, init))
+    result = tool.accept("Negotiate " + base64.b64encode(windows).decode())
+    assert (result["status"], result["user"]) == ("accepted", "alice")
+    assert _der(0xA1, ms_oid) in spnego_answer(result)
+    raw = tool.accept(raw_kerberos_token(kdc, alice)["token"])
+    assert (raw["status"], raw["user"], raw["output"]) == ("accepted", "alice", "")
+
+
 # ---------------------------------------------------------------- the keys
 
 def test_keys_read_as_root_serve_a_user_who_cannot_read_the_keytab(kdc, keytab, alice, rcache_dir, acceptors):
@@ -291,20 +322,15 @@ def test_an_expired_ticket_is_refused_as_expired(kdc, keytab, principals, server
     ccache = kdc.kinit("bob", USERS["bob"], os.path.join(server_root, "bob.ccache"), lifetime="4s")
     subprocess.run(["kvno", "HTTP/127.0.0.1"], env=kdc.env(ccache), check=True, capture_output=True, timeout=60)
 
-    def token() -> dict:
-        out = subprocess.run([TOOL, "token", "--ccache", str(ccache), "--service", "HTTP/127.0.0.1"],
-                             env=kdc.env(ccache), capture_output=True, text=True, timeout=60, check=True)
-        return json.loads(out.stdout)
-
     tool = acceptors(keytab, server_env(kdc), "--rcache", rcache(rcache_dir))
-    fresh = token()
+    fresh = raw_kerberos_token(kdc, ccache)
     assert tool.accept(fresh["token"])["status"] == "accepted"   # the control: while the ticket is valid
     # MIT's rule, in whole seconds: expired once now > end time + clock skew.
     deadline = time.time() + 60
     while int(time.time()) <= fresh["endtime"] + kdc.clockskew:
         assert time.time() < deadline, "the ticket did not expire"
         time.sleep(0.2)
-    stale = token()
+    stale = raw_kerberos_token(kdc, ccache)
     assert stale["endtime"] == fresh["endtime"]   # the same ticket, now expired
     result = tool.accept(stale["token"])
     assert result["status"] == "expired", result

@@ -75,7 +75,8 @@ int fail(const std::string &error)
 }
 
 /** The value after --name in @p args, or @p fallback. */
-std::string option(const std::vector<std::string> &args, const std::string &name, const std::string &fallback = {})
+std::string option(const std::vector<std::string> &args, const std::string &name,
+                   const std::string &fallback = {})
 {
     for (std::size_t i = 0; i + 1 < args.size(); ++i) {
         if (args[i] == name) {
@@ -119,7 +120,8 @@ std::string accept_line(GssAcceptor &acceptor, const std::string &line, double &
     const auto start = std::chrono::steady_clock::now();
     const AcceptResult result = acceptor.accept(token);
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const std::string output = result.output_token.empty() ? "" : negotiate_challenge(result.output_token).substr(10);
+    const std::string output =
+        result.output_token.empty() ? "" : negotiate_challenge(result.output_token).substr(10);
     return "{\"status\": " + json_string(status_name(result.status)) +
            ", \"principal\": " + json_string(result.principal) + ", \"user\": " + json_string(result.user) +
            ", \"detail\": " + json_string(result.detail) + ", \"output\": " + json_string(output) + "}";
@@ -323,8 +325,9 @@ int main(int argc, char **argv)
         return make_token(args);
     }
     std::fprintf(stderr,
-                 "usage: %s accept --keytab PATH [--rcache NAME] [--local-name on|off] [--user NAME] [--fork] "
-                 "[--threads N] [--timing]\n       %s token --ccache PATH --service NAME\n",
+                 "usage: %s accept --keytab PATH [--rcache NAME] [--local-name on|off] [--user NAME]\n"
+                 "                 [--fork] [--threads N] [--timing]\n"
+                 "       %s token --ccache PATH --service NAME\n",
                  argv[0], argv[0]);
     return 2;
 }

@@ -112,7 +112,8 @@ BOOST_AUTO_TEST_CASE(longer_tokens_are_refused_unread)
         std::string encoded;
     };
     const std::vector<Row> rows = {
-        {"valid base64, one quantum over", test_support::base64(std::string(kMaxNegotiateToken / 4 * 3 + 1, 'x'))},
+        {"valid base64, one quantum over",
+         test_support::base64(std::string(kMaxNegotiateToken / 4 * 3 + 1, 'x'))},
         {"one character over, not even base64", std::string(kMaxNegotiateToken + 1, '!')},
         {"a megabyte", std::string(1 << 20, 'A')},
     };

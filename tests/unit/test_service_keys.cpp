@@ -43,7 +43,8 @@ void add_key(const std::string &name, const std::string &principal, krb5_enctype
     krb5_kt_close(k.context, keytab);
 }
 
-/** The principals of every entry of the keytab @p name (any type), sorted: a MEMORY keytab lists its newest first. */
+/** The principals of every entry of the keytab @p name (any type), sorted: a MEMORY keytab lists
+ *  its newest entry first. */
 std::vector<std::string> entries(const std::string &name)
 {
     Krb5 k;

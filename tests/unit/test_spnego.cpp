@@ -3,6 +3,8 @@
 
 #include "auth_proxy/scheme/negotiate/spnego.hpp"
 
+#include "test_support.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 #include <string>
@@ -20,32 +22,21 @@ const std::string kMsKrb5("\x2a\x86\x48\x82\xf7\x12\x01\x02\x02", 9);
 const std::string kNtlm("\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a", 10);
 const std::string kSpnego("\x2b\x06\x01\x05\x05\x02", 6);
 
-/** A DER element, built by hand so the test does not trust the code under test. */
-std::string tlv(unsigned char tag, const std::string &content)
-{
-    std::string out(1, static_cast<char>(tag));
-    const std::size_t n = content.size();
-    if (n < 128) {
-        out += static_cast<char>(n);
-    }
-    else if (n < 256) {
-        out += "\x81";
-        out += static_cast<char>(n);
-    }
-    else {
-        out += "\x82";
-        out += static_cast<char>(n >> 8);
-        out += static_cast<char>(n & 0xff);
-    }
-    return out + content;
-}
+using test_support::der;
 
-std::string oid(const std::string &content) { return tlv(0x06, content); }
+std::string oid(const std::string &content) { return der(0x06, content); }
 
-/** A Kerberos GSS token: [APPLICATION 0] { krb5 OID, 01 00, AP-REQ stand-in of @p size bytes }. */
+/** A Kerberos GSS token whose ticket and authenticator hold @p size made-up bytes each. */
 std::string kerberos_token(std::size_t size = 40)
 {
-    return tlv(0x60, oid(kKrb5) + std::string("\x01\x00", 2) + tlv(0x6e, std::string(size, 'k')));
+    return test_support::made_up_kerberos_token("proxy.test", "PROXY.TEST", size);
+}
+
+/** @p token with the first occurrence of @p from replaced by @p to. */
+std::string replaced(std::string token, const std::string &from, const std::string &to)
+{
+    token.replace(token.find(from), from.size(), to);
+    return token;
 }
 
 /** A SPNEGO NegTokenInit offering @p mechs, with @p mech_token and @p extra fields appended. */
@@ -56,11 +47,11 @@ std::string neg_token_init(const std::vector<std::string> &mechs, const std::str
     for (const std::string &mech : mechs) {
         types += oid(mech);
     }
-    std::string fields = tlv(0xa0, tlv(0x30, types));
-    if (!flags.empty()) fields += tlv(0xa1, flags);
-    if (!mech_token.empty()) fields += tlv(0xa2, tlv(0x04, mech_token));
-    if (!mic.empty()) fields += tlv(0xa3, tlv(0x04, mic));
-    return tlv(0x60, oid(kSpnego) + tlv(0xa0, tlv(0x30, fields)));
+    std::string fields = der(0xa0, der(0x30, types));
+    if (!flags.empty()) fields += der(0xa1, flags);
+    if (!mech_token.empty()) fields += der(0xa2, der(0x04, mech_token));
+    if (!mic.empty()) fields += der(0xa3, der(0x04, mic));
+    return der(0x60, oid(kSpnego) + der(0xa0, der(0x30, fields)));
 }
 
 struct Case {
@@ -81,13 +72,15 @@ BOOST_AUTO_TEST_CASE(first_token_table)
     const std::string krb = kerberos_token();
     const std::string big = kerberos_token(12000); // a ticket with a large PAC: long-form lengths
     const std::string init = neg_token_init({kKrb5}, krb);
+    const std::string garbled = der(0x60, oid(kKrb5) + std::string("\x01\x00", 2) + der(0x6e, "junk"));
     const std::vector<Case> cases = {
         {"a raw Kerberos token is given whole to Kerberos", krb, K::kerberos, krb},
         {"SPNEGO with Kerberos first and its token", init, K::spnego_kerberos, krb, kKrb5},
-        {"SPNEGO with Windows's Kerberos OID first: that OID is answered", neg_token_init({kMsKrb5, kKrb5, kNtlm}, krb),
+        {"SPNEGO with Windows's Kerberos OID first: that OID is answered",
+         neg_token_init({kMsKrb5, kKrb5, kNtlm}, krb),
          K::spnego_kerberos, krb, kMsKrb5},
         {"a 12 KB token (long-form lengths)", neg_token_init({kKrb5}, big), K::spnego_kerberos, big, kKrb5},
-        {"reqFlags and a mechListMIC are skipped", neg_token_init({kKrb5}, krb, tlv(0x03, "\x00\x30"), "mic"),
+        {"reqFlags and a mechListMIC are skipped", neg_token_init({kKrb5}, krb, der(0x03, "\x00\x30"), "mic"),
          K::spnego_kerberos, krb, kKrb5},
         {"NTLM first, Kerberos second: needs a second round", neg_token_init({kNtlm, kKrb5}, "NTLMSSP"),
          K::spnego_other},
@@ -98,15 +91,29 @@ BOOST_AUTO_TEST_CASE(first_token_table)
         {"one byte", "\x60", K::malformed},
         {"truncated: the length runs past the end", init.substr(0, init.size() - 1), K::malformed},
         {"a byte after the token", init + "x", K::malformed},
-        {"an indefinite length (BER, not DER)", std::string("\x60\x80", 2) + oid(kSpnego) + std::string(2, '\0'),
+        {"an indefinite length (BER, not DER)",
+         std::string("\x60\x80", 2) + oid(kSpnego) + std::string(2, '\0'),
          K::malformed},
         {"a NegTokenResp is never a first token",
-         tlv(0x60, oid(kSpnego) + tlv(0xa1, tlv(0x30, tlv(0xa0, "\x0a\x01\x00")))), K::malformed},
-        {"another mechanism's token", tlv(0x60, oid(kNtlm) + "x"), K::malformed},
-        {"no mechanism list", tlv(0x60, oid(kSpnego) + tlv(0xa0, tlv(0x30, tlv(0xa2, tlv(0x04, krb))))),
+         der(0x60, oid(kSpnego) + der(0xa1, der(0x30, der(0xa0, "\x0a\x01\x00")))), K::malformed},
+        {"another mechanism's token", der(0x60, oid(kNtlm) + "x"), K::malformed},
+        {"no mechanism list", der(0x60, oid(kSpnego) + der(0xa0, der(0x30, der(0xa2, der(0x04, krb))))),
          K::malformed},
         {"an empty mechanism list", neg_token_init({}, krb), K::malformed},
         {"garbage", "this is not a token", K::malformed},
+        // The Kerberos token's own shape: MIT would call these internal errors, so they stop here.
+        {"Kerberos framing around garbage", garbled, K::malformed},
+        {"no token id after the Kerberos OID", der(0x60, oid(kKrb5) + krb.substr(15)), K::malformed},
+        {"a Kerberos token id other than AP-REQ (01 00)", replaced(krb, std::string("\x01\x00\x6e", 3),
+                                                                    std::string("\x02\x00\x6e", 3)),
+         K::malformed},
+        {"pvno 4", replaced(krb, std::string("\xa0\x03\x02\x01\x05\xa1", 6),
+                            std::string("\xa0\x03\x02\x01\x04\xa1", 6)),
+         K::malformed},
+        {"an AP-REP where the AP-REQ goes",
+         replaced(krb, std::string("\x02\x01\x0e", 3), std::string("\x02\x01\x0f", 3)), K::malformed},
+        {"SPNEGO around a garbled Kerberos token",
+         neg_token_init({kKrb5}, garbled), K::malformed},
     };
     for (const Case &c : cases) {
         BOOST_TEST_CONTEXT(c.rule)
@@ -132,10 +139,10 @@ BOOST_AUTO_TEST_CASE(response_table)
          std::string("\xa1\x07\x30\x05\xa0\x03\x0a\x01\x02", 9)},
         {"accept-completed with Kerberos and an AP-REP (MIT's layout)",
          spnego_response(NegState::accept_completed, kKrb5, ap_rep),
-         tlv(0xa1, tlv(0x30, tlv(0xa0, std::string("\x0a\x01\x00", 3)) + tlv(0xa1, oid(kKrb5)) +
-                                 tlv(0xa2, tlv(0x04, ap_rep))))},
+         der(0xa1, der(0x30, der(0xa0, std::string("\x0a\x01\x00", 3)) + der(0xa1, oid(kKrb5)) +
+                                 der(0xa2, der(0x04, ap_rep))))},
         {"reject with a KRB-ERROR", spnego_response(NegState::reject, {}, "err"),
-         tlv(0xa1, tlv(0x30, tlv(0xa0, std::string("\x0a\x01\x02", 3)) + tlv(0xa2, tlv(0x04, "err"))))},
+         der(0xa1, der(0x30, der(0xa0, std::string("\x0a\x01\x02", 3)) + der(0xa2, der(0x04, "err"))))},
     };
     for (const Row &row : rows) {
         BOOST_TEST_CONTEXT(row.rule)

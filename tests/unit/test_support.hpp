@@ -86,6 +86,45 @@ inline std::string base64(std::string_view plain)
     return out;
 }
 
+/** A DER element (tag, definite length, contents), built by hand for token tests. */
+inline std::string der(unsigned char tag, const std::string &content)
+{
+    std::string out(1, static_cast<char>(tag));
+    std::string length;
+    for (std::size_t n = content.size(); n > 0; n >>= 8) {
+        length.insert(length.begin(), static_cast<char>(n & 0xff));
+    }
+    if (content.size() < 0x80) {
+        out += static_cast<char>(content.size());
+    }
+    else {
+        out += static_cast<char>(0x80 | length.size());
+        out += length;
+    }
+    return out + content;
+}
+
+/** A Kerberos AP-REQ GSS token (RFC 4121 4.1) for HTTP/@p host@@p realm whose ticket and
+ *  authenticator are @p cipher_size made-up bytes: it decodes, and no key decrypts it. */
+inline std::string made_up_kerberos_token(const std::string &host, const std::string &realm = "PROXY.TEST",
+                                          std::size_t cipher_size = 64)
+{
+    const auto integer = [](int v) { return der(0x02, std::string(1, static_cast<char>(v))); };
+    const auto encrypted = [&](std::string_view fill) {
+        return der(0x30, der(0xa0, integer(18)) + der(0xa1, integer(1)) +
+                             der(0xa2, der(0x04, std::string(cipher_size, fill[0]))));
+    };
+    const std::string sname = der(0x30, der(0xa0, integer(2)) +
+                                            der(0xa1, der(0x30, der(0x1b, "HTTP") + der(0x1b, host))));
+    const std::string ticket = der(0x61, der(0x30, der(0xa0, integer(5)) + der(0xa1, der(0x1b, realm)) +
+                                                       der(0xa2, sname) + der(0xa3, encrypted("t"))));
+    const std::string ap_req =
+        der(0x6e, der(0x30, der(0xa0, integer(5)) + der(0xa1, integer(14)) +
+                                der(0xa2, der(0x03, std::string(5, '\0'))) + der(0xa3, ticket) +
+                                der(0xa4, encrypted("a"))));
+    return der(0x60, der(0x06, "\x2a\x86\x48\x86\xf7\x12\x01\x02\x02") + std::string("\x01\x00", 2) + ap_req);
+}
+
 /**
  * What httpd's ap_escape_quotes() (server/util.c) stores for an AuthName,
  * step for step: a '"' gets a '\\' before it; a '\\' that is not the last

@@ -16,9 +16,11 @@ struct InitialToken;
 /** What became of a token. Everything but accepted is a refusal. */
 enum class AcceptStatus {
     accepted,        ///< a valid Kerberos ticket for a key we hold; principal (and user) set
-    continue_needed, ///< the client wants a second leg (e.g. SPNEGO with another mechanism first); one leg only
+    continue_needed, ///< the client wants a second round (SPNEGO preferring another mechanism);
+                     ///< one round only is supported
     replay,          ///< this authenticator was seen before, by any process sharing the replay cache
-    expired,         ///< the ticket has expired, is not yet valid, or the client's clock is off by more than the skew
+    expired,         ///< the ticket has expired or is not yet valid, or the client's clock is off
+                     ///< by more than the skew
     wrong_service,   ///< no key for the service the ticket names (another SPN, or a key version we lack)
     bad_token,       ///< not a Kerberos token: garbled, truncated, tampered, or another mechanism (NTLM)
     foreign_realm,   ///< valid, but the principal's realm is not ours and krb5.conf maps it to no local name

@@ -159,7 +159,7 @@ struct GssAcceptor::Credentials {
         gss::Credential cred;
         OM_uint32 minor = 0;
         const OM_uint32 major = gss_acquire_cred_from(&minor, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mech_set,
-                                                GSS_C_ACCEPT, &store, cred.out(), nullptr, nullptr);
+                                                      GSS_C_ACCEPT, &store, cred.out(), nullptr, nullptr);
         if (GSS_ERROR(major)) {
             error = "cannot acquire acceptor credentials from " + options.keytab + ": " +
                     gss::status_text(major, minor, GSS_C_NO_OID);

@@ -53,7 +53,8 @@ std::string status_text(OM_uint32 major, OM_uint32 minor, gss_OID mech) noexcept
 {
     try {
         std::string text;
-        // "Unspecified GSS failure. Minor code may provide more information" says nothing the minor text does not.
+        // "Unspecified GSS failure. Minor code may provide more information" adds nothing to
+        // the minor text.
         if (GSS_ROUTINE_ERROR(major) != GSS_S_FAILURE || minor == 0) {
             append_messages(text, major, GSS_C_GSS_CODE, GSS_C_NO_OID);
         }

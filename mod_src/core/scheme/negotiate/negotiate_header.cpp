@@ -58,7 +58,8 @@ NegotiateHeaderError parse_negotiate_header(std::string_view header, std::string
     token.clear();
     const std::string_view value = trim_blanks(header);
     const std::string_view scheme = value.substr(0, value.find_first_of(kBlanks));
-    if (scheme.size() != kScheme.size() || ::strncasecmp(scheme.data(), kScheme.data(), kScheme.size()) != 0) {
+    if (scheme.size() != kScheme.size() ||
+        ::strncasecmp(scheme.data(), kScheme.data(), kScheme.size()) != 0) {
         return NegotiateHeaderError::wrong_scheme;
     }
     const std::string_view encoded = trim_blanks(value.substr(scheme.size()));

@@ -20,8 +20,12 @@ class DerReader {
 public:
     explicit DerReader(std::string_view in) noexcept : in_(in) {}
 
-    bool at(unsigned char tag) const noexcept { return !in_.empty() && static_cast<unsigned char>(in_[0]) == tag; }
+    bool at(unsigned char tag) const noexcept
+    {
+        return !in_.empty() && static_cast<unsigned char>(in_[0]) == tag;
+    }
     bool done() const noexcept { return in_.empty(); }
+    std::string_view rest() const noexcept { return in_; }
 
     /** Reads the next element if its tag is @p tag: its contents in @p content. */
     bool read(unsigned char tag, std::string_view &content) noexcept
@@ -53,6 +57,56 @@ public:
 private:
     std::string_view in_;
 };
+
+/** True if the next element is [@p tag] wrapping exactly the bytes @p content. */
+bool read_exactly(DerReader &reader, unsigned char tag, std::string_view content) noexcept
+{
+    std::string_view field;
+    return reader.read(tag, field) && field == content;
+}
+
+/** True if the next element is [@p tag] wrapping one element tagged @p inner. */
+bool read_wrapped(DerReader &reader, unsigned char tag, unsigned char inner) noexcept
+{
+    std::string_view field, value;
+    if (!reader.read(tag, field)) {
+        return false;
+    }
+    DerReader wrapped(field);
+    return wrapped.read(inner, value) && wrapped.done();
+}
+
+/**
+ * True if @p token is a Kerberos GSS-API initial token (RFC 4121 4.1): the
+ * Kerberos OID, token id 01 00, and an AP-REQ (RFC 4120 5.5.1) whose fields
+ * have the right tags. MIT's mechanism answers an AP-REQ it cannot decode
+ * with GSS_S_FAILURE and no Kerberos code, which would read as an internal
+ * error rather than as a garbled token; its crypto judges the rest.
+ */
+bool is_kerberos_ap_req(std::string_view token) noexcept
+{
+    std::string_view body, oid, ap_req, fields;
+    DerReader outer(token);
+    if (!outer.read(0x60, body) || !outer.done()) {
+        return false;
+    }
+    DerReader header(body);
+    const std::string_view ap_req_id("\x01\x00", 2);
+    if (!header.read(0x06, oid) || !is_kerberos(oid) || header.rest().substr(0, 2) != ap_req_id) {
+        return false;
+    }
+    DerReader message(header.rest().substr(2));
+    if (!message.read(0x6e, ap_req) || !message.done() || !DerReader(ap_req).read(0x30, fields)) {
+        return false;
+    }
+    DerReader field(fields);
+    return read_exactly(field, 0xa0, std::string_view("\x02\x01\x05", 3)) && // pvno 5
+           read_exactly(field, 0xa1, std::string_view("\x02\x01\x0e", 3)) && // msg-type 14: AP-REQ
+           read_wrapped(field, 0xa2, 0x03) &&                                  // ap-options
+           read_wrapped(field, 0xa3, 0x61) &&                                  // ticket
+           read_wrapped(field, 0xa4, 0x30) &&                                  // authenticator
+           field.done();
+}
 
 /** The DER element @p tag with @p content. */
 std::string der(unsigned char tag, std::string_view content)
@@ -102,10 +156,13 @@ InitialToken read_neg_token_init(std::string_view init) noexcept
     }
     const bool has_token = reader.at(0xa2) && reader.read(0xa2, wrapped_token) &&
                            DerReader(wrapped_token).read(0x04, mech_token) && !mech_token.empty();
-    if (is_kerberos(first) && has_token) {
+    if (is_kerberos(first) && has_token && is_kerberos_ap_req(mech_token)) {
         result.kind = InitialTokenKind::spnego_kerberos;
         result.kerberos_token = mech_token;
         result.mech_oid = first;
+    }
+    else if (is_kerberos(first) && has_token) {
+        return result; // Kerberos's optimistic token is garbled
     }
     else {
         // Kerberos not first, or first without its token: only a second round would get one.
@@ -136,6 +193,9 @@ InitialToken read_initial_token(std::string_view token) noexcept
         return result;
     }
     if (oid == kKerberosOid) {
+        if (!is_kerberos_ap_req(token)) {
+            return result;
+        }
         result.kind = InitialTokenKind::kerberos;
         result.kerberos_token = token;
         return result;
