@@ -106,6 +106,14 @@ BOOST_AUTO_TEST_CASE(each_verdict_moves_exactly_its_own_counter)
         {"user file unusable", verdict(Outcome::failed, Reason::store_unusable), "AuthProxyFailuresFileUnusable"},
         {"store error: a reason of its own", verdict(Outcome::failed, Reason::store_error),
          "AuthProxyFailuresStoreError"},
+        {"a replayed token", verdict(Outcome::refused, Reason::replayed), "AuthProxyFailuresTicketRefused"},
+        {"an expired ticket", verdict(Outcome::refused, Reason::ticket_expired), "AuthProxyFailuresTicketRefused"},
+        {"a ticket for another service", verdict(Outcome::refused, Reason::wrong_service),
+         "AuthProxyFailuresTicketRefused"},
+        {"a principal with no local name", verdict(Outcome::refused, Reason::no_local_name),
+         "AuthProxyFailuresTicketRefused"},
+        {"the Kerberos acceptor failing: a store error", verdict(Outcome::failed, Reason::acceptor_error),
+         "AuthProxyFailuresStoreError"},
     };
     for (const Row &row : rows) {
         BOOST_TEST_CONTEXT(row.rule)
@@ -134,7 +142,8 @@ BOOST_AUTO_TEST_CASE(every_reason_but_none_is_a_counted_failure)
     const Reason all[] = {Reason::no_credentials, Reason::malformed,      Reason::unknown_user,
                           Reason::unusable_entry, Reason::wrong_password, Reason::repeated_failure,
                           Reason::address_locked, Reason::user_locked,    Reason::store_unusable,
-                          Reason::store_error};
+                          Reason::store_error,    Reason::replayed,       Reason::ticket_expired,
+                          Reason::wrong_service,  Reason::no_local_name,  Reason::acceptor_error};
     for (const Reason r : all) {
         Failure f;
         BOOST_TEST(failure_of(r, f), describe(r));
@@ -389,6 +398,7 @@ BOOST_AUTO_TEST_CASE(status_lines_have_stable_names_one_per_counter)
         {"AuthProxyFailuresThrottled", 0},
         {"AuthProxyFailuresFileUnusable", 0},
         {"AuthProxyFailuresStoreError", 0},
+        {"AuthProxyFailuresTicketRefused", 0},
         {"AuthProxyCacheHits", 9},
         {"AuthProxyCacheMisses", 0},
         {"AuthProxyCacheEvictions", 0},
@@ -492,6 +502,7 @@ BOOST_AUTO_TEST_CASE(the_prometheus_page_has_help_and_type_once_per_family)
         "\nauth_proxy_admitted_total 12\n",
         "\nauth_proxy_failures_total{reason=\"wrong_password\"} 3\n",
         "\nauth_proxy_failures_total{reason=\"store_error\"} 0\n",
+        "\nauth_proxy_failures_total{reason=\"ticket_refused\"} 0\n",
         "\nauth_proxy_verifications_total{format=\"apr1_md5\"} 4\n",
         "\nauth_proxy_verification_seconds_total{format=\"apr1_md5\"} 1.234567\n",
         "\nauth_proxy_lockouts_total{subject=\"address\"} 1\n",

@@ -55,6 +55,10 @@ BOOST_AUTO_TEST_CASE(an_auth_type_names_a_scheme_of_ours_or_none)
     };
     const std::vector<Case> cases = {
         {"ProxyBasic", true, false},
+        {"ProxyNegotiate", true, false},
+        {"proxynegotiate", true, false},
+        {"ProxyNegociate", false, true},
+        {"Negotiate", false, false}, // mod_auth_gssapi's is GSSAPI; a bare scheme name is nobody's of ours
         {"proxybasic", true, false}, // httpd compares AuthType without case
         {"PROXYBASIC", true, false},
         {"Basic", false, false},     // mod_auth_basic's
@@ -69,7 +73,7 @@ BOOST_AUTO_TEST_CASE(an_auth_type_names_a_scheme_of_ours_or_none)
             const Scheme *s = scheme_for_auth_type(c.auth_type);
             BOOST_TEST((s != nullptr) == c.ours);
             if (s != nullptr) {
-                BOOST_TEST(s->auth_type() == "ProxyBasic");
+                BOOST_TEST(same_token(s->auth_type(), c.auth_type));
             }
             BOOST_TEST((scheme_nearly_named(c.auth_type) != nullptr) == c.near_miss);
         }
@@ -173,6 +177,56 @@ BOOST_AUTO_TEST_CASE(the_authenticator_hands_a_request_to_the_scheme_its_header_
     const Verdict v = auth.authenticate(SchemeSet(toy), request, buffer);
     BOOST_TEST((v.outcome == Outcome::refused));
     BOOST_TEST((v.parse_error == CredentialError::wrong_scheme));
+}
+
+BOOST_AUTO_TEST_CASE(a_negotiate_scope_offers_negotiate_then_basic_when_it_has_password_stores)
+{
+    const Scheme &negotiate = *scheme_for_auth_type("ProxyNegotiate");
+    BOOST_TEST(negotiate.token() == "Negotiate");
+    BOOST_TEST(!negotiate.checks_passwords());
+    BOOST_TEST(negotiate.uses_service_keys());
+    BOOST_TEST(negotiate.binds_connection());
+    BOOST_TEST(!basic().uses_service_keys());
+    BOOST_TEST(!basic().binds_connection());
+    BOOST_TEST(negotiate.challenge("ignored") == "Negotiate"); // RFC 4559: no realm
+
+    const SchemeSet alone = offered_by(negotiate, false);
+    BOOST_TEST(alone.size() == 1u);
+    const SchemeSet both = offered_by(negotiate, true);
+    BOOST_TEST(both.size() == 2u);
+    BOOST_TEST(*both.begin() == &negotiate); // Negotiate's challenge first
+    BOOST_TEST(*(both.begin() + 1) == &basic());
+}
+
+BOOST_AUTO_TEST_CASE(negotiate_refuses_what_it_cannot_read_and_fails_closed_without_keys)
+{
+    const Scheme &negotiate = *scheme_for_auth_type("ProxyNegotiate");
+    const Authenticator auth(nullptr, nullptr);
+    struct Case {
+        const char *header;
+        Outcome outcome;
+        Reason reason;
+    };
+    const std::vector<Case> cases = {
+        {"Negotiate", Outcome::refused, Reason::malformed},
+        {"Negotiate !!!", Outcome::refused, Reason::malformed},
+        {"Negotiate YWJj=", Outcome::refused, Reason::malformed}, // bad padding
+        // Well-formed, but the scope has no acceptor: 500, never admitted.
+        {"Negotiate YWJj", Outcome::failed, Reason::acceptor_error},
+    };
+    for (const Case &c : cases) {
+        BOOST_TEST_CONTEXT(c.header)
+        {
+            AuthRequest request;
+            request.header = c.header;
+            CredentialBuffer buffer;
+            const Verdict v = auth.authenticate(SchemeSet(negotiate), request, buffer);
+            BOOST_TEST((v.outcome == c.outcome));
+            BOOST_TEST(describe(v.reason) == describe(c.reason));
+            BOOST_TEST(v.scheme == &negotiate);
+            BOOST_TEST(v.user.empty());
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
