@@ -57,8 +57,8 @@ def scope(keytab, extra: str = "", require: str = "valid-user") -> str:
             f"    Require {require}\n")
 
 
-def forward_proxy(make_httpd, backend, body: str, modules: tuple = (), **options):
-    h = make_httpd(f"""
+def forward_proxy(make_httpd, backend, body: str, modules: tuple = (), preamble: str = "", **options):
+    h = make_httpd(f"""{preamble}
 ProxyRequests On
 AllowCONNECT {backend.port}
 <Proxy "*">
@@ -369,3 +369,47 @@ ProxyRequests On
     with pytest.raises(Exception):
         h.start()
     assert re.search(r"APX03030: AuthProxyKeytab .*no\.keytab", h.log())
+
+
+# ------------------------------------------------------------ Chromium, logging in from its ccache
+
+def test_chromium_logs_in_with_no_prompt_and_sends_one_token_per_connection(make_httpd, backend, keytab, kdc,
+                                                                            alice):
+    from test_kerberos_control import WARM_UP, chromium_pages
+
+    # The module takes Proxy-Authorization out of the request before the
+    # access log is written, so whether a request carried a token is noted
+    # when it arrives (mod_setenvif) and logged from there.
+    h = forward_proxy(make_httpd, backend, scope(keytab), modules=("setenvif",), preamble="""
+SetEnvIf Proxy-Authorization "^Negotiate " sent_token=yes
+LogFormat "%{remote}p %u \\"%r\\" %>s %{sent_token}e" negotiate
+CustomLog logs/negotiate_log negotiate""")
+    paths = [f"/page{i}" for i in range(4)]
+    pages = chromium_pages(kdc, alice, h, [f"{backend.url}{p}" for p in [WARM_UP, *paths]])
+    assert [(p["status"], p["error"]) for p in pages[1:]] == [(200, None)] * 4
+    assert [json.loads(p["text"])["path"] for p in pages[1:]] == paths
+
+    log = h.root / "logs" / "negotiate_log"
+    last = f'"GET {backend.url}{paths[-1]} HTTP/1.1" 200'
+    deadline = time.time() + 10
+    while last not in log.read_text() and time.time() < deadline:
+        time.sleep(0.05)
+    connections: dict = {}
+    for line in log.read_text().splitlines():
+        port, user, request, status, sent = re.match(r'^(\d+) (\S+) "(.*?)" (\d{3}) (\S+)$', line).groups()
+        if request.startswith(f"GET {backend.url}/"):
+            connections.setdefault(port, []).append((int(status), sent == "yes", user))
+    # On each connection: challenged until its one token is accepted, then
+    # nothing more is sent, and every request passes as alice.
+    warm = 0
+    for conn, mine in connections.items():
+        shape = [(status, sent) for status, sent, _user in mine]
+        if (200, True) not in shape:
+            assert all(status == 407 for status, _sent in shape), (conn, shape)
+            continue
+        first = shape.index((200, True))
+        assert all(st == (407, False) for st in shape[:first]), (conn, shape)
+        assert all(st == (200, False) for st in shape[first + 1:]), (conn, shape)
+        assert all(user == "alice" for _status, _sent, user in mine[first:])
+        warm += len(shape) - first - 1
+    assert warm >= 3
