@@ -302,6 +302,25 @@ def test_a_reverse_proxy_answers_407_and_takes_a_token(make_httpd, backend, keyt
     assert "proxy-authorization" not in {k.lower() for k, _v in backend.received[-1]["headers"]}
 
 
+@pytest.mark.parametrize("how", ["ProxyPassMatch", "RewriteRule [P]"])
+def test_proxypassmatch_and_rewrite_proxying_take_a_token_too(make_httpd, backend, keytab, kdc, alice, how):
+    if how == "ProxyPassMatch":
+        body = f'ProxyPassMatch "^/m/(.*)$" "{backend.url}/$1"\n'
+        modules = []
+    else:
+        body = f'RewriteEngine On\nRewriteRule "^/m/(.*)$" "{backend.url}/$1" [P]\n'
+        modules = ["rewrite"]
+    h = make_httpd(f"""{body}
+<LocationMatch "^/m/">
+{scope(keytab)}</LocationMatch>
+""", extra_modules=modules)
+    r = get(h.port, "/m/x")
+    assert r.status == 407
+    assert r.headers["proxy-authenticate"] == ["Negotiate"]
+    assert get(h.port, "/m/y", token_for(kdc, alice)).status == 200
+    assert [d["path"] for d in backend.received] == ["/y"]
+
+
 def test_with_a_user_file_basic_is_offered_after_negotiate(make_httpd, backend, keytab, users, kdc, alice):
     h = reverse_proxy(make_httpd, backend, scope(keytab, f'    AuthName "{REALM}"\n    AuthUserFile {users}\n'))
     r = get(h.port, "/app/x")
