@@ -105,6 +105,12 @@ def test_documented_contexts_are_the_ones_httpd_enforces(registered, httpd):
         if "AllowOverride includes AuthConfig" in allowed:
             assert (entry["Context"], entry["Override"]) == ("directory, .htaccess", "AuthConfig"), name
             continue
+        if "only inside <Directory>" in allowed:
+            # Sections of the main configuration only: never .htaccess, never server level.
+            assert entry["Context"] == "directory" and entry["Override"].startswith("none"), name
+            httpd.body = f"{name} x\n"
+            assert "not allowed here" in httpd.configtest().stderr, f"{name} at server level"
+            continue
         assert "outside <Directory>" in allowed, f"{name}: {allowed}"
         assert entry["Context"] in ("server config", "server config, virtual host"), name
         assert entry["Override"].startswith("none"), name

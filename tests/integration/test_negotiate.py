@@ -254,6 +254,32 @@ def test_a_refused_token_ends_the_connections_binding(forward, kdc, alice, backe
     assert [d["path"] for d in backend.received] == ["/first"]
 
 
+def test_a_binding_holds_only_in_scopes_with_the_same_keys_and_local_name(make_httpd, backend, kdc, keytab,
+                                                                          alice, server_root):
+    # The same services' keys in another file are another acceptor: its scope asks for its own token.
+    other = kdc.keytab(os.path.join(server_root, "other.keytab"), *SERVICES)
+    os.chown(other, 0, 0)
+    os.chmod(other, 0o600)
+    h = make_httpd(f"""
+ProxyRequests On
+<Proxy "*">
+{scope(keytab)}</Proxy>
+<ProxyMatch "/other-keys">
+    AuthProxyKeytab {other}
+</ProxyMatch>
+<ProxyMatch "/other-names">
+    AuthProxyLocalName Off
+</ProxyMatch>
+""")
+    with RawHttp(h.port) as conn:
+        assert get(h.port, f"{backend.url}/first", token_for(kdc, alice), conn=conn).status == 200
+        assert get(h.port, f"{backend.url}/other-keys", conn=conn).status == 407
+        assert get(h.port, f"{backend.url}/other-names", conn=conn).status == 407
+        # A challenge for want of a token refuses nothing: the binding stays for its own scope.
+        assert get(h.port, f"{backend.url}/kept", conn=conn).status == 200
+    assert [d["path"] for d in backend.received] == ["/first", "/kept"]
+
+
 def test_with_connection_binding_off_every_request_needs_its_token(make_httpd, backend, keytab, kdc, alice):
     h = forward_proxy(make_httpd, backend, scope(keytab, "    AuthProxyConnectionBound Off\n"))
     with RawHttp(h.port) as conn:
