@@ -225,6 +225,12 @@ void log_refusal(request_rec *r, const Verdict &v, const char *header_name, cons
                       "user %s: authentication failure for \"%s\": Password Mismatch (APX01007)", user, r->uri);
         break;
     case Reason::repeated_failure:
+        if (v.scheme != nullptr && !v.scheme->checks_passwords()) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "user %s: authentication failure for \"%s\": the same refused token again (APX01066)",
+                          user, r->uri);
+            break;
+        }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "user %s: authentication failure for \"%s\": Password Mismatch, the same as before (APX01013)",
                       user, r->uri);
@@ -326,7 +332,16 @@ int authenticate(request_rec *r, Runtime &rt)
     request.acceptor = acceptor;
     const bool binding = conf->connection_bound != 0;
     if (request.header == nullptr && binding) {
-        if (const Binding *b = binding_for(r, acceptor)) {
+        const Binding *b = binding_for(r, acceptor);
+        if (b != nullptr && rt.throttle) {
+            // A locked-out address is refused on every connection, bound ones too.
+            const Throttle::Lock lock = rt.throttle->check(request.client, b->user, request.now);
+            if (lock.locked) {
+                unbind_connection(r);
+                b = nullptr;
+            }
+        }
+        if (b != nullptr) {
             // The connection was authenticated by a token this scope's keys accepted.
             r->user = apr_pstrdup(r->pool, b->user);
             r->ap_auth_type = const_cast<char *>(b->scheme->auth_type().data());
@@ -370,6 +385,9 @@ int authenticate(request_rec *r, Runtime &rt)
         r->ap_auth_type = const_cast<char *>(v.scheme->auth_type().data());
         if (binding && v.scheme->binds_connection()) {
             bind_connection(r, *v.scheme, acceptor, r->user);
+        }
+        else {
+            unbind_connection(r); // the connection's last login speaks for it, not an earlier one
         }
         return OK;
     case Outcome::challenged:

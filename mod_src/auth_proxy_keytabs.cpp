@@ -70,6 +70,25 @@ bool prepare_replay_cache(Runtime &rt, apr_pool_t *pconf, server_rec *s)
 
 } // namespace
 
+bool check_keytabs(const Runtime &rt, server_rec *s) noexcept
+{
+    try {
+        bool usable = true;
+        for (const std::string &path : keytab_paths(rt, s)) {
+            std::string error;
+            if (!ServiceKeys::load(path, error)) {
+                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, APXLOGNO(03030) "AuthProxyKeytab: %s",
+                             error.c_str());
+                usable = false;
+            }
+        }
+        return usable;
+    }
+    catch (...) {
+        return false;
+    }
+}
+
 bool load_keytabs(Runtime &rt, apr_pool_t *pconf, server_rec *s) noexcept
 {
     try {
@@ -81,8 +100,9 @@ bool load_keytabs(Runtime &rt, apr_pool_t *pconf, server_rec *s) noexcept
             std::string error;
             std::unique_ptr<ServiceKeys> keys = ServiceKeys::load(path, error);
             if (!keys) {
-                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, APXLOGNO(03030)
-                             "AuthProxyKeytab %s: %s", path.c_str(), error.c_str());
+                // The error names the file.
+                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, APXLOGNO(03030) "AuthProxyKeytab: %s",
+                             error.c_str());
                 return false;
             }
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APXLOGNO(03032) "AuthProxyKeytab %s: %s", path.c_str(),

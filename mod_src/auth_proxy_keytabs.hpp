@@ -21,4 +21,11 @@ struct Runtime;
  */
 bool load_keytabs(Runtime &rt, apr_pool_t *pconf, server_rec *s) noexcept;
 
+/**
+ * `apachectl configtest` only: reads every keytab the configuration names,
+ * as the start will, and logs (APX03030) each that cannot be used. False
+ * if one cannot.
+ */
+bool check_keytabs(const Runtime &rt, server_rec *s) noexcept;
+
 } // namespace auth_proxy

@@ -165,8 +165,11 @@ int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexce
             const std::string name(scheme->auth_type());
             const char *type = name.c_str();
             const char *path = scope.path != nullptr ? scope.path : "server level";
-            if (scheme->checks_passwords() && scope.conf->user_file == nullptr &&
-                uses_user_file(providers_of(rt, scope, s)) && !user_file_reaches(rt, scope, s)) {
+            // Password stores are the scheme's own, or (beside another scheme) the ones it names.
+            const char *providers = providers_of(rt, scope, s);
+            const bool stores = scheme->checks_passwords() || providers != nullptr;
+            if (stores && scope.conf->user_file == nullptr && uses_user_file(providers) &&
+                !user_file_reaches(rt, scope, s)) {
                 ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03002)
                              "AuthType %s at %s (%s) has no AuthUserFile", type, scope.where, path);
                 status = HTTP_INTERNAL_SERVER_ERROR;
@@ -198,6 +201,9 @@ int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexce
         }
         if (status == OK && ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST) {
             warn_of_unopenable_user_files(rt, s);
+            if (!check_keytabs(rt, s)) {
+                status = HTTP_INTERNAL_SERVER_ERROR;
+            }
         }
         return status;
     }

@@ -280,6 +280,27 @@ ProxyRequests On
     assert [d["path"] for d in backend.received] == ["/first", "/kept"]
 
 
+def test_a_basic_login_on_a_bound_connection_ends_the_binding(make_httpd, backend, keytab, users, kdc, alice):
+    # bob logs in with Basic on alice's bound connection: the connection now
+    # speaks for bob's last login, and a request without credentials is
+    # nobody's.
+    h = reverse_proxy(make_httpd, backend, scope(keytab, f'    AuthName "{REALM}"\n    AuthUserFile {users}\n'))
+    with RawHttp(h.port) as conn:
+        assert get(h.port, "/app/a", token_for(kdc, alice), conn=conn).status == 200
+        assert get(h.port, "/app/b", conn=conn).status == 200
+        assert get(h.port, "/app/c", "Basic " + base64.b64encode(b"alice:secret").decode(), conn=conn).status == 200
+        assert get(h.port, "/app/d", conn=conn).status == 407
+    assert [d["path"] for d in backend.received] == ["/a", "/b", "/c"]
+
+
+def test_the_same_refused_token_again_is_refused_without_asking_and_logged_for_fail2ban(forward, backend):
+    token = "Negotiate " + base64.b64encode(b"\x60\x03\x06\x01\x00").decode()
+    assert get(forward.port, f"{backend.url}/a", token).status == 407
+    assert get(forward.port, f"{backend.url}/b", token).status == 407
+    assert wait_for_log(forward, r'user -: authentication failure for ".*/b": the same refused token again '
+                                 r'\(APX01066\)$')
+
+
 def test_with_connection_binding_off_every_request_needs_its_token(make_httpd, backend, keytab, kdc, alice):
     h = forward_proxy(make_httpd, backend, scope(keytab, "    AuthProxyConnectionBound Off\n"))
     with RawHttp(h.port) as conn:
@@ -404,6 +425,18 @@ ProxyRequests On
     assert "APX03033" in proc.stderr
 
 
+def test_configtest_reads_the_keytab_as_the_start_will(make_httpd, backend, server_root):
+    missing = os.path.join(server_root, "no.keytab")
+    h = make_httpd(f"""
+ProxyRequests On
+<Proxy "*">
+{scope(missing)}</Proxy>
+""", start=False)
+    proc = h.configtest()
+    assert proc.returncode != 0
+    assert re.search(r"APX03030: AuthProxyKeytab: .*no\.keytab.*not found", proc.stderr + proc.stdout + h.log())
+
+
 def test_an_unreadable_keytab_stops_the_start_with_a_clear_line(make_httpd, backend, server_root):
     missing = os.path.join(server_root, "no.keytab")
     h = make_httpd(f"""
@@ -416,7 +449,7 @@ ProxyRequests On
     h.write_config()
     proc = h.command("-DFOREGROUND")
     assert proc.returncode != 0
-    assert re.search(r"APX03030: AuthProxyKeytab .*no\.keytab.*not found", h.log() + proc.stdout + proc.stderr)
+    assert re.search(r"APX03030: AuthProxyKeytab: .*no\.keytab.*not found", h.log() + proc.stdout + proc.stderr)
 
 
 # ------------------------------------------------------------ Chromium, logging in from its ccache
