@@ -88,6 +88,11 @@ AUTH_BLOCKS = {
     "proxy-negotiate": 'AuthType ProxyNegotiate\nAuthName "bench"\nAuthProxyKeytab {file}\nRequire valid-user',
     "gssapi": ('AuthType GSSAPI\nAuthName "bench"\nGssapiCredStore keytab:{file}\nGssapiConnectionBound On\n'
                'Require valid-user'),
+    # Basic checked against the KDC; {file} is the service keytab that vouches for the KDC's answer.
+    "proxy-kerberos": ('AuthType ProxyBasic\nAuthName "bench"\nAuthProxyProvider kerberos\nAuthProxyKeytab {file}\n'
+                       'Require valid-user'),
+    "gssapi-basic": ('AuthType GSSAPI\nAuthName "bench"\nGssapiCredStore keytab:{file}\nGssapiBasicAuth On\n'
+                     'Require valid-user'),
     "floor": (f'AuthType Basic\nAuthName "bench"\nAuthBasicProvider anon\nAnonymous {USER}\n'
               'Anonymous_MustGiveEmail Off\nAnonymous_VerifyEmail Off\nAnonymous_LogEmail Off\nRequire valid-user'),
 }
@@ -106,7 +111,7 @@ def front(work: Path, kind: str, backend: Server, module: str, user_file: Path |
     if kind == "socache":
         modules += ["socache_shmcb", "authn_socache"]
         global_extra += "\nAuthnCacheSOCache shmcb"
-    if kind == "gssapi":
+    if kind.startswith("gssapi"):
         modules += ["auth_gssapi"]
     if kind.endswith("-ldap"):
         modules += ["ldap", "authnz_ldap"]
@@ -125,7 +130,8 @@ ProxyRequests On
 </Proxy>
 """
     return httpd(work, f"front-{kind}", modules, body, mpm=mpm, loglevel=loglevel, threads=threads,
-                 auth_proxy=module if kind in ("proxy", "noauth", "proxy-ldap", "proxy-negotiate") else None)
+                 auth_proxy=module if kind in ("proxy", "noauth", "proxy-ldap", "proxy-negotiate", "proxy-kerberos")
+                 else None)
 
 
 def indent(text: str) -> str:
