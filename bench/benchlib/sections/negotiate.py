@@ -127,6 +127,7 @@ class NegotiateSection:
         self.rows: list[Row] = []
         self.challenges: dict[str, str] = {}
         self.basic_rows: list[str] = []     # Basic against the KDC, rendered
+        self.client_check = ""              # negotiate_load beside wrk on the no-auth httpd
 
     # -- one slice of the load client against one server
     def slice(self, server, t: Target, mode: str, tokens: Path | None, cycle: bool, seconds: float,
@@ -169,6 +170,7 @@ class NegotiateSection:
                 self.run.check(t, f"{family} no-auth")
             # The no-auth servers get the same requests, tokens included (they are not checked).
             spare = self.maker.tokens(CONNECTIONS * 4)
+            self.check_client(noauth["httpd"], base_t["httpd"], spare)
             for kind, family in cases:
                 server = self.run.launch(self.server(kind))
                 try:
@@ -194,6 +196,21 @@ class NegotiateSection:
             for server in noauth.values():
                 self.run.retire(server)
             self.maker.stop()
+
+    def check_client(self, server, t: Target, spare: Path) -> None:
+        """The load client must not be what limits a row: on the no-auth httpd it
+        should make what wrk makes (3 alternating 1-second runs of each)."""
+        ours, theirs = [], []
+        for _ in range(3):
+            theirs.append(self.run.wrk.run(t, 1).rps)
+            ours.append(self.slice(server, t, "warm", spare, True, 1.0).rps)
+        self.client_check = (f"On the no-auth httpd, `negotiate_load` (warm) made {fmt_rps(statistics.median(ours))} "
+                             f"requests/s and wrk ({self.run.wrk.threads} threads, {self.run.wrk.connections} "
+                             f"connections) {fmt_rps(statistics.median(theirs))} (medians of 3 alternating 1-second "
+                             "runs)" + (": the client is not what limits the rows." if statistics.median(ours)
+                                        >= 0.95 * statistics.median(theirs) else
+                                        ": **slower than wrk**, so the rows' absolute rates are partly the client's."))
+        progress(self.client_check)
 
     def basic_against_kdc(self, base, base_t: Target) -> None:
         """Basic passwords checked against the KDC: mod_auth_proxy's `kerberos`
@@ -324,8 +341,8 @@ class NegotiateSection:
                "median slice and the median of the pairs' ratios; CPU per request is the server's CPU time "
                "(utime + stime from `/proc/PID/stat` of all its processes: httpd's parent and children, Squid "
                "and its helpers) over all slices divided by their requests, beside the same for its no-auth "
-               "pair. The client, the backend and the KDC are not counted.", "",
-               "| Server | Connections | req/s (× no-auth, paired) | server CPU per request (× no-auth) | "
+               "pair. The client, the backend and the KDC are not counted. " + self.client_check, "",
+               "| Server | Case | req/s (× no-auth, paired) | server CPU per request (× no-auth) | "
                "p50 / p99 latency | no-auth pair: req/s, CPU per request |",
                "|---|---|---|---|---|---|"]
         below = []
