@@ -191,7 +191,7 @@ class NegotiateSection:
                             progress(f"negotiate {kind} {mode}: {e}")
                 finally:
                     self.run.retire(server)
-            self.basic_against_kdc(noauth["httpd"], base_t["httpd"])
+            self.basic_against_kdc(base_t["httpd"])
         finally:
             for server in noauth.values():
                 self.run.retire(server)
@@ -212,7 +212,7 @@ class NegotiateSection:
                                         ": **slower than wrk**, so the rows' absolute rates are partly the client's."))
         progress(self.client_check)
 
-    def basic_against_kdc(self, base, base_t: Target) -> None:
+    def basic_against_kdc(self, base_t: Target) -> None:
         """Basic passwords checked against the KDC: mod_auth_proxy's `kerberos`
         provider (where this build has it) and mod_auth_gssapi's GssapiBasicAuth,
         wrk paired with the no-auth httpd, with the AS exchanges the KDC logged."""
