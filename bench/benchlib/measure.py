@@ -20,6 +20,16 @@ def children_of(pid: int) -> list[int]:
     return [int(x) for x in text.split()]
 
 
+def process_tree(pid: int) -> list[int]:
+    """@p pid and all its descendants (Squid and its helpers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children_of(p)
+    return out
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """utime + stime of whole processes (all threads, dead ones included)."""
     tick = os.sysconf("SC_CLK_TCK")

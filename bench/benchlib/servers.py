@@ -84,6 +84,15 @@ AUTH_BLOCKS = {
     "stock-ldap": 'AuthType Basic\nAuthName "bench"\nAuthBasicProvider ldap\nAuthLDAPURL "{file}"\nRequire valid-user',
     # Authentication without a password check: what httpd's authn/authz
     # machinery (mod_auth_basic, Require valid-user) costs by itself.
+    # Negotiate (section "negotiate"); {file} is the service keytab.
+    "proxy-negotiate": 'AuthType ProxyNegotiate\nAuthName "bench"\nAuthProxyKeytab {file}\nRequire valid-user',
+    "gssapi": ('AuthType GSSAPI\nAuthName "bench"\nGssapiCredStore keytab:{file}\nGssapiConnectionBound On\n'
+               'Require valid-user'),
+    # Basic checked against the KDC; {file} is the service keytab that vouches for the KDC's answer.
+    "proxy-kerberos": ('AuthType ProxyBasic\nAuthName "bench"\nAuthProxyProvider kerberos\nAuthProxyKeytab {file}\n'
+                       'Require valid-user'),
+    "gssapi-basic": ('AuthType GSSAPI\nAuthName "bench"\nGssapiCredStore keytab:{file}\nGssapiBasicAuth On\n'
+                     'Require valid-user'),
     "floor": (f'AuthType Basic\nAuthName "bench"\nAuthBasicProvider anon\nAnonymous {USER}\n'
               'Anonymous_MustGiveEmail Off\nAnonymous_VerifyEmail Off\nAnonymous_LogEmail Off\nRequire valid-user'),
 }
@@ -102,6 +111,8 @@ def front(work: Path, kind: str, backend: Server, module: str, user_file: Path |
     if kind == "socache":
         modules += ["socache_shmcb", "authn_socache"]
         global_extra += "\nAuthnCacheSOCache shmcb"
+    if kind.startswith("gssapi"):
+        modules += ["auth_gssapi"]
     if kind.endswith("-ldap"):
         modules += ["ldap", "authnz_ldap"]
         # mod_ldap's own caches, at their defaults made explicit.
@@ -119,7 +130,8 @@ ProxyRequests On
 </Proxy>
 """
     return httpd(work, f"front-{kind}", modules, body, mpm=mpm, loglevel=loglevel, threads=threads,
-                 auth_proxy=module if kind in ("proxy", "noauth", "proxy-ldap") else None)
+                 auth_proxy=module if kind in ("proxy", "noauth", "proxy-ldap", "proxy-negotiate", "proxy-kerberos")
+                 else None)
 
 
 def indent(text: str) -> str:
@@ -131,7 +143,8 @@ class Squid:
     backend) and a forward-proxy port; no disk cache, nothing cached."""
     counter = 0
 
-    def __init__(self, work: Path, backend: Server, user_file: Path | None, auth_program: str | None = None) -> None:
+    def __init__(self, work: Path, backend: Server, user_file: Path | None, auth_program: str | None = None,
+                 negotiate_program: str | None = None) -> None:
         Squid.counter += 1
         self.dir = work / f"squid-{Squid.counter}"
         self.dir.mkdir(parents=True)
@@ -147,6 +160,13 @@ auth_param basic children 5 startup=5 idle=1
 auth_param basic realm bench
 auth_param basic credentialsttl 2 hours
 authenticate_ttl 2 hours
+acl authed proxy_auth REQUIRED
+"""
+            access = "http_access allow authed\nhttp_access deny all"
+        if negotiate_program is not None:
+            auth = f"""auth_param negotiate program {negotiate_program}
+auth_param negotiate children 5 startup=5 idle=1
+auth_param negotiate keep_alive on
 acl authed proxy_auth REQUIRED
 """
             access = "http_access allow authed\nhttp_access deny all"

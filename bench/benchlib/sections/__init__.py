@@ -4,7 +4,7 @@ with the run's servers and clients and appends its Markdown to the run."""
 from __future__ import annotations
 
 from ..run import Run
-from . import cold, flood, latency, ldap, memory, micro, reload, throughput
+from . import cold, flood, latency, ldap, memory, micro, negotiate, reload, throughput
 
 # name -> (measure, whether it needs mod_auth_proxy among --servers)
 SECTIONS = {
@@ -16,6 +16,7 @@ SECTIONS = {
     "reload": (reload.measure, True),
     "memory": (memory.measure, True),
     "flood": (flood.measure, False),
+    "negotiate": (negotiate.measure, False),
 }
 
 
