@@ -100,6 +100,9 @@ def test_one_as_exchange_per_user_and_password_per_cache_timeout(proxy, backend,
     for i in range(n):
         assert through(proxy, backend, f"/r{i}", "alice", USERS["alice"]).status == 200
     assert kdc.as_requests("alice@PROXY.TEST") - before == 1
+    # And one service ticket, the one the verification asked for.
+    assert [t for t in kdc.tgs_requests() if t[0] == "alice@PROXY.TEST"] == [("alice@PROXY.TEST",
+                                                                               "HTTP/localhost@PROXY.TEST")]
     assert len(backend.received) == n
 
 
