@@ -80,6 +80,23 @@ krb5_error_code verify(krb5_context context, krb5_creds &creds, const ServiceKey
     return code;
 }
 
+/** The AS exchange: a ticket for @p client into @p creds, bought with @p password. */
+krb5_error_code initial_ticket(krb5_context context, krb5_principal client, const char *password, krb5_creds &creds)
+{
+    krb5::InitOptions options(context);
+    const krb5_error_code code = krb5_get_init_creds_opt_alloc(context, options.out());
+    if (code != 0) {
+        return code;
+    }
+    // The ticket is only a proof: nothing to forward, nothing to bind to an address.
+    krb5_get_init_creds_opt_set_forwardable(options.get(), 0);
+    krb5_get_init_creds_opt_set_proxiable(options.get(), 0);
+    krb5_get_init_creds_opt_set_address_list(options.get(), nullptr);
+    // No prompter: an expired password is an answer, never a password change.
+    return krb5_get_init_creds_password(context, &creds, client, password, nullptr, nullptr, 0, nullptr,
+                                        options.get());
+}
+
 /** True if @p principal is of the default realm. */
 bool default_realm(krb5_context context, const krb5::Principal &principal)
 {
@@ -131,20 +148,8 @@ CheckAnswer KerberosStore::check(std::string_view user, const char *password)
     if (parsed.length == 0 || parsed.data[0].length == 0 || parsed.realm.length == 0) {
         return CheckAnswer::user_not_found; // "alice@", "@REALM": nobody's name
     }
-    krb5::InitOptions options(context.get());
-    code = krb5_get_init_creds_opt_alloc(context.get(), options.out());
-    if (code != 0) {
-        return report(KerberosProblem::kdc_failed, user, krb5::error_text(context.get(), code), CheckAnswer::error);
-    }
-    // The ticket is only a proof: nothing to forward, nothing to bind to an address.
-    krb5_get_init_creds_opt_set_forwardable(options.get(), 0);
-    krb5_get_init_creds_opt_set_proxiable(options.get(), 0);
-    krb5_get_init_creds_opt_set_address_list(options.get(), nullptr);
-
     krb5::Credentials creds(context.get());
-    // No prompter: an expired password is an answer, never a password change.
-    code = krb5_get_init_creds_password(context.get(), creds.get(), client.get(), password, nullptr, nullptr, 0,
-                                        nullptr, options.get());
+    code = initial_ticket(context.get(), client.get(), password, *creds.get());
     // A realm krb5.conf names no KDC for knows nobody; the default realm must have one.
     if (code == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN ||
         (code == KRB5_REALM_UNKNOWN && !default_realm(context.get(), client))) {
