@@ -127,6 +127,9 @@ const char *set_providers(cmd_parms *cmd, void *dconf, const char *args)
         if (strcasecmp(name, kFileProvider) == 0) {
             name = kFileProvider;
         }
+        else if (strcasecmp(name, kKerberosProvider) == 0) {
+            name = kKerberosProvider; // ours, ahead of any authn provider of that name
+        }
         else if (find_authn_provider(name) == nullptr) {
             if (const char *modules = provider_modules(name)) {
                 return apr_psprintf(cmd->pool,

@@ -299,7 +299,8 @@ int authenticate(request_rec *r, Runtime &rt)
     StoreChain chain;
     std::string missing;
     if (checks_passwords(offered) &&
-        !chain.build(r, rt, conf->providers, user_file_of(rt, conf), server_logger(r->server), missing)) {
+        !chain.build(r, rt, conf->providers, user_file_of(rt, conf), conf->keytab_path, server_logger(r->server),
+                     missing)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01002)
                       "%s for AuthType %s at %s; refusing the request", missing.c_str(), auth_type, r->uri);
         forget_proxy_credentials(r, proxied);

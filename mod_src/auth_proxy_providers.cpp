@@ -2,13 +2,60 @@
 
 #include "auth_proxy_runtime.hpp"
 
+#include "auth_proxy_log.hpp"
+
 #include <ap_provider.h>
+#include <http_log.h>
 
 #include <apr_strings.h>
 
 #include <cstring>
 
+APLOG_USE_MODULE(auth_proxy);
+
 namespace auth_proxy {
+
+namespace {
+
+/**
+ * The KerberosStore's own lines, in front of the refusal or the 500 that
+ * follows: why the KDC turned a user away, or why its answer was not
+ * trusted.
+ */
+void log_kerberos_problem(void *ctx, KerberosProblem problem, std::string_view user, const std::string &detail)
+{
+    const auto *where = static_cast<const StoreChain::KerberosLog *>(ctx);
+    request_rec *r = where->r;
+    const int length = static_cast<int>(user.size());
+    switch (problem) {
+    case KerberosProblem::password_expired:
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APXLOGNO(01070)
+                      "user %.*s: the KDC refuses the login: the password has expired (%s); it must be changed "
+                      "(kpasswd) before the proxy can admit it",
+                      length, user.data(), detail.c_str());
+        break;
+    case KerberosProblem::principal_locked:
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APXLOGNO(01071)
+                      "user %.*s: the KDC refuses the login: the principal is disabled, locked out or expired (%s)",
+                      length, user.data(), detail.c_str());
+        break;
+    case KerberosProblem::kdc_failed:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01072)
+                      "user %.*s: no answer from the KDC on the password: %s", length, user.data(), detail.c_str());
+        break;
+    case KerberosProblem::not_verified:
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APXLOGNO(01073)
+                      "user %.*s: the KDC accepted the password, but its ticket could not be verified with the keys "
+                      "of AuthProxyKeytab %s (%s): a KDC that does not hold the realm's keys (spoofed?) or a keytab "
+                      "out of date; not admitted",
+                      length, user.data(), where->keytab != nullptr ? where->keytab : "(none)", detail.c_str());
+        break;
+    case KerberosProblem::none:
+        break;
+    }
+}
+
+} // namespace
 
 const authn_provider *find_authn_provider(const char *name) noexcept
 {
@@ -47,8 +94,8 @@ CheckAnswer ProviderStore::check(std::string_view user, const char *password)
     }
 }
 
-bool StoreChain::build(request_rec *r, Runtime &rt, const char *list, UserFile *file, const Logger &log,
-                       std::string &error)
+bool StoreChain::build(request_rec *r, Runtime &rt, const char *list, UserFile *file, const char *keytab,
+                       const Logger &log, std::string &error)
 {
     auto add_file = [&]() {
         if (file == nullptr) {
@@ -75,6 +122,19 @@ bool StoreChain::build(request_rec *r, Runtime &rt, const char *list, UserFile *
             if (!add_file()) {
                 return false;
             }
+        }
+        else if (std::strcmp(name, kKerberosProvider) == 0) {
+            const auto keys = keytab != nullptr ? rt.keytabs.find(keytab) : rt.keytabs.end();
+            if (keys == rt.keytabs.end() || !keys->second) {
+                error = keytab == nullptr ? "AuthProxyKeytab not specified (AuthProxyProvider kerberos verifies "
+                                            "tickets with it)"
+                                          : std::string("the keys of AuthProxyKeytab ") + keytab + " are not loaded";
+                return false;
+            }
+            kerberos_log_ = KerberosLog{r, keytab};
+            kerberos_ = KerberosStore(kKerberosProvider, keys->second.get(), &rt.answer_time(kKerberosProvider),
+                                      KerberosReport{log_kerberos_problem, &kerberos_log_});
+            stores_[count_++] = Store{nullptr, &kerberos_};
         }
         else {
             const authn_provider *provider = find_authn_provider(name);

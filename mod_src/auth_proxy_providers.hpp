@@ -9,6 +9,7 @@
 #include "auth_proxy/config.hpp"
 #include "auth_proxy/log.hpp"
 #include "auth_proxy/store/checking_store.hpp"
+#include "auth_proxy/store/kerberos_store.hpp"
 #include "auth_proxy/store/user_file.hpp"
 
 #include <memory>
@@ -51,19 +52,27 @@ private:
 
 /**
  * The stores of one request in AuthProxyProvider order: the user file alone
- * when no list is set, else the user file where "file" stands and a
- * ProviderStore for every other name. Lives on the request's stack.
+ * when no list is set, else the user file where "file" stands, the
+ * KerberosStore where "kerberos" stands, and a ProviderStore for every
+ * other name. Lives on the request's stack.
  */
 class StoreChain {
 public:
+    /** Where the KerberosStore reports: the request, and the keytab it verifies with (for its log lines). */
+    struct KerberosLog {
+        request_rec *r;
+        const char *keytab;
+    };
+
     /**
      * Builds the chain of @p list (null: the default) for @p r, with the
      * providers' answer times from @p rt. False and @p error if a store is
-     * missing: no AuthUserFile for "file", or a provider that is no longer
-     * registered.
+     * missing: no AuthUserFile for "file", no keys loaded for @p keytab
+     * (the scope's AuthProxyKeytab) for "kerberos", or a provider that is
+     * no longer registered.
      */
-    bool build(request_rec *r, Runtime &rt, const char *list, UserFile *file, const Logger &log,
-               std::string &error);
+    bool build(request_rec *r, Runtime &rt, const char *list, UserFile *file, const char *keytab,
+               const Logger &log, std::string &error);
 
     /**
      * Marks the user file as changed if it is no longer the version its
@@ -84,6 +93,8 @@ public:
 private:
     Store stores_[kMaxProviders];
     ProviderStore providers_[kMaxProviders];
+    KerberosStore kerberos_;
+    KerberosLog kerberos_log_{nullptr, nullptr};
     std::shared_ptr<const UserFileState> file_state_;
     const UserFile *file_ = nullptr;
     std::size_t count_ = 0;

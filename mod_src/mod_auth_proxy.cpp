@@ -181,6 +181,14 @@ int check_config(apr_pool_t *, apr_pool_t *, apr_pool_t *, server_rec *s) noexce
                              type, scope.where, path);
                 status = HTTP_INTERNAL_SERVER_ERROR;
             }
+            if (lists_provider(providers_of(rt, scope, s), kKerberosProvider) && !keytab_reaches(rt, scope, s)) {
+                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, nullptr, APXLOGNO(03040)
+                             "AuthType %s at %s (%s) uses AuthProxyProvider kerberos but has no AuthProxyKeytab: "
+                             "the tickets the KDC gives for passwords are verified with the proxy's HTTP/<host> "
+                             "keys",
+                             type, scope.where, path);
+                status = HTTP_INTERNAL_SERVER_ERROR;
+            }
             // The realm is what a password scheme's challenge names (Negotiate has none).
             const bool password_schemes = scheme->checks_passwords() || user_file_reaches(rt, scope, s) ||
                                           scope.conf->providers != nullptr;

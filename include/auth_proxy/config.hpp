@@ -48,6 +48,12 @@ constexpr std::size_t kMaxProviders = 8;
 /** The name of the indexed AuthUserFile store in AuthProxyProvider. */
 constexpr const char *kFileProvider = "file";
 
+/** The name of the store that checks passwords against the KDC (KerberosStore) in AuthProxyProvider. */
+constexpr const char *kKerberosProvider = "kerberos";
+
+/** True if @p providers (a DirConfig::providers value; null: the default) lists @p name. */
+bool lists_provider(const char *providers, const char *name) noexcept;
+
 /** True if @p providers (a DirConfig::providers value; null: the default) asks for the user file. */
 bool uses_user_file(const char *providers) noexcept;
 

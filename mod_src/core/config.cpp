@@ -89,20 +89,25 @@ std::uint64_t mix_scopes(std::uint64_t outer, std::uint64_t inner) noexcept
     return scramble(scramble(outer) ^ (inner * 0x9fb21c651e98df25ULL + 0x2545f4914f6cdd1dULL));
 }
 
-bool uses_user_file(const char *providers) noexcept
+bool lists_provider(const char *providers, const char *name) noexcept
 {
     if (providers == nullptr) {
-        return true;
+        return false;
     }
-    const std::string_view list(providers), name(kFileProvider);
+    const std::string_view list(providers), wanted(name);
     for (std::size_t at = 0; at <= list.size();) {
         const std::size_t end = std::min(list.find(' ', at), list.size());
-        if (list.substr(at, end - at) == name) {
+        if (list.substr(at, end - at) == wanted) {
             return true;
         }
         at = end + 1;
     }
     return false;
+}
+
+bool uses_user_file(const char *providers) noexcept
+{
+    return providers == nullptr || lists_provider(providers, kFileProvider);
 }
 
 ServerConfig merge(const ServerConfig &base, const ServerConfig &add) noexcept

@@ -49,6 +49,22 @@ BOOST_AUTO_TEST_CASE(the_provider_list_is_inherited_whole_and_says_whether_the_u
     }
 }
 
+BOOST_AUTO_TEST_CASE(the_kerberos_store_is_found_by_its_whole_name_anywhere_in_the_list)
+{
+    struct Case {
+        const char *providers;
+        bool listed;
+    };
+    const Case cases[] = {
+        {nullptr, false},       {"kerberos", true},    {"file kerberos", true}, {"kerberos ldap", true},
+        {"ldap", false},        {"kerberos5", false},  {"mykerberos", false},
+    };
+    for (const Case &c : cases) {
+        BOOST_TEST(lists_provider(c.providers, kKerberosProvider) == c.listed,
+                   (c.providers != nullptr ? c.providers : "(default)"));
+    }
+}
+
 BOOST_AUTO_TEST_CASE(the_merged_scope_names_the_sections_and_their_order)
 {
     std::set<std::uint64_t> ids;

@@ -1,7 +1,8 @@
 /**
  * @file krb5_handles.hpp
  * Owners for MIT krb5 and GSS-API handles, so that every exit path of the
- * Negotiate core releases what it acquired. Private to the core.
+ * Negotiate core and of the kerberos store releases what it acquired.
+ * Private to the core.
  */
 #pragma once
 
@@ -62,6 +63,35 @@ public:
 private:
     krb5_context context_;
     krb5_keytab keytab_ = nullptr;
+};
+
+/** The options of one AS exchange, freed with the context they were made in. */
+class InitOptions {
+public:
+    explicit InitOptions(krb5_context context) noexcept : context_(context) {}
+    ~InitOptions() { krb5_get_init_creds_opt_free(context_, options_); }
+    InitOptions(const InitOptions &) = delete;
+    InitOptions &operator=(const InitOptions &) = delete;
+    krb5_get_init_creds_opt *get() const noexcept { return options_; }
+    krb5_get_init_creds_opt **out() noexcept { return &options_; }
+
+private:
+    krb5_context context_;
+    krb5_get_init_creds_opt *options_ = nullptr;
+};
+
+/** Credentials filled by an AS exchange; their contents freed with the context. */
+class Credentials {
+public:
+    explicit Credentials(krb5_context context) noexcept : context_(context) {}
+    ~Credentials() { krb5_free_cred_contents(context_, &creds_); }
+    Credentials(const Credentials &) = delete;
+    Credentials &operator=(const Credentials &) = delete;
+    krb5_creds *get() noexcept { return &creds_; }
+
+private:
+    krb5_context context_;
+    krb5_creds creds_{};
 };
 
 } // namespace auth_proxy::krb5
